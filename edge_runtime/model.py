@@ -1,0 +1,181 @@
+"""The :class:`Model` every backend is wrapped in: named or positional inputs, float in and
+float out for quantized tensors, shape checks, and an honest account of what runs it."""
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge_runtime.errors import InputError
+from edge_runtime.tensors import TensorSpec
+
+
+@dataclass(frozen=True)
+class Fallback:
+    """A device ``load(device="auto")`` tried and could not use, and why."""
+
+    device: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.device}: {self.reason}"
+
+
+class Outputs(Mapping):
+    """A model's outputs: ``out["scores"]`` by name, ``out[0]`` or ``out.ordered`` in the
+    model's order. Immutable."""
+
+    __slots__ = ("_names", "_values", "_index")
+
+    def __init__(self, names: tuple[str, ...], values: tuple[np.ndarray, ...]):
+        self._names, self._values = names, values
+        self._index = {n: i for i, n in enumerate(names)}
+
+    def __getitem__(self, key):
+        if isinstance(key, (int, np.integer)):
+            return self._values[key]
+        try:
+            return self._values[self._index[key]]
+        except KeyError:
+            raise KeyError(f"no output named {key!r}; the outputs are {list(self._names)}") from None
+
+    def __iter__(self):
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    @property
+    def ordered(self) -> tuple[np.ndarray, ...]:
+        return self._values
+
+    def __repr__(self) -> str:
+        shapes = ", ".join(f"{n}: {v.dtype}{list(v.shape)}" for n, v in zip(self._names, self._values))
+        return f"Outputs({shapes})"
+
+
+class Model:
+    """A loaded model. Make one with :func:`edge_runtime.load`.
+
+    ``run`` takes inputs positionally (in ``inputs`` order) or by name and returns
+    :class:`Outputs`. Quantized tensors are quantized / dequantized with the model's own scale
+    and zero point unless ``raw=True``, which passes the integer tensors through.
+    """
+
+    def __init__(self, backend, path: str, metadata: dict[str, str], fallbacks: tuple[Fallback, ...] = (),
+                 stateful: bool = False):
+        self._backend = backend
+        self.path = path
+        self.metadata = metadata
+        self.fallbacks = fallbacks
+        self.stateful = stateful
+        self.inputs: tuple[TensorSpec, ...] = backend.inputs
+        self.outputs: tuple[TensorSpec, ...] = backend.outputs
+        self._input_index = {s.name: i for i, s in enumerate(self.inputs)}
+        self._output_names = tuple(s.name for s in self.outputs)
+        self._dequantize = [s.quantization if s.quantized else None for s in self.outputs]
+
+    # ----- what runs it ------------------------------------------------------------------
+    @property
+    def format(self) -> str:
+        return self._backend.format
+
+    @property
+    def runtime(self) -> str:
+        """The package that runs the model (``ai_edge_litert``, ``tflite_runtime``, ``onnxruntime``...)."""
+        return self._backend.runtime
+
+    @property
+    def accelerator(self) -> str:
+        """What really runs the model, e.g. ``cpu/xnnpack x2 threads``."""
+        return self._backend.accelerator
+
+    @property
+    def device(self) -> str:
+        return str(self._backend.device)
+
+    @property
+    def threads(self) -> int:
+        return self._backend.threads
+
+    @property
+    def delegation(self):
+        """How many nodes a delegate took (TFLite), or None."""
+        return self._backend.delegation
+
+    def op_histogram(self) -> Counter:
+        return self._backend.op_histogram()
+
+    # ----- running -----------------------------------------------------------------------
+    def run(self, *arrays, raw: bool = False, **named) -> Outputs:
+        values = self._gather(arrays, named)
+        prepared = [self._prepare(spec, value, raw) for spec, value in zip(self.inputs, values)]
+        self._backend.ensure_shapes([a.shape for a in prepared])
+        results = self._backend.run(prepared)
+        if not raw:
+            results = [q.dequantize(r) if q is not None else r for q, r in zip(self._dequantize, results)]
+        return Outputs(self._output_names, tuple(results))
+
+    __call__ = run
+
+    def reset(self) -> None:
+        """Forget the state a stateful model (variable ops) keeps between calls."""
+        self._backend.reset()
+
+    def _gather(self, arrays: tuple, named: dict) -> list:
+        expected = len(self.inputs)
+        if arrays and named:
+            raise InputError(f"{self.path}: give inputs either positionally or by name, not both")
+        if named:
+            unknown = sorted(set(named) - set(self._input_index))
+            missing = [s.name for s in self.inputs if s.name not in named]
+            if unknown or missing:
+                raise InputError(
+                    f"{self.path}: inputs by name must be exactly {[s.name for s in self.inputs]}; "
+                    f"unknown {unknown}, missing {missing}"
+                )
+            return [named[s.name] for s in self.inputs]
+        if len(arrays) == 1 and isinstance(arrays[0], Mapping):
+            return self._gather((), dict(arrays[0]))
+        if len(arrays) == 1 and expected > 1 and isinstance(arrays[0], (list, tuple)):
+            arrays = tuple(arrays[0])
+        if len(arrays) != expected:
+            raise InputError(
+                f"{self.path}: expected {expected} input(s) {[s.name for s in self.inputs]}, got {len(arrays)}"
+            )
+        return list(arrays)
+
+    def _prepare(self, spec: TensorSpec, value, raw: bool) -> np.ndarray:
+        array = np.asarray(value)
+        if not spec.accepts_shape(array.shape):
+            raise InputError(
+                f"{self.path}: input '{spec.name}' expects shape {_dims(spec.shape)}, got {list(array.shape)}"
+                + ("" if any(d < 0 for d in spec.shape if isinstance(d, int)) else
+                   " (this model has a fixed shape; re-convert it with a dynamic batch dimension to batch)")
+            )
+        if spec.quantized and not raw:
+            if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
+                raise InputError(f"{self.path}: input '{spec.name}' expects real numbers, got dtype {array.dtype}")
+            return spec.quantization.quantize(array, spec.dtype)
+        if array.dtype == spec.dtype:
+            return array
+        if raw and spec.quantized:
+            raise InputError(
+                f"{self.path}: input '{spec.name}' with raw=True expects the quantized dtype {spec.dtype}, got {array.dtype}"
+            )
+        if not np.can_cast(array.dtype, spec.dtype, casting="same_kind"):
+            raise InputError(
+                f"{self.path}: input '{spec.name}' expects dtype {spec.dtype.name}, got {array.dtype.name} "
+                "(which would not convert without losing meaning)"
+            )
+        return array.astype(spec.dtype)
+
+    def __repr__(self) -> str:
+        ins = ", ".join(s.describe() for s in self.inputs)
+        return f"<Model {self.path} [{self.format}] on {self.accelerator}: {ins}>"
+
+
+def _dims(shape: tuple) -> str:
+    return "[" + ", ".join("?" if not isinstance(d, int) or d < 0 else str(d) for d in shape) + "]"

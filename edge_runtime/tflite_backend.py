@@ -1,0 +1,233 @@
+"""Running .tflite models: interpreter choice, delegates (XNNPACK, GPU, Edge TPU), and the
+set/invoke/get loop. Everything here is specific to TFLite; :mod:`edge_runtime.model` holds the
+format-independent parts."""
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge_runtime import deps
+from edge_runtime.devices import Device
+from edge_runtime.errors import DeviceError, MissingDependencyError, ModelFileError
+from edge_runtime.tensors import Quantization, TensorSpec
+from edge_runtime.tflite_file import TFLiteFileInfo
+
+GPU_DELEGATE_ENV = "EDGEPILOT_GPU_DELEGATE"
+EDGETPU_LIBRARY = {"linux": "libedgetpu.so.1", "darwin": "libedgetpu.1.dylib", "win32": "edgetpu.dll"}
+EDGETPU_INSTALL = (
+    "install the Edge TPU runtime (libedgetpu1-std from Coral's apt repository, see "
+    "coral.ai/docs/accelerator/get-started) and attach the device"
+)
+
+
+@dataclass(frozen=True)
+class Delegation:
+    """How much of the graph a delegate took: ``nodes`` of ``total`` original nodes, in
+    ``partitions`` delegate kernels."""
+
+    delegate: str
+    nodes: int
+    total: int
+    partitions: int
+
+    @property
+    def full(self) -> bool:
+        return self.nodes == self.total
+
+    def __str__(self) -> str:
+        return f"{self.delegate} took {self.nodes}/{self.total} nodes in {self.partitions} partition(s)"
+
+
+def _interpreter_module(preferred: str | None):
+    """(module name, Interpreter class, load_delegate) for the best installed TFLite runtime."""
+    candidates = [preferred] if preferred else deps.tflite_interpreters()
+    if not candidates:
+        raise MissingDependencyError(
+            "running .tflite models needs a TFLite interpreter and none is installed. "
+            "Install it with: pip install ai-edge-litert  (on numpy<2 devices: pip install tflite-runtime)"
+        )
+    name = candidates[0]
+    if name == "ai_edge_litert":
+        from ai_edge_litert import interpreter as module
+    elif name == "tflite_runtime":
+        from tflite_runtime import interpreter as module  # type: ignore[no-redef]
+    elif name == "tensorflow":
+        import tensorflow as tf
+
+        return name, tf.lite.Interpreter, tf.lite.experimental.load_delegate
+    else:
+        raise MissingDependencyError(f"unknown TFLite interpreter package {name!r}; expected one of {deps.TFLITE_MODULES}")
+    return name, module.Interpreter, module.load_delegate
+
+
+def _load_delegate(load_delegate, library: str, options: dict | None, what: str):
+    """Load a delegate library. A missing library raises OSError, an older runtime ValueError,
+    a library that is not a delegate AttributeError: all three become one DeviceError."""
+    try:
+        return load_delegate(library, options or {})
+    except (OSError, ValueError, AttributeError, RuntimeError) as exc:
+        raise DeviceError(f"{what}: could not load delegate library {library!r}: {type(exc).__name__}: {exc}") from exc
+
+
+def _quantization(detail: dict) -> Quantization | None:
+    params = detail.get("quantization_parameters") or {}
+    scales = tuple(float(s) for s in np.ravel(params.get("scales", [])))
+    zeros = tuple(int(z) for z in np.ravel(params.get("zero_points", [])))
+    if not scales:
+        scale, zero = detail.get("quantization", (0.0, 0))
+        if not scale:
+            return None
+        scales, zeros = (float(scale),), (int(zero),)
+    if len(zeros) < len(scales):
+        zeros = zeros + (0,) * (len(scales) - len(zeros))
+    return Quantization(scales, zeros, int(params.get("quantized_dimension", 0)))
+
+
+def _spec(detail: dict) -> TensorSpec:
+    signature = detail.get("shape_signature")
+    shape = tuple(int(d) for d in (signature if signature is not None and len(signature) else detail["shape"]))
+    return TensorSpec(detail["name"], shape, np.dtype(detail["dtype"]), _quantization(detail), int(detail["index"]))
+
+
+class TFLiteBackend:
+    """One TFLite interpreter with at most one delegate applied."""
+
+    format = "tflite"
+
+    def __init__(self, path: str, content: bytes, info: TFLiteFileInfo, device: Device, threads: int | None,
+                 interpreter: str | None = None, gpu_delegate: str | None = None, delegate_options: dict | None = None):
+        self.path, self.info, self.device = path, info, device
+        self.threads = threads or 1
+        self.runtime, interpreter_cls, load_delegate = _interpreter_module(interpreter)
+        self._content = content
+        delegates, self._delegate_name = [], None
+        if device.kind == "edgetpu":
+            options = dict(delegate_options or {})
+            if device.detail:
+                options.setdefault("device", device.detail)
+            library = EDGETPU_LIBRARY.get(os.sys.platform, EDGETPU_LIBRARY["linux"])
+            try:
+                delegates.append(_load_delegate(load_delegate, library, options, f"device '{device}'"))
+            except DeviceError as exc:
+                raise DeviceError(f"{exc}. To use the Edge TPU, {EDGETPU_INSTALL}.") from exc
+            self._delegate_name = "edgetpu"
+        elif device.kind == "gpu":
+            library = device.detail or gpu_delegate or os.environ.get(GPU_DELEGATE_ENV, "")
+            if not library:
+                raise DeviceError(
+                    f"device 'gpu' for {path}: no TFLite GPU delegate library given. Pass "
+                    f"gpu_delegate='/path/libtensorflowlite_gpu_delegate.so' (or device='gpu:/path/lib.so', "
+                    f"or set {GPU_DELEGATE_ENV}); LiteRT's own GPU accelerator is tried by load() separately"
+                )
+            delegates.append(_load_delegate(load_delegate, library, delegate_options, f"device '{device}'"))
+            self._delegate_name = f"gpu ({os.path.basename(library)})"
+        elif device.kind != "cpu":
+            raise DeviceError(f"TFLite backend cannot run on device '{device}'")
+        kwargs = {"model_content": content, "num_threads": self.threads}
+        if delegates:
+            kwargs["experimental_delegates"] = delegates
+        try:
+            self._it = interpreter_cls(**kwargs)
+            self._it.allocate_tensors()
+        except (RuntimeError, ValueError, TypeError, UnicodeDecodeError) as exc:
+            raise _load_error(path, self.runtime, exc) from exc
+        self._delegates = delegates
+        self._refresh_io()
+        self.delegation = self._delegation()
+        if self._delegate_name and self.delegation.nodes == 0:
+            raise DeviceError(
+                f"device '{device}': the {self._delegate_name} delegate loaded but took none of the "
+                f"{self.delegation.total} nodes of {path}; nothing would run on it"
+            )
+
+    # ----- description -------------------------------------------------------------------
+    def _refresh_io(self) -> None:
+        self.inputs = tuple(_spec(d) for d in self._it.get_input_details())
+        self.outputs = tuple(_spec(d) for d in self._it.get_output_details())
+        self._in_idx = [s.index for s in self.inputs]
+        self._out_idx = [s.index for s in self.outputs]
+        self._shapes = [tuple(int(x) for x in d["shape"]) for d in self._it.get_input_details()]
+
+    def op_names(self) -> list[str]:
+        """Op name of every original node of the main graph (delegate kernels excluded)."""
+        return [d["op_name"] for d in self._it._get_ops_details() if d["op_name"] != "DELEGATE"]
+
+    def op_histogram(self) -> Counter:
+        return Counter(self.op_names())
+
+    def _delegation(self) -> Delegation:
+        """Which original nodes the delegate kernels replaced: walk back from each delegate
+        kernel's outputs through the producing nodes until its inputs are reached."""
+        details = self._it._get_ops_details()
+        original = [d for d in details if d["op_name"] != "DELEGATE"]
+        kernels = [d for d in details if d["op_name"] == "DELEGATE"]
+        producer = {int(t): d["index"] for d in original for t in d["outputs"]}
+        by_index = {d["index"]: d for d in original}
+        taken: set[int] = set()
+        for kernel in kernels:
+            boundary = {int(t) for t in kernel["inputs"]}
+            stack = [int(t) for t in kernel["outputs"]]
+            while stack:
+                tensor = stack.pop()
+                node = producer.get(tensor)
+                if tensor in boundary or node is None or node in taken:
+                    continue
+                taken.add(node)
+                stack.extend(int(t) for t in by_index[node]["inputs"] if t >= 0)
+        name = self._delegate_name or ("xnnpack" if self.runtime != "tflite_runtime" or kernels else "builtin")
+        return Delegation(name, len(taken), len(original), len(kernels))
+
+    @property
+    def accelerator(self) -> str:
+        if self._delegate_name:
+            text = f"{self._delegate_name} via {self.runtime}"
+        elif self.delegation.partitions:
+            text = f"cpu/xnnpack x{self.threads} threads"
+        else:
+            text = f"cpu/builtin kernels x{self.threads} threads"
+        if self.delegation.partitions and not self.delegation.full:
+            text += f" ({self.delegation.nodes}/{self.delegation.total} nodes delegated)"
+        return text
+
+    # ----- running -----------------------------------------------------------------------
+    def ensure_shapes(self, shapes: list[tuple]) -> None:
+        if shapes == self._shapes:
+            return
+        for index, shape, current in zip(self._in_idx, shapes, self._shapes):
+            if shape != current:
+                self._it.resize_tensor_input(index, list(shape), strict=False)
+        self._it.allocate_tensors()
+        self._shapes = list(shapes)
+
+    def run(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
+        it = self._it
+        for index, array in zip(self._in_idx, arrays):
+            it.set_tensor(index, array)
+        it.invoke()
+        return [it.get_tensor(index) for index in self._out_idx]
+
+    def reset(self) -> None:
+        """Forget all state. Resource variables (VAR_HANDLE) are re-initialised only by a fresh
+        interpreter, so a stateful model is rebuilt from the bytes already in memory."""
+        if self.info.stateful:
+            shapes = self._shapes
+            self.__init__(self.path, self._content, self.info, self.device, self.threads, self.runtime)
+            self.ensure_shapes(shapes)
+        else:
+            self._it.reset_all_variables()
+
+
+def _load_error(path: str, runtime: str, exc: Exception) -> ModelFileError:
+    text = str(exc).strip()
+    if "Didn't find op for builtin opcode" in text or "Encountered unresolved custom op" in text:
+        hint = (
+            f"the installed runtime ({runtime}) does not know an op this model uses; upgrade it "
+            "(pip install -U ai-edge-litert) or convert the model with op versions it supports"
+        )
+    else:
+        hint = "the file may be truncated or corrupted, or need a newer TFLite runtime"
+    first_lines = " | ".join(line for line in text.splitlines() if line.strip())[:600]
+    return ModelFileError(f"{path}: {runtime} could not load the model: {first_lines}. {hint}")

@@ -1,0 +1,5 @@
+import sys
+
+from edgepilot.cli import main
+
+sys.exit(main())
