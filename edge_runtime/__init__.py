@@ -13,6 +13,7 @@ from edge_runtime.errors import (
     DeviceError,
     DeviceStringError,
     EdgeRuntimeError,
+    InferenceError,
     InputError,
     MissingDependencyError,
     ModelFileError,
@@ -22,7 +23,7 @@ from edge_runtime.model import Fallback, Model, Outputs
 from edge_runtime.tensors import Quantization, TensorSpec
 
 __all__ = [
-    "Device", "DeviceError", "DeviceStringError", "EdgeRuntimeError", "Fallback", "InputError",
+    "Device", "DeviceError", "DeviceStringError", "EdgeRuntimeError", "Fallback", "InferenceError", "InputError",
     "MissingDependencyError", "Model", "ModelFileError", "Outputs", "Quantization", "TensorSpec",
     "load", "sidecar_metadata", "sniff",
 ]

@@ -26,3 +26,7 @@ class DeviceStringError(EdgeRuntimeError, ValueError):
 
 class InputError(EdgeRuntimeError, ValueError):
     """Inputs given to :meth:`Model.run` do not match the model's inputs."""
+
+
+class InferenceError(EdgeRuntimeError, RuntimeError):
+    """The runtime rejected a run (e.g. an input size a graph's ops cannot take)."""

@@ -108,6 +108,13 @@ class Model:
     def op_histogram(self) -> Counter:
         return self._backend.op_histogram()
 
+    def node_placement(self, sample: list[np.ndarray]) -> Counter:
+        """Execution provider -> node count for ONNX models, from one profiled run on ``sample``."""
+        if not hasattr(self._backend, "node_placement"):
+            raise NotImplementedError("node placement is read from ONNX Runtime profiles; TFLite models report .delegation")
+        prepared = [self._prepare(spec, value, False) for spec, value in zip(self.inputs, sample)]
+        return self._backend.node_placement(prepared)
+
     # ----- running -----------------------------------------------------------------------
     def run(self, *arrays, raw: bool = False, **named) -> Outputs:
         values = self._gather(arrays, named)

@@ -13,7 +13,7 @@ import numpy as np
 
 from edge_runtime import deps
 from edge_runtime.devices import Device
-from edge_runtime.errors import DeviceError, ModelFileError
+from edge_runtime.errors import DeviceError, InferenceError, ModelFileError
 from edge_runtime.tensors import TensorSpec
 
 # GPU providers, most preferred first.
@@ -99,7 +99,11 @@ class ONNXBackend:
         """ONNX Runtime takes any shape the graph allows on every call."""
 
     def run(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
-        return self._session.run(self._out_names, dict(zip(self._in_names, arrays)))
+        try:
+            return self._session.run(self._out_names, dict(zip(self._in_names, arrays)))
+        except Exception as exc:  # ORT's own exception types (InvalidArgument, Fail, ...)
+            shapes = {n: list(a.shape) for n, a in zip(self._in_names, arrays)}
+            raise InferenceError(f"{self.path}: onnxruntime rejected the inputs {shapes}: {str(exc)[-400:]}") from exc
 
     def reset(self) -> None:
         """ONNX models carry state through explicit inputs and outputs; nothing to reset."""
@@ -116,7 +120,10 @@ class ONNXBackend:
             options.profile_file_prefix = os.path.join(folder, "profile")
             providers = [self.provider] + ([CPU_PROVIDER] if self.provider != CPU_PROVIDER else [])
             session = ort.InferenceSession(self._content, sess_options=options, providers=providers)
-            session.run(self._out_names, dict(zip(self._in_names, sample)))
+            try:
+                session.run(self._out_names, dict(zip(self._in_names, sample)))
+            except Exception as exc:  # ORT's own exception types
+                raise InferenceError(f"{self.path}: profiling run failed: {str(exc)[-300:]}") from exc
             with open(session.end_profiling()) as handle:
                 events = json.load(handle)
         placement: dict[str, str] = {}

@@ -11,7 +11,7 @@ import numpy as np
 
 from edge_runtime import deps
 from edge_runtime.devices import Device
-from edge_runtime.errors import DeviceError, MissingDependencyError, ModelFileError
+from edge_runtime.errors import DeviceError, InferenceError, MissingDependencyError, ModelFileError
 from edge_runtime.tensors import Quantization, TensorSpec
 from edge_runtime.tflite_file import TFLiteFileInfo
 
@@ -196,17 +196,23 @@ class TFLiteBackend:
     def ensure_shapes(self, shapes: list[tuple]) -> None:
         if shapes == self._shapes:
             return
-        for index, shape, current in zip(self._in_idx, shapes, self._shapes):
-            if shape != current:
-                self._it.resize_tensor_input(index, list(shape), strict=False)
-        self._it.allocate_tensors()
+        try:
+            for index, shape, current in zip(self._in_idx, shapes, self._shapes):
+                if shape != current:
+                    self._it.resize_tensor_input(index, list(shape), strict=False)
+            self._it.allocate_tensors()
+        except (RuntimeError, ValueError) as exc:
+            raise InferenceError(f"{self.path}: the model cannot be resized to input shapes {shapes}: {exc}") from exc
         self._shapes = list(shapes)
 
     def run(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
         it = self._it
         for index, array in zip(self._in_idx, arrays):
             it.set_tensor(index, array)
-        it.invoke()
+        try:
+            it.invoke()
+        except RuntimeError as exc:
+            raise InferenceError(f"{self.path}: {self.runtime} failed to run the model: {exc}") from exc
         return [it.get_tensor(index) for index in self._out_idx]
 
     def reset(self) -> None:
