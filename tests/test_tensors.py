@@ -1,0 +1,43 @@
+import numpy as np
+import pytest
+
+from edge_runtime import Quantization, TensorSpec
+
+
+@pytest.mark.legacy
+def test_quantize_dequantize_round_trip_within_half_a_step():
+    q = Quantization((0.1019607856869697,), (-128,))  # the wake-word models' input quantization
+    values = np.linspace(0, 26, 1000, dtype=np.float32)
+    back = q.dequantize(q.quantize(values, np.int8))
+    assert np.max(np.abs(back - values)) <= q.scale / 2 + 1e-6
+
+
+@pytest.mark.legacy
+def test_quantize_clips_to_the_dtype_range():
+    q = Quantization((1.0,), (0,))
+    assert q.quantize(np.array([-1000.0, 1000.0]), np.int8).tolist() == [-128, 127]
+    assert q.quantize(np.array([-5.0, 300.0]), np.uint8).tolist() == [0, 255]
+
+
+@pytest.mark.legacy
+def test_per_axis_quantization_uses_one_scale_per_slice():
+    q = Quantization((0.5, 2.0), (0, 1), axis=1)
+    raw = np.array([[2, 3], [4, 5]], dtype=np.int8)
+    assert q.dequantize(raw).tolist() == [[1.0, 4.0], [2.0, 8.0]]
+    assert q.per_axis and "per-axis" in str(q)
+
+
+@pytest.mark.legacy
+@pytest.mark.parametrize(
+    "spec_shape, shape, ok",
+    [
+        ((1, 3, 40), (1, 3, 40), True),
+        ((1, 3, 40), (2, 3, 40), False),  # fixed batch
+        ((-1, 3), (7, 3), True),  # open batch
+        ((-1, 3), (7, 4), False),
+        ((-1, 3), (3,), False),  # rank differs
+    ],
+)
+def test_accepts_shape(spec_shape, shape, ok):
+    spec = TensorSpec("x", spec_shape, np.dtype(np.float32))
+    assert spec.accepts_shape(shape) is ok
