@@ -110,7 +110,8 @@ class ONNXBackend:
 
     def node_placement(self, sample: list[np.ndarray]) -> Counter:
         """Provider -> number of nodes, read from one profiled run (ONNX Runtime decides the
-        placement when the session is made and reports it only in its profile)."""
+        placement when the session is made and reports it only in its profile). The nodes are
+        those that run, after ONNX Runtime's graph fusions."""
         ort = deps.require("onnxruntime", "profiling an ONNX model")
         options = ort.SessionOptions()
         options.log_severity_level = 3

@@ -132,11 +132,11 @@ class TFLiteBackend:
         try:
             self._it = interpreter_cls(**kwargs)
             self._it.allocate_tensors()
-        except (RuntimeError, ValueError, TypeError, UnicodeDecodeError) as exc:
+            self._refresh_io()  # tensor and op names are decoded here: corrupted ones fail here
+            self.delegation = self._delegation()
+        except (RuntimeError, ValueError, TypeError, KeyError, IndexError) as exc:  # UnicodeDecodeError is a ValueError
             raise _load_error(path, self.runtime, exc) from exc
         self._delegates = delegates
-        self._refresh_io()
-        self.delegation = self._delegation()
         if self._delegate_name and self.delegation.nodes == 0:
             raise DeviceError(
                 f"device '{device}': the {self._delegate_name} delegate loaded but took none of the "

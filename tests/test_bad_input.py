@@ -1,0 +1,91 @@
+"""Model files are untrusted input: every bad file gets a clear error naming it, and none may
+crash the Python process."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import edge_runtime
+from edge_runtime import ModelFileError
+
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.mark.legacy
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        (None, "no such model file"),
+        (b"", "too short to be a model"),
+        (b"hello, world, this is text, not a model\n", "neither a TFLite flatbuffer"),
+        (b"\x00" * 64, "neither a TFLite flatbuffer"),
+        (b"\x10\x00\x00\x00TFL3" + b"\xff" * 8, "not a valid TFLite model"),  # identifier, garbage body
+    ],
+)
+def test_bad_files_get_a_clear_error_naming_the_file(tmp_path, content, expected):
+    path = tmp_path / "model.tflite"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(ModelFileError, match=expected) as info:
+        edge_runtime.load(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.legacy
+def test_directory_is_refused(tmp_path):
+    with pytest.raises(ModelFileError, match="is a directory"):
+        edge_runtime.load(tmp_path)
+
+
+@pytest.mark.legacy
+@pytest.mark.parametrize("fraction", [0.1, 0.5, 0.9, 0.999])
+def test_truncated_real_model_is_refused(asset, tmp_path, fraction):
+    data = asset("wakeword_okay_nabu.tflite").read_bytes()
+    path = tmp_path / "cut.tflite"
+    path.write_bytes(data[: int(len(data) * fraction)])
+    with pytest.raises(ModelFileError, match=str(path)):
+        edge_runtime.load(path)
+
+
+def test_truncated_onnx_model_is_refused(asset, tmp_path):
+    pytest.importorskip("onnxruntime")
+    data = asset("silero_vad.onnx").read_bytes()
+    path = tmp_path / "cut.onnx"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelFileError, match="truncated|not an ONNX|neither"):
+        edge_runtime.load(path)
+
+
+def _fuzz(source: Path, tmp_path: Path, seed: int, seconds: float) -> dict[str, int]:
+    """Run the fuzz child; fail with the crashing file if the process dies."""
+    target = tmp_path / f"fuzz{source.suffix}"
+    proc = subprocess.run(
+        [sys.executable, str(HERE / "fuzz_child.py"), str(source), str(target), str(seed), str(seconds)],
+        capture_output=True, text=True, timeout=seconds + 120, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0:
+        keep = tmp_path / f"crash_{source.name}"
+        keep.write_bytes(target.read_bytes())
+        pytest.fail(f"loading a mutated {source.name} killed the process (exit {proc.returncode}) at "
+                    f"attempt {lines[-1]['attempt'] if lines else '?'}; the file is kept at {keep}\n{proc.stderr[-2000:]}")
+    outcomes: dict[str, int] = {}
+    for line in lines:
+        if line["status"] != "started":
+            outcomes[line["status"]] = outcomes.get(line["status"], 0) + 1
+    return outcomes
+
+
+@pytest.mark.legacy
+@pytest.mark.parametrize("name", ["wakeword_hey_mycroft.tflite", "blazeface_short_range.tflite", "silero_vad.onnx"])
+def test_fuzzed_model_files_never_crash_and_raise_only_our_errors(asset, tmp_path, name):
+    if name.endswith(".onnx"):
+        pytest.importorskip("onnxruntime")
+    outcomes = _fuzz(asset(name), tmp_path, seed=1234, seconds=6.0)
+    unexpected = {k: v for k, v in outcomes.items() if k.startswith("UNEXPECTED")}
+    assert not unexpected, f"errors that are not edge_runtime errors: {unexpected}"
+    assert sum(outcomes.values()) >= 20, outcomes  # the bounded run did real work
+    assert outcomes.get("ModelFileError", 0) > 0, outcomes  # and mutations were detected
