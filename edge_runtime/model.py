@@ -29,9 +29,9 @@ class Outputs(Mapping):
 
     __slots__ = ("_names", "_values", "_index")
 
-    def __init__(self, names: tuple[str, ...], values: tuple[np.ndarray, ...]):
+    def __init__(self, names: tuple[str, ...], values: tuple[np.ndarray, ...], index: dict[str, int] | None = None):
         self._names, self._values = names, values
-        self._index = {n: i for i, n in enumerate(names)}
+        self._index = index if index is not None else {n: i for i, n in enumerate(names)}
 
     def __getitem__(self, key):
         if isinstance(key, (int, np.integer)):
@@ -75,7 +75,11 @@ class Model:
         self.outputs: tuple[TensorSpec, ...] = backend.outputs
         self._input_index = {s.name: i for i, s in enumerate(self.inputs)}
         self._output_names = tuple(s.name for s in self.outputs)
+        self._output_index = {n: i for i, n in enumerate(self._output_names)}
         self._dequantize = [s.quantization if s.quantized else None for s in self.outputs]
+        # per input, precomputed for the hot path: (spec, exact shape the backend holds now, quantization)
+        self._plans = [(s, tuple(s.shape) if s.fixed_shape else None, s.quantization if s.quantized else None)
+                       for s in self.inputs]
 
     # ----- what runs it ------------------------------------------------------------------
     @property
@@ -117,13 +121,25 @@ class Model:
 
     # ----- running -----------------------------------------------------------------------
     def run(self, *arrays, raw: bool = False, **named) -> Outputs:
-        values = self._gather(arrays, named)
-        prepared = [self._prepare(spec, value, raw) for spec, value in zip(self.inputs, values)]
+        if named or len(arrays) != len(self._plans) or (arrays and isinstance(arrays[0], Mapping)):
+            arrays = self._gather(arrays, named)
+        prepared = []
+        for (spec, fixed, quantization), value in zip(self._plans, arrays):
+            # fast path: an array of the exact fixed shape and dtype, or a float for a quantized input
+            if fixed is not None and isinstance(value, np.ndarray) and value.shape == fixed:
+                if quantization is None or raw:
+                    if value.dtype == spec.dtype:
+                        prepared.append(value)
+                        continue
+                elif value.dtype.kind == "f":
+                    prepared.append(quantization.quantize(value, spec.dtype))
+                    continue
+            prepared.append(self._prepare(spec, value, raw))
         self._backend.ensure_shapes([a.shape for a in prepared])
         results = self._backend.run(prepared)
         if not raw:
-            results = [q.dequantize(r) if q is not None else r for q, r in zip(self._dequantize, results)]
-        return Outputs(self._output_names, tuple(results))
+            results = [r if q is None else q.dequantize(r) for q, r in zip(self._dequantize, results)]
+        return Outputs(self._output_names, tuple(results), self._output_index)
 
     __call__ = run
 
@@ -163,7 +179,7 @@ class Model:
                    " (this model has a fixed shape; re-convert it with a dynamic batch dimension to batch)")
             )
         if spec.quantized and not raw:
-            if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
+            if array.dtype.kind not in "fiub":
                 raise InputError(f"{self.path}: input '{spec.name}' expects real numbers, got dtype {array.dtype}")
             return spec.quantization.quantize(array, spec.dtype)
         if array.dtype == spec.dtype:

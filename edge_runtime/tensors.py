@@ -6,6 +6,20 @@ from dataclasses import dataclass
 import numpy as np
 
 
+_LIMITS: dict = {}
+_HALF = np.float32(0.5)
+
+
+def _limits(dtype) -> tuple[np.float32, np.float32]:
+    """(min, max) of an integer dtype as float32, cached: np.iinfo is slow on a hot path."""
+    try:
+        return _LIMITS[dtype]
+    except KeyError:
+        info = np.iinfo(dtype)
+        _LIMITS[dtype] = (np.float32(info.min), np.float32(info.max))
+        return _LIMITS[dtype]
+
+
 @dataclass(frozen=True)
 class Quantization:
     """Affine quantization ``real = scale * (q - zero_point)``.
@@ -16,6 +30,14 @@ class Quantization:
     scales: tuple[float, ...]
     zero_points: tuple[int, ...]
     axis: int = 0
+
+    def __post_init__(self):
+        if not self.scales or len(self.scales) != len(self.zero_points):
+            raise ValueError(f"quantization needs one zero point per scale, got {len(self.scales)} scales and "
+                             f"{len(self.zero_points)} zero points")
+        # float32 constants for the per-tensor hot path, computed once
+        object.__setattr__(self, "_scale32", np.float32(self.scales[0]))
+        object.__setattr__(self, "_zero32", np.float32(self.zero_points[0]))
 
     @property
     def per_axis(self) -> bool:
@@ -41,16 +63,32 @@ class Quantization:
         return scale, zero
 
     def quantize(self, values: np.ndarray, dtype: np.dtype) -> np.ndarray:
-        """Real values -> integers of ``dtype``, rounded to nearest and clipped to its range."""
-        scale, zero = self._broadcast(np.ndim(values))
-        info = np.iinfo(dtype)
-        q = np.rint(np.asarray(values, dtype=np.float32) / scale + zero)
-        return np.clip(q, info.min, info.max).astype(dtype)
+        """Real values -> integers of ``dtype``: ``round(x / scale) + zero_point``, rounding half
+        away from zero as TFLite's own QUANTIZE kernel does, clipped to the dtype's range."""
+        lo, hi = _limits(dtype)
+        values = np.asarray(values, dtype=np.float32)
+        if len(self.scales) > 1:
+            scale, zero = self._broadcast(values.ndim)
+        else:
+            scale, zero = self._scale32, self._zero32
+        q = values / scale
+        q += np.copysign(_HALF, q)
+        np.trunc(q, out=q)
+        q += zero
+        np.minimum(q, hi, out=q)
+        np.maximum(q, lo, out=q)
+        return q.astype(dtype)
 
     def dequantize(self, values: np.ndarray) -> np.ndarray:
         """Integers -> float32 real values."""
-        scale, zero = self._broadcast(np.ndim(values))
-        return ((np.asarray(values, dtype=np.float32) - zero) * scale).astype(np.float32)
+        real = np.asarray(values).astype(np.float32)
+        if len(self.scales) > 1:
+            scale, zero = self._broadcast(real.ndim)
+        else:
+            scale, zero = self._scale32, self._zero32
+        real -= zero
+        real *= scale
+        return real
 
     def __str__(self) -> str:
         if self.per_axis:
