@@ -147,7 +147,7 @@ COLUMNS = (
     ("model", "model"), ("accelerator", "accelerator"), ("delegated", "delegated"), ("load_ms", "load ms"),
     ("first_ms", "first ms"), ("min_ms", "min ms"), ("p50_ms", "p50 ms"), ("p90_ms", "p90 ms"),
     ("p99_ms", "p99 ms"), ("max_ms", "max ms"), ("std_ms", "std ms"), ("throughput_per_s", "runs/s"),
-    ("peak_rss_mib", "peak RSS MiB"),
+    ("peak_rss_mib", "process peak RSS MiB"),
 )
 
 

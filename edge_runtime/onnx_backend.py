@@ -140,7 +140,15 @@ class ONNXBackend:
         import onnx
 
         model = onnx.load_model_from_string(self._content)
-        return Counter(node.op_type for node in model.graph.node)
+        counts: Counter = Counter()
+        graphs = [model.graph]
+        while graphs:  # the main graph and the subgraphs of If / Loop / Scan nodes
+            graph = graphs.pop()
+            for node in graph.node:
+                counts[node.op_type] += 1
+                for attribute in node.attribute:
+                    graphs.extend([attribute.g] if attribute.HasField("g") else list(attribute.graphs))
+        return counts
 
 
 def _provider_failure(exc: Exception) -> bool:
