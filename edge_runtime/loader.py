@@ -139,7 +139,14 @@ def _load_tflite(path, content, dev, threads, interpreter, gpu_delegate, delegat
 
 def _litert_gpu(path, content, make):
     from edge_runtime.litert_gpu import LiteRtGpuBackend
+    from edge_runtime.tflite_backend import GPU_DELEGATE_ENV
 
+    if not deps.is_available("ai_edge_litert"):  # e.g. the numpy<2 tflite-runtime setup
+        raise DeviceError(
+            f"device 'gpu' for {path}: no TFLite GPU delegate library given (pass gpu_delegate='/path/lib.so', "
+            f"device='gpu:/path/lib.so', or set {GPU_DELEGATE_ENV}), and LiteRT's own GPU accelerator needs "
+            "ai-edge-litert, which is not installed (pip install ai-edge-litert)"
+        )
     cpu = make(Device("cpu"))
     return LiteRtGpuBackend(path, content, Device("gpu"), cpu)
 

@@ -2,6 +2,7 @@
 float out for quantized tensors, shape checks, and an honest account of what runs it."""
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -111,6 +112,22 @@ class Model:
 
     def op_histogram(self) -> Counter:
         return self._backend.op_histogram()
+
+    @property
+    def info(self):
+        """The :class:`~edge_runtime.metadata.ModelMetadata` edgepilot stored in the file (or in
+        the sidecar ``<stem>.json``), or None for a model that carries none."""
+        from edge_runtime.metadata import METADATA_KEY, ModelMetadata
+
+        text = self.metadata.get(METADATA_KEY)
+        if text is None:
+            from edge_runtime.loader import sidecar_metadata
+
+            sidecar = sidecar_metadata(self.path)
+            if METADATA_KEY not in sidecar:
+                return None
+            text = json.dumps(sidecar[METADATA_KEY])
+        return ModelMetadata.from_json(text)
 
     def node_placement(self, sample: list[np.ndarray]) -> Counter:
         """Execution provider -> node count for ONNX models, from one profiled run on ``sample``."""

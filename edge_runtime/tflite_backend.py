@@ -3,7 +3,9 @@ set/invoke/get loop. Everything here is specific to TFLite; :mod:`edge_runtime.m
 format-independent parts."""
 from __future__ import annotations
 
+import importlib.metadata
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass
 
@@ -135,7 +137,7 @@ class TFLiteBackend:
             self._refresh_io()  # tensor and op names are decoded here: corrupted ones fail here
             self.delegation = self._delegation()
         except (RuntimeError, ValueError, TypeError, KeyError, IndexError) as exc:  # UnicodeDecodeError is a ValueError
-            raise _load_error(path, self.runtime, exc) from exc
+            raise _load_error(path, self.runtime, exc, info) from exc
         self._delegates = delegates
         if self._delegate_name and self.delegation.nodes == 0:
             raise DeviceError(
@@ -226,14 +228,45 @@ class TFLiteBackend:
             self._it.reset_all_variables()
 
 
-def _load_error(path: str, runtime: str, exc: Exception) -> ModelFileError:
+def _runtime_label(runtime: str) -> str:
+    """``tflite_runtime 2.14.0``: the interpreter module and its installed version."""
+    try:
+        return f"{runtime} {importlib.metadata.version(runtime.replace('_', '-'))}"
+    except importlib.metadata.PackageNotFoundError:
+        return runtime
+
+
+def _load_error(path: str, runtime: str, exc: Exception, info: TFLiteFileInfo | None = None) -> ModelFileError:
     text = str(exc).strip()
-    if "Didn't find op for builtin opcode" in text or "Encountered unresolved custom op" in text:
+    half = len(text) // 2
+    if half and text[:half] == text[half:]:  # tflite-runtime reports a failed prepare twice
+        text = text[:half].strip()
+    label = _runtime_label(runtime)
+    flex = ", ".join(op for op in (info.custom_ops if info else ()) if op.startswith("Flex"))
+    if "Didn't find op for builtin opcode" in text:
+        if runtime == "tflite_runtime":
+            upgrade = ("tflite-runtime has no newer release: pip install ai-edge-litert (it runs on numpy<2 too, "
+                       "and load() prefers it)")
+        else:
+            upgrade = "upgrade it: pip install -U ai-edge-litert"
         hint = (
-            f"the installed runtime ({runtime}) does not know an op this model uses; upgrade it "
-            "(pip install -U ai-edge-litert) or convert the model with op versions it supports"
+            f"the installed runtime ({label}) does not know an op this model uses (newer TensorFlow converters "
+            f"write newer op versions, e.g. for dynamic-range quantization); {upgrade}, or re-convert the model "
+            "with a TensorFlow as old as the runtime, or as float or full-integer int8"
+        )
+    elif flex or "Select TensorFlow op" in text:
+        hint = (
+            f"the model uses TensorFlow (Flex) ops {flex} that need TFLite's Flex delegate, which "
+            f"{label} does not include; re-convert it with supported_ops=[tf.lite.OpsSet.TFLITE_BUILTINS] only"
+        )
+    elif "Encountered unresolved custom op" in text:
+        ops = ", ".join(dict.fromkeys(re.findall(r"unresolved custom op: ([^.\s]+)", text)))
+        hint = (
+            f"the model uses a custom op ({ops}) that {label} has no implementation of; it comes from "
+            "the tool that made the model"
+            + (" (ai-edge-litert implements more of them: pip install ai-edge-litert)" if runtime == "tflite_runtime" else "")
         )
     else:
         hint = "the file may be truncated or corrupted, or need a newer TFLite runtime"
-    first_lines = " | ".join(line for line in text.splitlines() if line.strip())[:600]
+    first_lines = " | ".join(line for line in text.splitlines() if line.strip())[:600].rstrip(". ")
     return ModelFileError(f"{path}: {runtime} could not load the model: {first_lines}. {hint}")

@@ -4,6 +4,9 @@ It reads the structure without any TFLite package: the operator codes (to find c
 as ``edgetpu-custom-op``), the subgraphs' tensor and operator tables, and the metadata entries.
 Every offset is checked against the file size, so a truncated or corrupted file raises
 :class:`TFLiteFormatError` instead of reaching an interpreter that may trust it blindly.
+tflite-runtime 2.14 builds its interpreter without verifying the flatbuffer (LiteRT verifies
+it first), so a bad offset there is a segmentation fault: every table, vector and string the
+interpreter builder reads is checked here, the way the flatbuffers verifier does.
 """
 from __future__ import annotations
 
@@ -13,6 +16,24 @@ from dataclasses import dataclass
 IDENTIFIER = b"TFL3"
 EDGETPU_CUSTOM_OP = "edgetpu-custom-op"
 _MAX_ELEMENTS = 1 << 26  # no real model has a vector this long; a corrupted length does
+
+# Vectors and strings inside builtin options tables, by options type: (field, element size).
+_OPTION_VECTORS = {
+    3: ((1, 4), (2, 4)),  # ConcatEmbeddingsOptions
+    17: ((0, 4),),  # ReshapeOptions.new_shape
+    30: ((0, 4),),  # SqueezeOptions.squeeze_dims
+    111: ((0, 1), (1, 1)),  # VarHandleOptions.container, shared_name
+    115: ((0, 4),),  # BucketizeOptions.boundaries
+}
+_OPTION2_VECTORS = {  # builtin_options_2 (StableHLO ops)
+    2: ((0, 8),), 3: ((0, 8), (1, 8), (2, 8)),
+    4: ((0, 8), (1, 8), (2, 8), (3, 8), (4, 1), (7, 8), (10, 8), (13, 8), (16, 4)),
+    5: ((0, 1), (2, 1), (4, 4), (5, 1)), 6: ((0, 8),), 7: ((1, 8), (2, 8), (3, 8)), 9: ((0, 8),),
+    10: ((0, 8), (1, 8), (2, 8)), 12: ((0, 8), (1, 8), (2, 8), (3, 8), (4, 4)),
+    13: ((0, 8), (1, 8), (2, 8), (3, 8), (4, 8)), 16: ((0, 8), (1, 8), (2, 8), (4, 8)), 17: ((0, 8),),
+    21: ((0, 1), (2, 1)), 23: ((0, 4),),
+}
+_INDEX_VECTOR_SIZES = {1: 4, 2: 2, 3: 1}  # sparsity index vectors: Int32Vector, Uint16Vector, Uint8Vector
 
 
 class TFLiteFormatError(ValueError):
@@ -78,7 +99,28 @@ class _Reader:
         return struct.unpack_from(fmt, self.data, pos)[0]
 
     def root(self) -> int:
-        return self._unpack("<I", 0, "root offset")
+        return self.table(self._unpack("<I", 0, "root offset"), "model table")
+
+    def table(self, pos: int, what: str = "table") -> int:
+        """``pos``, once the table there, its vtable and every field the vtable lists are
+        known to lie inside the file."""
+        vtable = pos - self._unpack("<i", pos, what)
+        vt_size = self._unpack("<H", vtable, f"{what} vtable")
+        if vt_size < 4 or vt_size % 2:
+            raise TFLiteFormatError(f"{what} at byte {pos} has a {vt_size}-byte vtable: corrupted")
+        self._check(vtable, vt_size, f"{what} vtable")
+        size = self._unpack("<H", vtable + 2, f"{what} vtable")
+        self._check(pos, size, what)
+        for entry in range(4, vt_size, 2):
+            rel = self._unpack("<H", vtable + entry, f"{what} vtable")
+            if rel and not 4 <= rel < size:
+                raise TFLiteFormatError(f"{what} at byte {pos} has a field at +{rel}, outside its {size} bytes: corrupted")
+        return pos
+
+    def subtable(self, table: int, field: int, what: str) -> int:
+        """The checked table a field points at, or 0 when the field is absent."""
+        pos = self.indirect(table, field)
+        return self.table(pos, what) if pos else 0
 
     def field_pos(self, table: int, field: int) -> int:
         """Absolute position of ``field`` in ``table``, or 0 when the field is absent."""
@@ -109,21 +151,81 @@ class _Reader:
         self._check(pos + 4, length * elem_size, "vector")
         return pos + 4, length
 
-    def tables(self, table: int, field: int) -> list[int]:
+    def tables(self, table: int, field: int, what: str = "table") -> list[int]:
         start, length = self.vector(table, field, 4)
-        return [start + 4 * i + self._unpack("<I", start + 4 * i, "table offset") for i in range(length)]
+        return [self.table(start + 4 * i + self._unpack("<I", start + 4 * i, "table offset"), what) for i in range(length)]
 
     def string(self, table: int, field: int) -> str:
         pos = self.indirect(table, field)
         if not pos:
             return ""
         length = self._unpack("<I", pos, "string length")
-        self._check(pos + 4, length, "string")
+        self._check(pos + 4, length + 1, "string")  # + its 0 terminator, which C++ readers rely on
         return bytes(self.data[pos + 4 : pos + 4 + length]).decode("utf-8", errors="replace")
+
+    def span(self, table: int, offset_field: int, size_field: int, what: str) -> None:
+        """Check data stored outside the flatbuffer (buffers of models over 2 GB, large custom
+        options): an absolute offset and size that must lie inside the file."""
+        offset, size = self.scalar(table, offset_field, "<Q"), self.scalar(table, size_field, "<Q")
+        if offset > 1:
+            self._check(offset, size, what)
 
     def bytes_vector(self, table: int, field: int) -> bytes:
         start, length = self.vector(table, field, 1)
         return bytes(self.data[start : start + length])
+
+
+def _check_tensor(r: _Reader, t: int) -> None:
+    """The parts of a Tensor table the interpreter builder reads besides shape and buffer."""
+    r.string(t, 3)  # name
+    r.vector(t, 7, 4)  # shape_signature
+    quant = r.subtable(t, 4, "quantization table")
+    if quant:
+        for field, size in ((0, 4), (1, 4), (2, 4), (3, 8)):  # min, max, scale, zero_point
+            r.vector(quant, field, size)
+        custom = r.subtable(quant, 5, "custom quantization table") if r.scalar(quant, 4, "<B") == 1 else 0
+        if custom:
+            r.vector(custom, 0, 1)
+    sparsity = r.subtable(t, 6, "sparsity table")
+    if sparsity:
+        r.vector(sparsity, 0, 4)
+        r.vector(sparsity, 1, 4)
+        for dim in r.tables(sparsity, 2, "sparsity dimension table"):
+            for type_field in (2, 4):  # array_segments, array_indices
+                size = _INDEX_VECTOR_SIZES.get(r.scalar(dim, type_field, "<B"))
+                index_table = r.subtable(dim, type_field + 1, "sparsity index table") if size else 0
+                if index_table:
+                    r.vector(index_table, 0, size)
+    for variant in r.tables(t, 9, "variant tensor table"):
+        r.vector(variant, 0, 4)
+
+
+def _check_operator(r: _Reader, op: int) -> None:
+    """The vectors and options tables of an Operator table."""
+    for field, size in ((1, 4), (2, 4), (5, 1), (7, 1), (8, 4)):  # inputs, outputs, custom options, mutating, intermediates
+        r.vector(op, field, size)
+    r.span(op, 9, 10, "large custom options")
+    for type_field, known in ((3, _OPTION_VECTORS), (11, _OPTION2_VECTORS)):
+        options = r.subtable(op, type_field + 1, "operator options table")
+        if options:
+            for field, size in known.get(r.scalar(op, type_field, "<B"), ()):
+                r.vector(options, field, size)
+
+
+def _check_signatures(r: _Reader, model: int, num_subgraphs: int) -> None:
+    for signature in r.tables(model, 7, "signature table"):
+        r.string(signature, 2)  # signature_key
+        r.string(signature, 3)  # deprecated_tag
+        index = r.scalar(signature, 4, "<I")
+        if index >= num_subgraphs:
+            raise TFLiteFormatError(
+                f"a signature names subgraph {index} but the model has {num_subgraphs} subgraphs: corrupted"
+            )
+        for field in (0, 1):
+            for tensor_map in r.tables(signature, field, "signature tensor table"):
+                if not r.field_pos(tensor_map, 0):
+                    raise TFLiteFormatError(f"a signature tensor at byte {tensor_map} has no name: corrupted")
+                r.string(tensor_map, 0)
 
 
 def has_identifier(data: bytes) -> bool:
@@ -137,17 +239,23 @@ def read_tflite(data: bytes) -> TFLiteFileInfo:
     r = _Reader(data)
     model = r.root()
     codes = []
-    for code in r.tables(model, 1):
+    for code in r.tables(model, 1, "operator code table"):
         deprecated = r.scalar(code, 0, "<b")
         builtin = max(deprecated, r.scalar(code, 3, "<i"))
         codes.append(OperatorCode(builtin, r.string(code, 1), r.scalar(code, 2, "<i", 1)))
-    buffers = r.tables(model, 4)
+    buffers = r.tables(model, 4, "buffer table")
+    for buffer in buffers:
+        r.vector(buffer, 0, 1)
+        r.span(buffer, 1, 2, "buffer data")
     subgraphs = []
-    for sg in r.tables(model, 2):
-        tensors = r.tables(sg, 0)
+    for sg in r.tables(model, 2, "subgraph table"):
+        tensors = r.tables(sg, 0, "tensor table")
+        r.vector(sg, 1, 4)  # inputs
+        r.vector(sg, 2, 4)  # outputs
         variable = sum(1 for t in tensors if r.scalar(t, 5, "<B"))
         opcode_indices = []
-        for op in r.tables(sg, 3):
+        for op in r.tables(sg, 3, "operator table"):
+            _check_operator(r, op)
             index = r.scalar(op, 0, "<I")
             if index >= len(codes):
                 raise TFLiteFormatError(
@@ -160,9 +268,12 @@ def read_tflite(data: bytes) -> TFLiteFileInfo:
                 raise TFLiteFormatError(
                     f"a tensor points at buffer {r.scalar(t, 2, '<I')} but the model has {len(buffers)} buffers: corrupted"
                 )
+            _check_tensor(r, t)
         subgraphs.append(SubgraphInfo(r.string(sg, 4), len(tensors), len(opcode_indices), tuple(opcode_indices), variable))
+    r.vector(model, 5, 4)  # metadata_buffer
+    _check_signatures(r, model, len(subgraphs))
     metadata = {}
-    for entry in r.tables(model, 6):
+    for entry in r.tables(model, 6, "metadata table"):
         name, buffer_index = r.string(entry, 0), r.scalar(entry, 1, "<I")
         if buffer_index < len(buffers):
             metadata[name] = r.bytes_vector(buffers[buffer_index], 0)

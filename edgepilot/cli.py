@@ -87,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shape", action="append", metavar="NAME=D1xD2",
                    help="input shape for open dimensions, e.g. --shape input=1x576 (repeatable)")
     p.set_defaults(func=_cmd_bench)
+
+    from convert.cli import add_parsers  # argparse only: TensorFlow is imported when a command runs
+
+    add_parsers(sub)
     return parser
 
 
@@ -100,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (EdgeRuntimeError, ValueError, OSError) as exc:
+    except (EdgeRuntimeError, ValueError, OSError, RuntimeError) as exc:
         print(f"edgepilot {args.command}: error: {exc}", file=sys.stderr)
         return 1
 

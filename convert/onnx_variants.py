@@ -1,0 +1,56 @@
+"""ONNX variants: fp32 through tf2onnx (from the SavedModel, or from a .tflite), and int8 through
+ONNX Runtime's static QDQ quantization, per-channel, calibrated on the same data as TFLite."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+OPSET = 17  # tf2onnx 1.17 supports opsets up to 18; 17 is what current ONNX Runtime runs everywhere
+
+
+def convert_onnx_fp32(source: str, kind: str, out_path: str, timeout_s: float = 900) -> None:
+    """tf2onnx in its own process (it imports TensorFlow and can take a while)."""
+    flag = "--tflite" if kind == "tflite" else "--saved-model"
+    command = [sys.executable, "-m", "tf2onnx.convert", flag, source, "--output", out_path, "--opset", str(OPSET)]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, env=env)
+    if proc.returncode != 0 or not Path(out_path).exists():
+        lines = [line for line in proc.stderr.splitlines() if "ERROR" in line or "Error" in line] or proc.stderr.splitlines()
+        raise RuntimeError(f"tf2onnx failed (exit {proc.returncode}): " + " | ".join(lines[-6:])[:1500])
+
+
+def quantize_onnx_int8(fp32_path: str, calib_path: str, out_path: str) -> None:
+    """Static QDQ int8 with per-channel weights, calibrated with MinMax on ``calib_path`` (.npy)."""
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    model = onnx.load(fp32_path)
+    initializers = {i.name for i in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in initializers]
+    if len(inputs) != 1:
+        raise ValueError(f"ONNX int8 calibration supports single-input models; {fp32_path} has {len(inputs)}")
+    name = inputs[0].name
+    x = np.load(calib_path).astype(np.float32)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self._samples = iter(x)
+
+        def get_next(self):
+            sample = next(self._samples, None)
+            return None if sample is None else {name: sample[np.newaxis]}
+
+    with tempfile.TemporaryDirectory() as folder:
+        prepared = os.path.join(folder, "prepared.onnx")
+        try:
+            quant_pre_process(fp32_path, prepared, skip_symbolic_shape=False)
+        except Exception:  # symbolic shape inference fails on some graphs; plain shape inference then
+            quant_pre_process(fp32_path, prepared, skip_symbolic_shape=True)
+        quantize_static(prepared, out_path, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)

@@ -1,0 +1,370 @@
+"""The conversion workflow as explicit steps: load -> calibrate -> convert -> validate -> export.
+
+    conversion = Conversion(ConvertOptions(model="model.keras", out_dir="out", calib="calib.npz"))
+    conversion.load()        # detect the model kind, export a SavedModel (child process)
+    conversion.calibrate()   # calibration / evaluation data through the model's preprocessing
+    conversion.convert()     # every target, each in a child process; failures are recorded
+    conversion.validate()    # measure each variant through edge_runtime -> ReportCard
+    conversion.export()      # write models, sidecars and report.{md,json,png} atomically
+
+:func:`convert_model` runs all five."""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from convert import evaluate
+from convert.data import Dataset, load_dataset
+from convert.files import check_writable, write_atomic
+from convert.isolation import StepFailed, run_isolated
+from convert.metadata_io import embed_onnx, embed_tflite, sidecar_json
+from convert.options import ConvertOptions, TFLITE_TARGETS
+from convert.report import FixStep, ReportCard, VariantResult
+from convert.sources import ModelFacts, TensorFacts, detect, export_saved_model, fix_batch, reference_outputs
+from convert.tflite_variants import convert_tflite, layer_errors
+
+
+@dataclass(frozen=True)
+class Produced:
+    """A variant file in the work folder, or why it could not be made."""
+
+    target: str
+    path: Path | None
+    reason: str = ""
+    advice: str = ""
+    float_layers: tuple[str, ...] = ()
+    skipped: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.path is not None
+
+
+def advice_for(reason: str) -> str:
+    """What to do about a conversion failure, from its message."""
+    text = reason.lower()
+    if "crashed the process" in text:
+        return ("the TensorFlow Lite converter itself crashed on this graph; the other variants were still "
+                "produced. For recurrent layers try tflite_dynamic or tflite_fp16, or unroll the RNN")
+    if "select tf ops" in text or "not supported by the native tflite runtime" in text or "flex" in text:
+        return ("the graph uses TensorFlow ops that TFLite's built-in kernels cannot run; replace those "
+                "layers with supported ones (see TFLite's op compatibility list) or export with fixed shapes")
+    if "tensorlist" in text or "while" in text:
+        return "recurrent layers need static shapes: the batch was fixed to 1 and it still failed; unroll the RNN"
+    if "quantiz" in text:
+        return "an op cannot be quantized; keep it in float with --auto-fix --budget B, or use tflite_dynamic"
+    if "tf2onnx" in text:
+        return "tf2onnx could not lower an op at opset 17; check tf2onnx's support table or simplify the layer"
+    if "timed out" in text:
+        return "the converter took too long; try fewer calibration samples (--calib-samples)"
+    return ""
+
+
+class Conversion:
+    def __init__(self, options: ConvertOptions, progress=None):
+        self.options = options
+        self.progress = progress or (lambda message: None)
+        self.work = Path(tempfile.mkdtemp(prefix="edgepilot-convert-"))
+        self.stem = options.output_stem()
+        self.kind = ""
+        self.facts: ModelFacts | None = None
+        self.saved_model: Path | None = None
+        self._fixed_saved_model: Path | None = None
+        self.calib: Dataset | None = None
+        self.eval: Dataset | None = None
+        self.produced: dict[str, Produced] = {}
+        self.card: ReportCard | None = None
+        self._fix_steps: tuple[FixStep, ...] = ()
+        self._edgetpu = None
+
+    # ----- paths -------------------------------------------------------------------------
+    def output_name(self, target: str) -> str:
+        """``<stem>_<target>.<format>``: unique per target, so sidecars never collide."""
+        return f"{self.stem}_{target}.{'onnx' if target.startswith('onnx') else 'tflite'}"
+
+    def planned_outputs(self) -> list[Path]:
+        out = self.options.out_dir
+        files = [out / "report.md", out / "report.json", out / "report.png"]
+        for target in self.options.targets:
+            model = out / self.output_name(target)
+            files += [model, model.with_suffix(".json")]
+        return files
+
+    # ----- load --------------------------------------------------------------------------
+    def load(self) -> ModelFacts:
+        check_writable(self.planned_outputs(), self.options.force)
+        self.kind = detect(self.options.model)
+        self.progress(f"model: {self.options.model} ({self.kind})")
+        if self.kind == "tflite":
+            import edge_runtime
+
+            model = edge_runtime.load(self.options.model, device="cpu")
+            self.facts = ModelFacts(
+                tuple(TensorFacts(s.name, s.shape, s.dtype.name) for s in model.inputs),
+                tuple(TensorFacts(s.name, s.shape, s.dtype.name) for s in model.outputs))
+            return self.facts
+        self.saved_model = self.work / "saved_model"
+        self.facts = run_isolated("export to SavedModel", export_saved_model, str(self.options.model), self.kind,
+                                  str(self.saved_model), log_path=self.work / "logs" / "export.log")
+        return self.facts
+
+    # ----- calibrate ---------------------------------------------------------------------
+    def calibrate(self) -> Dataset | None:
+        facts = self._need(self.facts, "load")
+        if len(facts.inputs) != 1:
+            raise ValueError(f"{self.options.model}: calibration and evaluation data support single-input models; "
+                             f"this one has inputs {[i.name for i in facts.inputs]}")
+        shape = tuple(facts.input_shape[1:])
+        if any(d < 0 for d in shape):
+            raise ValueError(f"{self.options.model}: input shape {facts.input_shape} has open dimensions besides "
+                             "the batch; export the model with fixed input sizes")
+        pre = self.options.metadata.preprocess
+        if self.options.calib is not None:
+            self.calib = load_dataset(self.options.calib, shape, pre, limit=self.options.calib_samples,
+                                      seed=self.options.seed, what="calibration")
+            np.save(self.work / "calib.npy", self.calib.x)
+            self.progress(f"calibration: {len(self.calib)} samples from {self.calib.source}")
+        if self.options.eval is not None:
+            self.eval = load_dataset(self.options.eval, shape, pre, limit=self.options.eval_samples,
+                                     seed=self.options.seed, what="evaluation")
+        elif self.calib is not None:
+            self.eval = self.calib
+        if self.eval is not None:
+            np.save(self.work / "eval.npy", self.eval.x)
+            self.progress(f"evaluation: {len(self.eval)} samples from {self.eval.source}")
+        return self.calib
+
+    # ----- convert -----------------------------------------------------------------------
+    def convert(self) -> dict[str, Produced]:
+        self._need(self.facts, "load")
+        for target in self.options.targets:
+            if target not in self.produced:
+                self.produced[target] = self._make(target)
+        return self.produced
+
+    def _make(self, target: str) -> Produced:
+        self.progress(f"converting {target}")
+        if target in TFLITE_TARGETS:
+            if self.kind == "tflite":
+                return Produced(target, None, "the source is already a .tflite file; only ONNX targets apply to it",
+                                "convert from the Keras model or SavedModel to get TFLite variants")
+            return self._tflite(target)
+        if target == "onnx_fp32":
+            return self._onnx_fp32()
+        if target == "onnx_int8":
+            return self._onnx_int8()
+        return self._edgetpu_target()
+
+    def _tflite(self, target: str, denylist: tuple[str, ...] = ()) -> Produced:
+        variant = target.split("_", 1)[1]
+        calib = str(self.work / "calib.npy") if self.calib is not None else None
+        path = self.work / (self.output_name(target) if not denylist else f"{self.stem}_{target}_fix{len(denylist)}.tflite")
+        attempts = [("", self.saved_model)]
+        content, reason = None, ""
+        for label, saved_model in attempts:
+            try:
+                content = run_isolated(f"{target}{label}", convert_tflite, str(saved_model), variant, calib,
+                                       self.options.int8_io, denylist, log_path=self.work / "logs" / f"{target}.log")
+                break
+            except StepFailed as failure:
+                reason = failure.reason
+                if not label and self.facts.inputs[0].shape[0] < 0:  # retry once with a fixed batch of 1
+                    attempts.append((" (batch fixed to 1)", self._fixed()))
+        if content is None:
+            return Produced(target, None, reason, advice_for(reason))
+        path.write_bytes(embed_tflite(content, self._metadata(target)))
+        return Produced(target, path, float_layers=denylist)
+
+    def _fixed(self) -> Path:
+        if self._fixed_saved_model is None:
+            self._fixed_saved_model = self.work / "saved_model_batch1"
+            run_isolated("fix the batch to 1", fix_batch, str(self.saved_model), str(self._fixed_saved_model),
+                         log_path=self.work / "logs" / "fix_batch.log")
+        return self._fixed_saved_model
+
+    def _onnx_fp32(self) -> Produced:
+        from convert.onnx_variants import convert_onnx_fp32
+
+        path = self.work / self.output_name("onnx_fp32")
+        source = str(self.options.model) if self.kind == "tflite" else str(self.saved_model)
+        try:
+            run_isolated("onnx_fp32", convert_onnx_fp32, source, self.kind, str(path),
+                         log_path=self.work / "logs" / "onnx_fp32.log")
+        except StepFailed as failure:
+            return Produced("onnx_fp32", None, failure.reason, advice_for("tf2onnx " + failure.reason))
+        path.write_bytes(embed_onnx(path.read_bytes(), self._metadata("onnx_fp32")))
+        return Produced("onnx_fp32", path)
+
+    def _onnx_int8(self) -> Produced:
+        from convert.onnx_variants import quantize_onnx_int8
+
+        fp32 = self.produced.get("onnx_fp32") or self._onnx_fp32()
+        if not fp32.ok:
+            return Produced("onnx_int8", None, f"needs the ONNX fp32 model, which failed: {fp32.reason}", fp32.advice)
+        path = self.work / self.output_name("onnx_int8")
+        try:
+            run_isolated("onnx_int8", quantize_onnx_int8, str(fp32.path), str(self.work / "calib.npy"), str(path),
+                         log_path=self.work / "logs" / "onnx_int8.log")
+        except StepFailed as failure:
+            return Produced("onnx_int8", None, failure.reason, advice_for(failure.reason))
+        path.write_bytes(embed_onnx(path.read_bytes(), self._metadata("onnx_int8")))
+        return Produced("onnx_int8", path)
+
+    def _edgetpu_target(self) -> Produced:
+        from convert.edgetpu import compile_model
+
+        int8 = self.produced.get("tflite_int8") or self._tflite("tflite_int8")
+        if not int8.ok:
+            return Produced("edgetpu", None, f"needs the full int8 model, which failed: {int8.reason}", int8.advice)
+        report = compile_model(int8.path, self.work / "edgetpu")
+        self._edgetpu = report
+        if report.compiled_path is None:
+            from convert.edgetpu import find_compiler
+
+            return Produced("edgetpu", None, report.error, "the full int8 model is still produced as tflite_int8",
+                            skipped=find_compiler() is None)
+        path = self.work / self.output_name("edgetpu")
+        shutil.copyfile(report.compiled_path, path)
+        return Produced("edgetpu", path)
+
+    def _metadata(self, target: str):
+        meta = self.options.metadata
+        labels = meta.labels or (self.calib.labels if self.calib is not None else ())
+        return replace(meta, labels=tuple(labels), source=str(self.options.model), variant=target)
+
+    # ----- validate ----------------------------------------------------------------------
+    def validate(self) -> ReportCard:
+        self._need(self.produced or None, "convert")
+        reference = self._reference()
+        labels = self.eval.y if self.eval is not None else None
+        measured, sizes, results = {}, {}, {}
+        for target in self.options.targets:
+            made = self.produced[target]
+            if not made.ok:
+                results[target] = VariantResult(target, ok=False, skipped=made.skipped, reason=made.reason,
+                                                advice=made.advice)
+                continue
+            self.progress(f"measuring {target}")
+            sizes[target] = evaluate.file_size(str(made.path))
+            row = {"float_ops": evaluate.float_ops(str(made.path))}
+            if target != "edgetpu":  # an Edge TPU model cannot run without the TPU
+                row.update(evaluate.latency(str(made.path), self.options.bench_runs))
+                if reference is not None:
+                    row.update(evaluate.compare(evaluate.predict(str(made.path), self.eval.x), reference, labels))
+            measured[target] = row
+        for target, row in measured.items():
+            made = self.produced[target]
+            results[target] = VariantResult(
+                target, path=str(self.options.out_dir / self.output_name(target)), size_bytes=sizes[target],
+                top1=row.get("top1"), agreement=row.get("agreement"), max_abs_diff=row.get("max_abs_diff"),
+                mean_abs_diff=row.get("mean_abs_diff"), p50_ms=row.get("p50_ms"), p99_ms=row.get("p99_ms"),
+                accelerator=row.get("accelerator", "edgetpu (not measured: no Edge TPU here)"),
+                delegated=row.get("delegated", ""), float_layers=made.float_layers,
+                traps=evaluate.traps(target, measured, sizes))
+        ref_top1 = None
+        if reference is not None and labels is not None and evaluate.is_classifier(reference):
+            ref_top1 = float((reference.argmax(axis=1) == labels).mean() * 100)
+        notes = []
+        if self.eval is not None and self.eval is self.calib:
+            notes.append("no --eval data: evaluated on the calibration samples (pass --eval for an honest figure)")
+        if reference is None:
+            notes.append("no evaluation data: accuracy was not measured")
+        self.card = ReportCard(
+            source=str(self.options.model), source_kind=self.kind,
+            eval_source=self.eval.source if self.eval is not None else "none",
+            eval_samples=len(self.eval) if self.eval is not None else 0,
+            labelled=labels is not None and ref_top1 is not None, reference_top1=ref_top1,
+            results=tuple(results[t] for t in self.options.targets), budget=self.options.budget,
+            fix_steps=self._fix_steps, edgetpu_table=self._edgetpu.markdown() if self._edgetpu else "",
+            notes=tuple(notes))
+        return self.card
+
+    def _reference(self) -> np.ndarray | None:
+        if self.eval is None:
+            return None
+        path = self.work / "reference.npy"
+        if not path.exists():
+            if self.kind == "tflite":
+                np.save(path, evaluate.predict(str(self.options.model), self.eval.x))
+            else:
+                run_isolated("float reference", reference_outputs, str(self.saved_model), str(self.work / "eval.npy"),
+                             str(path), log_path=self.work / "logs" / "reference.log")
+        return np.load(path).astype(np.float64)
+
+    # ----- auto-fix ----------------------------------------------------------------------
+    def auto_fix(self) -> ReportCard:
+        """Keep the worst int8 layers in float, one more per step, until int8 is within the budget."""
+        card = self._need(self.card, "validate")
+        result = next((r for r in card.results if r.target == "tflite_int8"), None)
+        if result is None or not result.ok or card.drop(result) is None or card.drop(result) <= card.budget:
+            return card
+        self.progress("auto-fix: ranking layers by quantization error")
+        rows = run_isolated("quantization debugger", layer_errors, str(self.saved_model), str(self.work / "calib.npy"),
+                            log_path=self.work / "logs" / "debugger.log")
+        ranked = [r["tensor"] for r in sorted(rows, key=lambda r: -np.nan_to_num(r["rmse_over_scale"], nan=-1))
+                  if r["tensor"]]
+        steps = [FixStep((), result.metric(card.labelled), result.size_bytes, result.p50_ms)]
+        reference, labels = self._reference(), self.eval.y
+        best = None
+        for count in range(1, min(self.options.max_fix_steps, len(ranked)) + 1):
+            denylist = tuple(ranked[:count])
+            self.progress(f"auto-fix step {count}: float layers {list(denylist)}")
+            made = self._tflite("tflite_int8", denylist)
+            if not made.ok:
+                continue
+            scores = evaluate.compare(evaluate.predict(str(made.path), self.eval.x), reference, labels)
+            metric = scores.get("top1") if card.labelled else scores["agreement"]
+            timing = evaluate.latency(str(made.path), self.options.bench_runs)
+            steps.append(FixStep(denylist, metric, evaluate.file_size(str(made.path)), timing["p50_ms"]))
+            if card.reference_metric() - metric <= card.budget:
+                best = made
+                break
+        self._fix_steps = tuple(steps)
+        if best is not None:
+            final = self.work / self.output_name("tflite_int8")
+            shutil.copyfile(best.path, final)
+            self.produced["tflite_int8"] = Produced("tflite_int8", final, float_layers=best.float_layers)
+        return self.validate()
+
+    # ----- export ------------------------------------------------------------------------
+    def export(self) -> ReportCard:
+        card = self._need(self.card, "validate")
+        out = self.options.out_dir
+        for target in self.options.targets:
+            made = self.produced[target]
+            if made.ok:
+                destination = out / self.output_name(target)
+                write_atomic(destination, made.path.read_bytes(), self.options.force)
+                write_atomic(destination.with_suffix(".json"), sidecar_json(self._metadata(target)), self.options.force)
+        write_atomic(out / "report.md", card.markdown(), self.options.force)
+        write_atomic(out / "report.json", card.to_json(), self.options.force)
+        write_atomic(out / "report.png", card.plot_png(), self.options.force)
+        return card
+
+    def close(self) -> None:
+        shutil.rmtree(self.work, ignore_errors=True)
+
+    @staticmethod
+    def _need(value, step: str):
+        if value is None:
+            raise RuntimeError(f"run .{step}() first")
+        return value
+
+
+def convert_model(options: ConvertOptions, progress=None) -> ReportCard:
+    """load -> calibrate -> convert -> validate (-> auto-fix) -> export, and clean up."""
+    conversion = Conversion(options, progress)
+    try:
+        conversion.load()
+        conversion.calibrate()
+        conversion.convert()
+        card = conversion.validate()
+        if options.auto_fix:
+            card = conversion.auto_fix()
+        return conversion.export()
+    finally:
+        conversion.close()
