@@ -36,7 +36,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 AUDIO_SUFFIXES = (".wav",)
 
 Progress = Callable[[int, int], None]  # progress(done, total), called after each file
-Source = Union[str, "os.PathLike[str]", Callable[[], Any]]
+Source = Union[str, os.PathLike, Callable[[], Any]]  # a path, or a callable that returns the data
 
 _WHAT_TO_PASS = "a folder of images or WAV files, a .npy array, an .npz archive with an array 'x', or a callable"
 
@@ -113,8 +113,9 @@ def load_dataset(
     * a folder of images (.png, .jpg, .jpeg, .bmp, .gif). Each is decoded and resized with
       TensorFlow (bilinear, aspect ratio not kept, as Keras' ``image_dataset_from_directory``
       does) to ``input_shape``'s (height, width); a last dimension of 3 reads RGB, 1 (or an
-      input shape of just (height, width)) reads grayscale. ``preprocess.normalize`` then scales
-      the pixels, and ``preprocess.color == "bgr"`` reverses the channels.
+      input shape of just (height, width)) reads grayscale. ``preprocess.color == "bgr"``
+      reverses the channels, then ``preprocess.normalize`` scales the pixels (its per-channel
+      mean and std are in the model's channel order).
     * a folder of WAV files (PCM, 8/16/24/32-bit, read with the stdlib ``wave``): channels are
       averaged to mono, and a file whose rate differs from ``preprocess.sample_rate_hz`` is
       resampled to it by **linear interpolation** (no anti-alias filter, so downsampling can
@@ -122,8 +123,8 @@ def load_dataset(
     * a ``.npy`` array, or an ``.npz`` archive with an array ``x``, an optional ``y`` of class
       indices and an optional ``labels`` array of names.
     * a callable taking no arguments that returns an array, a tuple ``(x, y)``, or any other
-      iterable of arrays (each one sample or a batch of samples, as a TFLite representative
-      dataset yields them).
+      iterable of arrays, each one sample or a batch of samples (or ``[batch]``, as a TFLite
+      representative dataset yields them).
 
     Folders: files directly inside are unlabeled; files in sub-folders (searched recursively)
     are labeled by sub-folder name, with every sub-folder a label in sorted order, as Keras
@@ -282,6 +283,11 @@ def _read_npz(path: Path, where: str) -> tuple[np.ndarray, np.ndarray | None, tu
     return x, y, labels
 
 
+def _unwrap(item: Any) -> Any:
+    """A TFLite representative dataset yields ``[batch]``, one array per model input: take it out."""
+    return item[0] if isinstance(item, (list, tuple)) and len(item) == 1 else item
+
+
 def _from_callable(fn: Callable[[], Any], name: str, shape: tuple, limit: int | None, seed: int,
                    where: str) -> Dataset:
     result = fn()
@@ -291,7 +297,8 @@ def _from_callable(fn: Callable[[], Any], name: str, shape: tuple, limit: int | 
     elif isinstance(result, np.ndarray):
         x = result
     elif hasattr(result, "__iter__") and not isinstance(result, (str, bytes, dict)):
-        parts = [_batch_first(item, shape, f"{where} item {i}", one_sample_ok=True) for i, item in enumerate(result)]
+        parts = [_batch_first(_unwrap(item), shape, f"{where} item {i}", one_sample_ok=True)
+                 for i, item in enumerate(result)]
         if not parts:
             raise DataError(f"{where}: the iterable it returned was empty; expected at least one sample")
         x = np.concatenate(parts)

@@ -87,35 +87,49 @@ def _facts(signature) -> ModelFacts:
     return ModelFacts(inputs, outputs)
 
 
-def export_saved_model(path: str, kind: str, out_dir: str) -> ModelFacts:
-    """Child-process step: load the model and save it as a SavedModel with a serving signature."""
+def export_saved_model(path: str, kind: str, out_dir: str, batch: int | None = None) -> ModelFacts:
+    """Child-process step: load the model and save it as a SavedModel with a serving signature.
+    ``batch`` fixes the batch dimension (traced from the Keras model itself, which is what lets
+    the TFLite converter fuse recurrent layers); None keeps it open."""
     import tensorflow as tf
 
     if kind == "saved_model":
+        if batch is not None:
+            return fix_batch(path, out_dir, batch)
         loaded = tf.saved_model.load(path)
         signature = loaded.signatures["serving_default"]
         tf.saved_model.save(loaded, out_dir, signatures={"serving_default": signature})
-    elif kind == "keras3":
-        import keras
+    elif kind in ("keras3", "tf_keras"):
+        if kind == "keras3":
+            import keras
 
-        model = keras.models.load_model(path, compile=False)
-        model.export(out_dir, format="tf_saved_model", verbose=False)
-    elif kind == "tf_keras":
-        import tf_keras
+            model = keras.models.load_model(path, compile=False)
+        else:
+            import tf_keras
 
-        model = tf_keras.models.load_model(path, compile=False)
-        specs = [tf.TensorSpec(t.shape, t.dtype, name=t.name.split(":")[0]) for t in model.inputs]
+            model = tf_keras.models.load_model(path, compile=False)
+        specs = [tf.TensorSpec([batch] + list(t.shape[1:]), t.dtype, name=_input_name(t)) for t in model.inputs]
         function = tf.function(lambda *xs: model(list(xs) if len(xs) > 1 else xs[0]), input_signature=specs)
-        tf.saved_model.save(model, out_dir, signatures={"serving_default": function.get_concrete_function()})
+        module = tf.Module()
+        module.model = model
+        tf.saved_model.save(module, out_dir, signatures={"serving_default": function.get_concrete_function()})
     else:
         raise SourceError(f"cannot export a {kind} model to a SavedModel")
     signature = tf.saved_model.load(out_dir).signatures["serving_default"]
     facts = _facts(signature)
-    ops = {op.type for op in signature.graph.get_operations()}
-    ops |= {op.type for f in signature.graph._functions.values() for op in f.graph.get_operations()} \
-        if hasattr(signature.graph, "_functions") else set()
-    recurrent = any(o in ops for o in ("While", "StatelessWhile", "TensorListReserve", "CudnnRNNV3"))
+    recurrent = any(op.type in ("While", "StatelessWhile", "TensorListReserve")
+                    for f in [signature.graph, *_inner_graphs(signature.graph)] for op in f.get_operations())
     return ModelFacts(facts.inputs, facts.outputs, recurrent)
+
+
+def _input_name(tensor) -> str:
+    name = getattr(tensor, "name", "") or "input"
+    return name.split(":")[0].replace("/", "_")
+
+
+def _inner_graphs(graph) -> list:
+    functions = getattr(graph, "_functions", {}) or {}
+    return [f.graph for f in functions.values() if hasattr(f, "graph")]
 
 
 def fix_batch(saved_model_dir: str, out_dir: str, batch: int = 1) -> ModelFacts:

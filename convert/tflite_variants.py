@@ -25,8 +25,23 @@ def _representative(calib_path: str, dtype: str):
     return generate
 
 
+def _converter(saved_model_dir: str, freeze: bool):
+    """A converter for the SavedModel's serving signature. ``freeze`` turns variables into
+    constants first: Keras 3 recurrent layers read their weights inside a While loop, which the
+    converter otherwise keeps as resource variables that fail at run time."""
+    import tensorflow as tf
+
+    if not freeze:
+        return tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    loaded = tf.saved_model.load(saved_model_dir)  # must stay alive while the signature is used
+    frozen = convert_variables_to_constants_v2(loaded.signatures["serving_default"])
+    return tf.lite.TFLiteConverter.from_concrete_functions([frozen])
+
+
 def convert_tflite(saved_model_dir: str, variant: str, calib_path: str | None = None, io_type: str = "int8",
-                   denylist: tuple[str, ...] = (), input_dtype: str = "float32") -> bytes:
+                   denylist: tuple[str, ...] = (), input_dtype: str = "float32", freeze: bool = False) -> bytes:
     """Convert ``saved_model_dir`` to ``variant``; ``denylist`` keeps those layers (output tensor
     names, as the quantization debugger reports them) in float for ``int8``."""
     import tensorflow as tf
@@ -35,7 +50,7 @@ def convert_tflite(saved_model_dir: str, variant: str, calib_path: str | None = 
         raise ValueError(f"unknown TFLite variant {variant!r}; expected one of {list(VARIANTS)}")
     if variant in CALIBRATED and not calib_path:
         raise ValueError(f"the {variant} variant needs calibration data")
-    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
+    converter = _converter(saved_model_dir, freeze)
     if variant == "fp16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]

@@ -24,7 +24,7 @@ from convert.isolation import StepFailed, run_isolated
 from convert.metadata_io import embed_onnx, embed_tflite, sidecar_json
 from convert.options import ConvertOptions, TFLITE_TARGETS
 from convert.report import FixStep, ReportCard, VariantResult
-from convert.sources import ModelFacts, TensorFacts, detect, export_saved_model, fix_batch, reference_outputs
+from convert.sources import ModelFacts, TensorFacts, detect, export_saved_model, reference_outputs
 from convert.tflite_variants import convert_tflite, layer_errors
 
 
@@ -163,27 +163,32 @@ class Conversion:
         variant = target.split("_", 1)[1]
         calib = str(self.work / "calib.npy") if self.calib is not None else None
         path = self.work / (self.output_name(target) if not denylist else f"{self.stem}_{target}_fix{len(denylist)}.tflite")
-        attempts = [("", self.saved_model)]
         content, reason = None, ""
-        for label, saved_model in attempts:
+        try:
+            content = run_isolated(target, convert_tflite, str(self.saved_model), variant, calib,
+                                   self.options.int8_io, denylist, log_path=self.work / "logs" / f"{target}.log")
+        except StepFailed as failure:
+            reason = failure.reason
+        if content is None and self.facts.inputs[0].shape[0] < 0:
+            # Recurrent layers need static shapes and frozen weights: retry once that way.
             try:
-                content = run_isolated(f"{target}{label}", convert_tflite, str(saved_model), variant, calib,
-                                       self.options.int8_io, denylist, log_path=self.work / "logs" / f"{target}.log")
-                break
+                content = run_isolated(f"{target} (batch 1, frozen)", convert_tflite, str(self._fixed()), variant,
+                                       calib, self.options.int8_io, denylist, freeze=True,
+                                       log_path=self.work / "logs" / f"{target}_batch1.log")
             except StepFailed as failure:
-                reason = failure.reason
-                if not label and self.facts.inputs[0].shape[0] < 0:  # retry once with a fixed batch of 1
-                    attempts.append((" (batch fixed to 1)", self._fixed()))
+                reason = f"{reason} | with the batch fixed to 1 and weights frozen: {failure.reason}"
         if content is None:
             return Produced(target, None, reason, advice_for(reason))
         path.write_bytes(embed_tflite(content, self._metadata(target)))
         return Produced(target, path, float_layers=denylist)
 
     def _fixed(self) -> Path:
+        """The model exported again with its batch fixed to 1 (made once, on first need)."""
         if self._fixed_saved_model is None:
-            self._fixed_saved_model = self.work / "saved_model_batch1"
-            run_isolated("fix the batch to 1", fix_batch, str(self.saved_model), str(self._fixed_saved_model),
-                         log_path=self.work / "logs" / "fix_batch.log")
+            folder = self.work / "saved_model_batch1"
+            run_isolated("export with batch 1", export_saved_model, str(self.options.model), self.kind, str(folder),
+                         batch=1, log_path=self.work / "logs" / "export_batch1.log")
+            self._fixed_saved_model = folder
         return self._fixed_saved_model
 
     def _onnx_fp32(self) -> Produced:
