@@ -50,7 +50,9 @@ def convert_tflite(saved_model_dir: str, variant: str, calib_path: str | None = 
         raise ValueError(f"unknown TFLite variant {variant!r}; expected one of {list(VARIANTS)}")
     if variant in CALIBRATED and not calib_path:
         raise ValueError(f"the {variant} variant needs calibration data")
-    converter = _converter(saved_model_dir, freeze)
+    # the quantization debugger runs the float model, which needs frozen weights; layer names
+    # then match those layer_errors() reports
+    converter = _converter(saved_model_dir, freeze or bool(denylist))
     if variant == "fp16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
@@ -65,10 +67,10 @@ def convert_tflite(saved_model_dir: str, variant: str, calib_path: str | None = 
         if denylist:
             # Selective quantization: the listed layers stay float, so float kernels are allowed.
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
-            options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=list(denylist))
+            options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=list(denylist), fully_quantize=True)
             debugger = tf.lite.experimental.QuantizationDebugger(
                 converter=converter, debug_dataset=_representative(calib_path, input_dtype), debug_options=options)
-            return bytes(debugger.get_nodes_quantized_model())
+            return bytes(debugger.get_nondebug_quantized_model())
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     elif variant == "int16x8":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -84,7 +86,7 @@ def layer_errors(saved_model_dir: str, calib_path: str, input_dtype: str = "floa
 
     import tensorflow as tf
 
-    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
+    converter = _converter(saved_model_dir, freeze=True)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = _representative(calib_path, input_dtype)
     debugger = tf.lite.experimental.QuantizationDebugger(

@@ -79,6 +79,7 @@ class Conversion:
         self.produced: dict[str, Produced] = {}
         self.card: ReportCard | None = None
         self._fix_steps: tuple[FixStep, ...] = ()
+        self._notes: list[str] = []
         self._edgetpu = None
 
     # ----- paths -------------------------------------------------------------------------
@@ -273,7 +274,7 @@ class Conversion:
         ref_top1 = None
         if reference is not None and labels is not None and evaluate.is_classifier(reference):
             ref_top1 = float((reference.argmax(axis=1) == labels).mean() * 100)
-        notes = []
+        notes = list(self._notes)
         if self.eval is not None and self.eval is self.calib:
             notes.append("no --eval data: evaluated on the calibration samples (pass --eval for an honest figure)")
         if reference is None:
@@ -320,6 +321,7 @@ class Conversion:
             self.progress(f"auto-fix step {count}: float layers {list(denylist)}")
             made = self._tflite("tflite_int8", denylist)
             if not made.ok:
+                self._notes.append(f"auto-fix step {count} ({len(denylist)} float layers) failed to convert: {made.reason}")
                 continue
             scores = evaluate.compare(evaluate.predict(str(made.path), self.eval.x), reference, labels)
             metric = scores.get("top1") if card.labelled else scores["agreement"]
@@ -329,7 +331,9 @@ class Conversion:
                 best = made
                 break
         self._fix_steps = tuple(steps)
-        if best is not None:
+        if best is None:
+            self._notes.append(f"auto-fix: no denylist of up to {len(steps) - 1} layers brought int8 within the budget")
+        else:
             final = self.work / self.output_name("tflite_int8")
             shutil.copyfile(best.path, final)
             self.produced["tflite_int8"] = Produced("tflite_int8", final, float_layers=best.float_layers)
