@@ -10,6 +10,7 @@
 :func:`convert_model` runs all five."""
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, replace
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from convert import evaluate
+from edge_runtime.errors import EdgeRuntimeError
 from convert.data import Dataset, load_dataset
 from convert.files import check_writable, write_atomic
 from convert.isolation import StepFailed, run_isolated
@@ -44,19 +46,35 @@ class Produced:
         return self.path is not None
 
 
+def summarize(failure: StepFailed) -> str:
+    """A readable reason: converter errors are long MLIR dumps; name the ops instead."""
+    text = f"{failure.reason}\n{failure.log_tail}"
+    unsupported = sorted(set(re.findall(r"'tf\.(\w+)' op is neither a custom op nor a flex op", text)))
+    if unsupported:
+        return (f"TFLite's built-in kernels cannot run TensorFlow op(s) {', '.join(unsupported)} "
+                "(neither a builtin, a custom nor a flex op)")
+    static = re.search(r"'tf\.(\w+)' op requires (.+?) to be static", text)
+    if static:
+        return f"'{static.group(1)}' needs a static {static.group(2)} (dynamic shapes in a recurrent layer)"
+    return failure.reason
+
+
 def advice_for(reason: str) -> str:
     """What to do about a conversion failure, from its message."""
     text = reason.lower()
     if "crashed the process" in text:
         return ("the TensorFlow Lite converter itself crashed on this graph; the other variants were still "
                 "produced. For recurrent layers try tflite_dynamic or tflite_fp16, or unroll the RNN")
-    if "select tf ops" in text or "not supported by the native tflite runtime" in text or "flex" in text:
+    if "select tf ops" in text or "built-in kernels cannot run" in text or "flex op" in text:
         return ("the graph uses TensorFlow ops that TFLite's built-in kernels cannot run; replace those "
                 "layers with supported ones (see TFLite's op compatibility list) or export with fixed shapes")
     if "tensorlist" in text or "while" in text:
         return "recurrent layers need static shapes: the batch was fixed to 1 and it still failed; unroll the RNN"
     if "quantiz" in text:
         return "an op cannot be quantized; keep it in float with --auto-fix --budget B, or use tflite_dynamic"
+    if "no op registered" in text:
+        return ("the converter kept an op the runtime does not implement; replace that layer, or check the "
+                "converter's support table (tf2onnx: opset 17)")
     if "tf2onnx" in text:
         return "tf2onnx could not lower an op at opset 17; check tf2onnx's support table or simplify the layer"
     if "timed out" in text:
@@ -169,15 +187,16 @@ class Conversion:
             content = run_isolated(target, convert_tflite, str(self.saved_model), variant, calib,
                                    self.options.int8_io, denylist, log_path=self.work / "logs" / f"{target}.log")
         except StepFailed as failure:
-            reason = failure.reason
-        if content is None and self.facts.inputs[0].shape[0] < 0:
+            reason = summarize(failure)
+        shape_trouble = self.facts.recurrent or any(w in reason.lower() for w in ("static", "tensorlist", "variable"))
+        if content is None and self.facts.inputs[0].shape[0] < 0 and shape_trouble:
             # Recurrent layers need static shapes and frozen weights: retry once that way.
             try:
                 content = run_isolated(f"{target} (batch 1, frozen)", convert_tflite, str(self._fixed()), variant,
                                        calib, self.options.int8_io, denylist, freeze=True,
                                        log_path=self.work / "logs" / f"{target}_batch1.log")
             except StepFailed as failure:
-                reason = f"{reason} | with the batch fixed to 1 and weights frozen: {failure.reason}"
+                reason = f"{reason}; with the batch fixed to 1 and weights frozen: {summarize(failure)}"
         if content is None:
             return Produced(target, None, reason, advice_for(reason))
         path.write_bytes(embed_tflite(content, self._metadata(target)))
@@ -255,12 +274,18 @@ class Conversion:
                                                 advice=made.advice)
                 continue
             self.progress(f"measuring {target}")
+            try:
+                row = {"float_ops": evaluate.float_ops(str(made.path))}
+                if target != "edgetpu":  # an Edge TPU model cannot run without the TPU
+                    row.update(evaluate.latency(str(made.path), self.options.bench_runs))
+                    if reference is not None:
+                        row.update(evaluate.compare(evaluate.predict(str(made.path), self.eval.x), reference, labels))
+            except EdgeRuntimeError as exc:  # produced, but it does not run: not handed over
+                reason = f"converted, but the result does not run in edge_runtime: {str(exc)[:600]}"
+                self.produced[target] = replace(made, path=None, reason=reason)
+                results[target] = VariantResult(target, ok=False, reason=reason, advice=advice_for(reason))
+                continue
             sizes[target] = evaluate.file_size(str(made.path))
-            row = {"float_ops": evaluate.float_ops(str(made.path))}
-            if target != "edgetpu":  # an Edge TPU model cannot run without the TPU
-                row.update(evaluate.latency(str(made.path), self.options.bench_runs))
-                if reference is not None:
-                    row.update(evaluate.compare(evaluate.predict(str(made.path), self.eval.x), reference, labels))
             measured[target] = row
         for target, row in measured.items():
             made = self.produced[target]
