@@ -77,6 +77,9 @@ def traps(target: str, measured: dict[str, dict], sizes: dict[str, int]) -> tupl
         found.append(f"ONNX Runtime int8 (QDQ) is {me['p50_ms'] / fp32['p50_ms']:.2f}x the latency of ONNX fp32 here")
     if me.get("float_ops") and target in ("tflite_int8", "edgetpu"):  # integer I/O: no DEQUANTIZE expected
         found.append(f"{me['float_ops']} DEQUANTIZE op(s): part of the graph falls back to float")
+    if target.endswith("_fp32") and (me.get("max_abs_diff") or 0) > 1e-3:
+        found.append(f"fp32 differs from the float model by up to {me['max_abs_diff']:.3g}: the conversion changed "
+                     "the computation, check the model's custom layers")
     base = sizes.get("tflite_fp32") or sizes.get("onnx_fp32")
     if target not in ("tflite_fp32", "onnx_fp32") and base and sizes.get(target, 0) >= base:
         found.append(f"not smaller than fp32 ({sizes[target] / 1024:.1f} KiB vs {base / 1024:.1f} KiB)")

@@ -99,20 +99,21 @@ def export_saved_model(path: str, kind: str, out_dir: str, batch: int | None = N
         loaded = tf.saved_model.load(path)
         signature = loaded.signatures["serving_default"]
         tf.saved_model.save(loaded, out_dir, signatures={"serving_default": signature})
-    elif kind in ("keras3", "tf_keras"):
-        if kind == "keras3":
-            import keras
+    elif kind == "keras3":
+        import keras
 
-            model = keras.models.load_model(path, compile=False)
-        else:
-            import tf_keras
+        model = keras.models.load_model(path, compile=False)
+        specs = [tf.TensorSpec([batch] + list(t.shape[1:]), t.dtype, name=_input_name(t)) for t in model.inputs]
+        # Keras' own export tracks the model's variables so that converters see initialized weights
+        model.export(out_dir, format="tf_saved_model", verbose=False,
+                     input_signature=specs if len(specs) > 1 else specs[:1])
+    elif kind == "tf_keras":
+        import tf_keras
 
-            model = tf_keras.models.load_model(path, compile=False)
+        model = tf_keras.models.load_model(path, compile=False)
         specs = [tf.TensorSpec([batch] + list(t.shape[1:]), t.dtype, name=_input_name(t)) for t in model.inputs]
         function = tf.function(lambda *xs: model(list(xs) if len(xs) > 1 else xs[0]), input_signature=specs)
-        module = tf.Module()
-        module.model = model
-        tf.saved_model.save(module, out_dir, signatures={"serving_default": function.get_concrete_function()})
+        tf.saved_model.save(model, out_dir, signatures={"serving_default": function.get_concrete_function()})
     else:
         raise SourceError(f"cannot export a {kind} model to a SavedModel")
     signature = tf.saved_model.load(out_dir).signatures["serving_default"]

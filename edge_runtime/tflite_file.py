@@ -33,7 +33,8 @@ _OPTION2_VECTORS = {  # builtin_options_2 (StableHLO ops)
     13: ((0, 8), (1, 8), (2, 8), (3, 8), (4, 8)), 16: ((0, 8), (1, 8), (2, 8), (4, 8)), 17: ((0, 8),),
     21: ((0, 1), (2, 1)), 23: ((0, 4),),
 }
-_INDEX_VECTOR_SIZES = {1: 4, 2: 2, 3: 1}  # sparsity index vectors: Int32Vector, Uint16Vector, Uint8Vector
+_INDEX_VECTOR_FORMATS = {1: "i", 2: "H", 3: "B"}  # sparsity index vectors: Int32Vector, Uint16Vector, Uint8Vector
+_ELEMENT_SIZES = {0: 4, 1: 2, 2: 4, 3: 1, 4: 8, 6: 1, 7: 2, 8: 8, 9: 1, 10: 8, 11: 16, 12: 8, 15: 4, 16: 2, 18: 2}
 
 
 class TFLiteFormatError(ValueError):
@@ -170,12 +171,17 @@ class _Reader:
         if offset > 1:
             self._check(offset, size, what)
 
+    def values(self, table: int, field: int, fmt: str) -> tuple:
+        """The elements of a vector of scalars (``fmt`` one struct letter); () when absent."""
+        start, length = self.vector(table, field, struct.calcsize(fmt))
+        return struct.unpack_from(f"<{length}{fmt}", self.data, start) if length else ()
+
     def bytes_vector(self, table: int, field: int) -> bytes:
         start, length = self.vector(table, field, 1)
         return bytes(self.data[start : start + length])
 
 
-def _check_tensor(r: _Reader, t: int) -> None:
+def _check_tensor(r: _Reader, t: int, buffer_size: int) -> None:
     """The parts of a Tensor table the interpreter builder reads besides shape and buffer."""
     r.string(t, 3)  # name
     r.vector(t, 7, 4)  # shape_signature
@@ -188,16 +194,64 @@ def _check_tensor(r: _Reader, t: int) -> None:
             r.vector(custom, 0, 1)
     sparsity = r.subtable(t, 6, "sparsity table")
     if sparsity:
-        r.vector(sparsity, 0, 4)
-        r.vector(sparsity, 1, 4)
-        for dim in r.tables(sparsity, 2, "sparsity dimension table"):
-            for type_field in (2, 4):  # array_segments, array_indices
-                size = _INDEX_VECTOR_SIZES.get(r.scalar(dim, type_field, "<B"))
-                index_table = r.subtable(dim, type_field + 1, "sparsity index table") if size else 0
-                if index_table:
-                    r.vector(index_table, 0, size)
+        _check_sparsity(r, t, sparsity, buffer_size)
     for variant in r.tables(t, 9, "variant tensor table"):
         r.vector(variant, 0, 4)
+
+
+def _check_sparsity(r: _Reader, t: int, sparsity: int, buffer_size: int) -> None:
+    """A sparse constant is densified when the model loads, by code (in tflite-runtime and LiteRT
+    alike) that trusts every index in it: check them the way it walks them."""
+    shape = r.values(t, 0, "i")
+    order, block_map = r.values(sparsity, 0, "i"), r.values(sparsity, 1, "i")
+    dims = r.tables(sparsity, 2, "sparsity dimension table")
+    levels = []
+    for dim in dims:
+        segments = indices = ()
+        if r.scalar(dim, 0, "<b") == 1:  # SPARSE_CSR
+            for type_field in (2, 4):  # array_segments, array_indices
+                fmt = _INDEX_VECTOR_FORMATS.get(r.scalar(dim, type_field, "<B"))
+                index_table = r.subtable(dim, type_field + 1, "sparsity index table") if fmt else 0
+                if not index_table:
+                    raise TFLiteFormatError(f"a sparse dimension of the tensor at byte {t} lacks its index vectors: corrupted")
+                if type_field == 2:
+                    segments = r.values(index_table, 0, fmt)
+                else:
+                    indices = r.values(index_table, 0, fmt)
+        levels.append((r.scalar(dim, 0, "<b"), r.scalar(dim, 1, "<i"), segments, indices))
+    rank = len(shape)
+    problem = ""
+    if len(order) != len(levels) or sorted(order) != list(range(len(levels))) or len(levels) != rank + len(block_map):
+        problem = f"traversal order {list(order)[:8]} does not fit {len(levels)} dimensions of shape {list(shape)}"
+    blocked = list(shape)
+    for i, d in enumerate(block_map if not problem else ()):
+        block = levels[rank + i][1]
+        if not 0 <= d < rank or block <= 0 or blocked[d] % block:
+            problem = f"block map {list(block_map)} does not fit shape {list(shape)}"
+            break
+        blocked[d] //= block
+    positions = 1
+    for level, (fmt, dense_size, segments, indices) in enumerate(levels if not problem else ()):
+        size = blocked[order[level]] if order[level] < rank else levels[order[level]][1]
+        if fmt == 0:  # DENSE
+            if not 0 <= dense_size <= size:
+                problem = f"dense size {dense_size} of level {level} exceeds its dimension ({size})"
+                break
+            positions *= dense_size
+            continue
+        used = segments[: positions + 1]
+        if len(used) < positions + 1 or min(used) < 0 or max(used) > len(indices):
+            problem = f"level {level} has {len(segments)} segments for {positions} positions and {len(indices)} indices"
+            break
+        if any(not 0 <= i < size for i in indices[: max(used)]):
+            problem = f"an index of level {level} lies outside its dimension ({size})"
+            break
+        positions = max(used)
+    element = _ELEMENT_SIZES.get(r.scalar(t, 1, "<b"))
+    if not problem and element and positions * element > buffer_size:
+        problem = f"it lists {positions} values but its buffer holds {buffer_size} bytes"
+    if problem:
+        raise TFLiteFormatError(f"sparse tensor {r.string(t, 3)!r}: {problem}: corrupted")
 
 
 def _check_operator(r: _Reader, op: int) -> None:
@@ -244,15 +298,29 @@ def read_tflite(data: bytes) -> TFLiteFileInfo:
         builtin = max(deprecated, r.scalar(code, 3, "<i"))
         codes.append(OperatorCode(builtin, r.string(code, 1), r.scalar(code, 2, "<i", 1)))
     buffers = r.tables(model, 4, "buffer table")
+    buffer_sizes = [0]  # buffer 0 is the empty one by convention
     for buffer in buffers:
-        r.vector(buffer, 0, 1)
         r.span(buffer, 1, 2, "buffer data")
+        inline = r.vector(buffer, 0, 1)[1]
+        buffer_sizes.append(r.scalar(buffer, 2, "<Q") if r.scalar(buffer, 1, "<Q") > 1 else inline)
+    buffer_sizes = buffer_sizes[1:] or [0]
     subgraphs = []
     for sg in r.tables(model, 2, "subgraph table"):
         tensors = r.tables(sg, 0, "tensor table")
         r.vector(sg, 1, 4)  # inputs
         r.vector(sg, 2, 4)  # outputs
         variable = sum(1 for t in tensors if r.scalar(t, 5, "<B"))
+        constants = set()
+        for i, t in enumerate(tensors):
+            r.vector(t, 0, 4)  # shape: bounds-checked
+            if r.scalar(t, 2, "<I") >= max(len(buffers), 1):
+                raise TFLiteFormatError(
+                    f"a tensor points at buffer {r.scalar(t, 2, '<I')} but the model has {len(buffers)} buffers: corrupted"
+                )
+            size = buffer_sizes[r.scalar(t, 2, "<I")]
+            _check_tensor(r, t, size)
+            if size and not r.scalar(t, 5, "<B"):
+                constants.add(i)
         opcode_indices = []
         for op in r.tables(sg, 3, "operator table"):
             _check_operator(r, op)
@@ -261,14 +329,10 @@ def read_tflite(data: bytes) -> TFLiteFileInfo:
                 raise TFLiteFormatError(
                     f"operator uses opcode index {index} but the model declares {len(codes)} operator codes: corrupted"
                 )
+            written = constants.intersection(r.values(op, 2, "i"))
+            if written:
+                raise TFLiteFormatError(f"an operator writes to tensor {min(written)}, a constant: corrupted")
             opcode_indices.append(index)
-        for t in tensors:
-            r.vector(t, 0, 4)  # shape: bounds-checked
-            if r.scalar(t, 2, "<I") >= max(len(buffers), 1):
-                raise TFLiteFormatError(
-                    f"a tensor points at buffer {r.scalar(t, 2, '<I')} but the model has {len(buffers)} buffers: corrupted"
-                )
-            _check_tensor(r, t)
         subgraphs.append(SubgraphInfo(r.string(sg, 4), len(tensors), len(opcode_indices), tuple(opcode_indices), variable))
     r.vector(model, 5, 4)  # metadata_buffer
     _check_signatures(r, model, len(subgraphs))
