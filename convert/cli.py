@@ -34,6 +34,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--calib-samples", type=int, default=None, help="calibration samples (default 200)")
     p.add_argument("--eval-samples", type=int, default=None, help="evaluation samples (default 2000)")
     p.add_argument("--bench-runs", type=int, default=100, help="timed runs per variant for latency (default 100)")
+    p.add_argument("--batch", type=int, default=None,
+                   help="fix the batch dimension (e.g. 1): no shape ops, so XNNPACK takes more of the graph")
     _metadata_arguments(p)
     p.add_argument("--json", action="store_true", help="print report.json instead of report.md")
     p.set_defaults(func=run_convert)
@@ -102,7 +104,7 @@ def run_convert(args) -> int:
         calib_samples=args.calib_samples or DEFAULT_CALIBRATION_SAMPLES,
         eval_samples=args.eval_samples or DEFAULT_EVAL_SAMPLES, budget=args.budget, auto_fix=args.auto_fix,
         force=args.force, int8_io=args.int8_io, metadata=_metadata(args, _input_hint(args.calib)),
-        bench_runs=args.bench_runs)
+        bench_runs=args.bench_runs, batch=args.batch)
     card = convert_model(options, progress=_progress)
     print(card.to_json() if args.json else card.markdown())
     print(f"[edgepilot] wrote {args.out}/report.md, report.json, report.png", file=sys.stderr)

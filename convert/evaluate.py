@@ -72,9 +72,12 @@ def traps(target: str, measured: dict[str, dict], sizes: dict[str, int]) -> tupl
         found.append(f"XNNPACK took none of its nodes ({delegated}): it runs on reference kernels{slower}")
     elif delegated and delegated.split("/")[0] != delegated.split("/")[-1]:
         taken, total = (int(n) for n in delegated.split("/"))
-        found.append(f"{total - taken} of {total} nodes run outside XNNPACK, on the built-in kernels")
-    if target == "onnx_int8" and fp32 and fp32.get("p50_ms") and me["p50_ms"] > fp32["p50_ms"]:
-        found.append(f"ONNX Runtime int8 (QDQ) is {me['p50_ms'] / fp32['p50_ms']:.2f}x the latency of ONNX fp32 here")
+        found.append(f"{total - taken} of {total} nodes run outside XNNPACK, on the built-in kernels "
+                     "(shape ops of an open batch dimension? try --batch 1)")
+    if (not delegated.startswith("0/") and not target.endswith("_fp32") and fp32 and fp32.get("p50_ms")
+            and me.get("p50_ms") and me["p50_ms"] > 1.1 * fp32["p50_ms"]):
+        sibling = "onnx_fp32" if target.startswith("onnx") else "tflite_fp32"
+        found.append(f"slower than {sibling}: {me['p50_ms'] / fp32['p50_ms']:.2f}x its p50 latency on this machine")
     if me.get("float_ops") and target in ("tflite_int8", "edgetpu"):  # integer I/O: no DEQUANTIZE expected
         found.append(f"{me['float_ops']} DEQUANTIZE op(s): part of the graph falls back to float")
     if target.endswith("_fp32") and (me.get("max_abs_diff") or 0) > 1e-3:

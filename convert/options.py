@@ -37,6 +37,7 @@ class ConvertOptions:
     metadata: ModelMetadata = field(default_factory=ModelMetadata)
     bench_runs: int = 100
     seed: int = 0
+    batch: int | None = None  # fix the batch dimension (None keeps it open)
 
     def __post_init__(self):
         object.__setattr__(self, "model", Path(self.model))
@@ -46,6 +47,8 @@ class ConvertOptions:
         if unknown or not targets:
             raise ValueError(f"--targets: unknown {unknown or 'empty list'}; expected any of {', '.join(TARGETS)}")
         object.__setattr__(self, "targets", targets)
+        if self.batch is not None and self.batch < 1:
+            raise ValueError(f"--batch must be >= 1, got {self.batch}")
         if self.int8_io not in ("int8", "uint8"):
             raise ValueError(f"--int8-io must be 'int8' or 'uint8', got {self.int8_io!r}")
         if self.budget is not None and not self.budget >= 0:

@@ -128,7 +128,8 @@ class Conversion:
             return self.facts
         self.saved_model = self.work / "saved_model"
         self.facts = run_isolated("export to SavedModel", export_saved_model, str(self.options.model), self.kind,
-                                  str(self.saved_model), log_path=self.work / "logs" / "export.log")
+                                  str(self.saved_model), batch=self.options.batch,
+                                  log_path=self.work / "logs" / "export.log")
         return self.facts
 
     # ----- calibrate ---------------------------------------------------------------------

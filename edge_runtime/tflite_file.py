@@ -243,7 +243,8 @@ def _check_sparsity(r: _Reader, t: int, sparsity: int, buffer_size: int) -> None
         if len(used) < positions + 1 or min(used) < 0 or max(used) > len(indices):
             problem = f"level {level} has {len(segments)} segments for {positions} positions and {len(indices)} indices"
             break
-        if any(not 0 <= i < size for i in indices[: max(used)]):
+        walked = indices[: max(used)]
+        if walked and (min(walked) < 0 or max(walked) >= size):
             problem = f"an index of level {level} lies outside its dimension ({size})"
             break
         positions = max(used)
@@ -321,7 +322,7 @@ def read_tflite(data: bytes) -> TFLiteFileInfo:
             _check_tensor(r, t, size)
             if size and not r.scalar(t, 5, "<B"):
                 constants.add(i)
-        opcode_indices = []
+        opcode_indices, written = [], set()
         for op in r.tables(sg, 3, "operator table"):
             _check_operator(r, op)
             index = r.scalar(op, 0, "<I")
@@ -329,9 +330,14 @@ def read_tflite(data: bytes) -> TFLiteFileInfo:
                 raise TFLiteFormatError(
                     f"operator uses opcode index {index} but the model declares {len(codes)} operator codes: corrupted"
                 )
-            written = constants.intersection(r.values(op, 2, "i"))
-            if written:
-                raise TFLiteFormatError(f"an operator writes to tensor {min(written)}, a constant: corrupted")
+            outputs = [o for o in r.values(op, 2, "i") if o >= 0]
+            twice = constants.intersection(outputs) or written.intersection(outputs)
+            if twice or len(set(outputs)) < len(outputs):
+                raise TFLiteFormatError(
+                    f"operator {len(opcode_indices)} writes to tensor {min(twice or outputs)}, a constant or "
+                    "another operator's output: corrupted"
+                )
+            written.update(outputs)
             opcode_indices.append(index)
         subgraphs.append(SubgraphInfo(r.string(sg, 4), len(tensors), len(opcode_indices), tuple(opcode_indices), variable))
     r.vector(model, 5, 4)  # metadata_buffer
