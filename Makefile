@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
-APT_PACKAGES = libportaudio2
+APT_PACKAGES = libportaudio2 dataset-fashion-mnist
 
 .PHONY: demo test bench setup system-deps test-legacy clean
 

@@ -61,7 +61,34 @@ def main() -> int:
         for threads in (1, 2):
             results.append(benchmark(paths[name], device="cpu", threads=threads, runs=200, warmup=20, shapes=SHAPES))
     print(table(results))
+
+    section("convert: a Fashion-MNIST CNN to every variant, with its report card")
+    convert_demo()
     return 0
+
+
+def convert_demo() -> None:
+    """Train a small CNN briefly (1 epoch on 20,000 images), convert it to every target and
+    print the report card. `make bench` does the same with the full training set."""
+    import tempfile
+
+    from convert.options import ConvertOptions
+    from convert.workflow import convert_model
+    from edge_runtime.metadata import ModelMetadata, Preprocess
+    from train.datasets import FASHION_MNIST_LABELS
+    from train.recipes import fashion_mnist_cnn
+
+    folder = Path(tempfile.mkdtemp(prefix="edgepilot-demo-"))
+    trained = fashion_mnist_cnn(folder / "fmnist.keras", epochs=1, train_limit=20000,
+                                calib_npz=folder / "calib.npz", eval_npz=folder / "test.npz")
+    print(f"trained {trained.path.name}: Keras test top-1 {trained.test_top1:.2f}%")
+    metadata = ModelMetadata(task="classification", labels=FASHION_MNIST_LABELS, input_layout="NHWC",
+                             preprocess=Preprocess(kind="image", size=(28, 28), color="gray", scale=1 / 255))
+    card = convert_model(ConvertOptions(model=trained.path, out_dir=folder / "out", calib=folder / "calib.npz",
+                                        eval=folder / "test.npz", budget=1.0, metadata=metadata, bench_runs=100),
+                         progress=lambda message: print(f"  {message}", flush=True))
+    print(card.markdown())
+    print(f"models, sidecars and report.md / report.json / report.png are in {folder / 'out'}")
 
 
 if __name__ == "__main__":
