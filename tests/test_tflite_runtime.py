@@ -235,3 +235,14 @@ def edgetpu_model(tiny, tmp_path_factory):
     path = tmp_path_factory.mktemp("edgetpu") / "conv_edgetpu.tflite"
     path.write_bytes(bytes(builder.Output()))
     return path
+
+
+@pytest.mark.legacy
+def test_the_first_installed_interpreter_runs_the_model(asset):
+    # LiteRT where it is installed; in the numpy<2 legacy environment, tflite-runtime
+    from edge_runtime import deps
+
+    model = edge_runtime.load(asset("wakeword_alexa.tflite"), device="cpu")
+    assert model.runtime == deps.tflite_interpreters()[0]
+    if not deps.is_available("ai_edge_litert"):
+        assert model.runtime == "tflite_runtime"
