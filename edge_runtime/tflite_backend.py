@@ -103,6 +103,7 @@ class TFLiteBackend:
                  interpreter: str | None = None, gpu_delegate: str | None = None, delegate_options: dict | None = None):
         self.path, self.info, self.device = path, info, device
         self.threads = threads or 1
+        self._delegate_args = (gpu_delegate, delegate_options)
         self.runtime, interpreter_cls, load_delegate = _interpreter_module(interpreter)
         self._content = content
         delegates, self._delegate_name = [], None
@@ -110,7 +111,7 @@ class TFLiteBackend:
             options = dict(delegate_options or {})
             if device.detail:
                 options.setdefault("device", device.detail)
-            library = EDGETPU_LIBRARY.get(os.sys.platform, EDGETPU_LIBRARY["linux"])
+            library = EDGETPU_LIBRARY.get(sys.platform, EDGETPU_LIBRARY["linux"])
             try:
                 delegates.append(_load_delegate(load_delegate, library, options, f"device '{device}'"))
             except DeviceError as exc:
@@ -222,7 +223,8 @@ class TFLiteBackend:
         interpreter, so a stateful model is rebuilt from the bytes already in memory."""
         if self.info.stateful:
             shapes = self._shapes
-            self.__init__(self.path, self._content, self.info, self.device, self.threads, self.runtime)
+            self.__init__(self.path, self._content, self.info, self.device, self.threads, self.runtime,
+                          *self._delegate_args)
             self.ensure_shapes(shapes)
         else:
             self._it.reset_all_variables()
