@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import re
+import sys
 from collections import Counter
 from dataclasses import dataclass
 
@@ -34,13 +35,17 @@ class Delegation:
     nodes: int
     total: int
     partitions: int
+    outside: tuple[tuple[str, int], ...] = ()  # (op name, count) of the nodes the delegate left
 
     @property
     def full(self) -> bool:
         return self.nodes == self.total
 
     def __str__(self) -> str:
-        return f"{self.delegate} took {self.nodes}/{self.total} nodes in {self.partitions} partition(s)"
+        text = f"{self.delegate} took {self.nodes}/{self.total} nodes in {self.partitions} partition(s)"
+        if self.outside:
+            text += "; on the built-in kernels: " + ", ".join(f"{op} x{n}" for op, n in self.outside)
+        return text
 
 
 def _interpreter_module(preferred: str | None):
@@ -181,7 +186,8 @@ class TFLiteBackend:
                 taken.add(node)
                 stack.extend(int(t) for t in by_index[node]["inputs"] if t >= 0)
         name = self._delegate_name or ("xnnpack" if self.runtime != "tflite_runtime" or kernels else "builtin")
-        return Delegation(name, len(taken), len(original), len(kernels))
+        outside = Counter(d["op_name"] for d in original if d["index"] not in taken)
+        return Delegation(name, len(taken), len(original), len(kernels), tuple(sorted(outside.items())))
 
     @property
     def accelerator(self) -> str:
