@@ -145,18 +145,25 @@ class Conversion:
         pre = self.options.metadata.preprocess
         if self.options.calib is not None:
             self.calib = load_dataset(self.options.calib, shape, pre, limit=self.options.calib_samples,
-                                      seed=self.options.seed, what="calibration")
+                                      seed=self.options.seed, what="calibration", progress=self._files("calibration"))
             np.save(self.work / "calib.npy", self.calib.x)
             self.progress(f"calibration: {len(self.calib)} samples from {self.calib.source}")
         if self.options.eval is not None:
             self.eval = load_dataset(self.options.eval, shape, pre, limit=self.options.eval_samples,
-                                     seed=self.options.seed, what="evaluation")
+                                     seed=self.options.seed, what="evaluation", progress=self._files("evaluation"))
         elif self.calib is not None:
             self.eval = self.calib
         if self.eval is not None:
             np.save(self.work / "eval.npy", self.eval.x)
             self.progress(f"evaluation: {len(self.eval)} samples from {self.eval.source}")
         return self.calib
+
+    def _files(self, what: str):
+        """Progress of reading a folder of files, reported every 10%."""
+        def report(done: int, total: int) -> None:
+            if done == total or done % max(1, total // 10) == 0:
+                self.progress(f"reading {what} files: {done}/{total}")
+        return report
 
     # ----- convert -----------------------------------------------------------------------
     def convert(self) -> dict[str, Produced]:
@@ -260,7 +267,13 @@ class Conversion:
     def _metadata(self, target: str):
         meta = self.options.metadata
         labels = meta.labels or (self.calib.labels if self.calib is not None else ())
-        return replace(meta, labels=tuple(labels), source=str(self.options.model), variant=target)
+        pre, layout = meta.preprocess, meta.input_layout
+        shape = self.facts.input_shape if self.facts else ()
+        if pre.kind == "image" and len(shape) == 4:  # fill in what the model's input shape says
+            pre = replace(pre, size=pre.size or (shape[1], shape[2]), color="gray" if shape[3] == 1 else pre.color)
+            layout = layout or "NHWC"
+        return replace(meta, labels=tuple(labels), preprocess=pre, input_layout=layout,
+                       source=str(self.options.model), variant=target)
 
     # ----- validate ----------------------------------------------------------------------
     def validate(self) -> ReportCard:

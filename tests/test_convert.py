@@ -79,16 +79,28 @@ def test_keras3_file_to_every_target_with_report_card(models, tmp_path, capsys):
     assert any("reference kernels" in t for t in results["tflite_int16x8"]["traps"])
 
 
-def test_tf_keras_h5_and_savedmodel_convert(models, tmp_path):
+def test_savedmodel_to_every_target(models, tmp_path):
     from convert.workflow import convert_model
 
-    for name in ("legacy.h5", "cnn_savedmodel"):
-        options = ConvertOptions(model=models / name, out_dir=tmp_path / name, calib=models / "calib.npz",
-                                 targets=("tflite_fp32", "tflite_int8", "onnx_fp32"), bench_runs=5)
-        card = convert_model(options)
-        assert [r.ok for r in card.results] == [True, True, True], [r.reason for r in card.results]
-        assert card.results[0].max_abs_diff < 1e-5
-        assert "calibration samples" in card.notes[0]  # evaluated on calibration data, and says so
+    card = convert_model(ConvertOptions(model=models / "cnn_savedmodel", out_dir=tmp_path / "sm",
+                                        calib=models / "calib.npz", eval=models / "eval.npz", bench_runs=5))
+    assert card.source_kind == "saved_model"
+    for result in card.results:
+        assert result.ok or (result.target == "edgetpu" and result.skipped), (result.target, result.reason)
+    assert all(card.drop(r) <= 5.0 for r in card.results if r.ok)
+    assert card.budget_misses() == []
+
+
+def test_tf_keras_h5_converts(models, tmp_path):
+    from convert.workflow import convert_model
+
+    options = ConvertOptions(model=models / "legacy.h5", out_dir=tmp_path / "h5", calib=models / "calib.npz",
+                             targets=("tflite_fp32", "tflite_int8", "onnx_fp32"), bench_runs=5)
+    card = convert_model(options)
+    assert card.source_kind == "tf_keras"
+    assert [r.ok for r in card.results] == [True, True, True], [r.reason for r in card.results]
+    assert card.results[0].max_abs_diff < 1e-5 and card.results[2].max_abs_diff < 1e-5
+    assert "calibration samples" in card.notes[0]  # evaluated on calibration data, and says so
 
 
 def test_tflite_source_gives_onnx_and_explains_the_rest(models, tmp_path):
