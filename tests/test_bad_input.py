@@ -89,3 +89,21 @@ def test_fuzzed_model_files_never_crash_and_raise_only_our_errors(asset, tmp_pat
     assert not unexpected, f"errors that are not edge_runtime errors: {unexpected}"
     assert sum(outcomes.values()) >= 20, outcomes  # the bounded run did real work
     assert outcomes.get("ModelFileError", 0) > 0, outcomes  # and mutations were detected
+
+
+@pytest.mark.legacy
+def test_op_version_newer_than_the_runtime_says_what_to_do():
+    # Made by scripts/legacy_env.sh with the main environment's TensorFlow (FULLY_CONNECTED v12).
+    path = os.environ.get("EDGEPILOT_NEW_OP_MODEL")
+    if not path:
+        pytest.skip("EDGEPILOT_NEW_OP_MODEL is set by scripts/legacy_env.sh (needs the main .venv with TensorFlow)")
+    from edge_runtime import deps
+
+    if deps.tflite_interpreters()[0] != "tflite_runtime":
+        model = edge_runtime.load(path, device="cpu")  # a current runtime knows the op version
+        assert model.inputs[0].shape[-1] == 64
+        return
+    with pytest.raises(ModelFileError, match="does not know an op this model uses") as info:
+        edge_runtime.load(path, device="cpu")
+    message = str(info.value)
+    assert "FULLY_CONNECTED" in message and "pip install ai-edge-litert" in message and path in message

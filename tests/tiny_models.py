@@ -89,3 +89,26 @@ def build_onnx(folder: Path) -> dict[str, Path]:
     np.save(folder / "affine_W.npy", w)
     np.save(folder / "affine_b.npy", b)
     return {"affine": path, "W": folder / "affine_W.npy", "b": folder / "affine_b.npy"}
+
+
+def build_new_op_version(path: Path) -> Path:
+    """A dynamic-range Dense model from the installed TensorFlow: its FULLY_CONNECTED op
+    version (12 with TF 2.21) is newer than tflite-runtime 2.14 knows."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow as tf
+
+    inp = tf.keras.Input((64,))
+    model = tf.keras.Model(inp, tf.keras.layers.Dense(32)(inp))
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(converter.convert())
+    return path
+
+
+if __name__ == "__main__":  # python tests/tiny_models.py new-op-version OUT.tflite
+    import sys
+
+    if len(sys.argv) != 3 or sys.argv[1] != "new-op-version":
+        sys.exit("usage: python tests/tiny_models.py new-op-version OUT.tflite")
+    build_new_op_version(Path(sys.argv[2]))
