@@ -258,8 +258,11 @@ class Conversion:
         if report.compiled_path is None:
             from convert.edgetpu import find_compiler
 
-            return Produced("edgetpu", None, report.error, "the full int8 model is still produced as tflite_int8",
-                            skipped=find_compiler() is None)
+            if find_compiler() is None:  # the full text, with how to install it, is in the Edge TPU section
+                return Produced("edgetpu", None, "edgetpu_compiler is not installed (the report's Edge TPU section "
+                                "says how to install it)", "the full int8 model is still produced as tflite_int8",
+                                skipped=True)
+            return Produced("edgetpu", None, report.error, "the full int8 model is still produced as tflite_int8")
         path = self.work / self.output_name("edgetpu")
         shutil.copyfile(report.compiled_path, path)
         return Produced("edgetpu", path)
