@@ -235,7 +235,9 @@ class Conversion:
     def _onnx_int8(self) -> Produced:
         from convert.onnx_variants import quantize_onnx_int8
 
-        fp32 = self.produced.get("onnx_fp32") or self._onnx_fp32()
+        if "onnx_fp32" not in self.produced:  # made once, whether or not it was asked for itself
+            self.produced["onnx_fp32"] = self._onnx_fp32()
+        fp32 = self.produced["onnx_fp32"]
         if not fp32.ok:
             return Produced("onnx_int8", None, f"needs the ONNX fp32 model, which failed: {fp32.reason}", fp32.advice)
         path = self.work / self.output_name("onnx_int8")
@@ -250,7 +252,9 @@ class Conversion:
     def _edgetpu_target(self) -> Produced:
         from convert.edgetpu import compile_model
 
-        int8 = self.produced.get("tflite_int8") or self._tflite("tflite_int8")
+        if "tflite_int8" not in self.produced:  # made once, whether or not it was asked for itself
+            self.produced["tflite_int8"] = self._make("tflite_int8")
+        int8 = self.produced["tflite_int8"]
         if not int8.ok:
             return Produced("edgetpu", None, f"needs the full int8 model, which failed: {int8.reason}", int8.advice)
         report = compile_model(int8.path, self.work / "edgetpu")
