@@ -95,11 +95,13 @@ def test_tf_keras_h5_converts(models, tmp_path):
     from convert.workflow import convert_model
 
     options = ConvertOptions(model=models / "legacy.h5", out_dir=tmp_path / "h5", calib=models / "calib.npz",
-                             targets=("tflite_fp32", "tflite_int8", "onnx_fp32"), bench_runs=5)
+                             targets=("tflite_fp32", "tflite_int8", "onnx_fp32"), bench_runs=5, int8_io="uint8")
     card = convert_model(options)
     assert card.source_kind == "tf_keras"
     assert [r.ok for r in card.results] == [True, True, True], [r.reason for r in card.results]
     assert card.results[0].max_abs_diff < 1e-5 and card.results[2].max_abs_diff < 1e-5
+    int8 = edge_runtime.load(card.results[1].path)
+    assert int8.inputs[0].dtype == np.uint8 and int8.outputs[0].dtype == np.uint8  # --int8-io uint8
     assert "calibration samples" in card.notes[0]  # evaluated on calibration data, and says so
 
 
