@@ -12,9 +12,13 @@ from edge_runtime.bench import benchmark
 AGREEMENT_TOLERANCE = 0.01  # non-class outputs agree when within 1% of the float output's range
 
 
-def predict(path: str, x: np.ndarray, batch: int = 64) -> np.ndarray:
-    """The first output of ``path`` on every sample of ``x`` (batched when the model allows)."""
+def predict(path: str, x: np.ndarray, output_key: str | None = None, batch: int = 64) -> np.ndarray:
+    """The output ``output_key`` (a signature key of the float model; None: the first output)
+    of ``path`` on every sample of ``x``, batched when the model allows."""
     model = edge_runtime.load(path, device="cpu")
+    position = 0
+    if output_key is not None and len(model.outputs) > 1:
+        position = [s.name for s in model.outputs].index(model.output_name(output_key))
     spec = model.inputs[0]
     step = batch if not isinstance(spec.shape[0], int) or spec.shape[0] < 0 else spec.shape[0]
     outputs = []
@@ -22,7 +26,7 @@ def predict(path: str, x: np.ndarray, batch: int = 64) -> np.ndarray:
         chunk = x[start : start + step]
         if len(chunk) < step and spec.shape[0] == step:  # fixed batch: pad the last chunk
             chunk = np.concatenate([chunk, np.repeat(chunk[-1:], step - len(chunk), axis=0)])
-        outputs.append(model.run(chunk).ordered[0][: min(step, len(x) - start)])
+        outputs.append(model.run(chunk).ordered[position][: min(step, len(x) - start)])
     return np.concatenate(outputs).astype(np.float32)
 
 

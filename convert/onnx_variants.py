@@ -36,15 +36,18 @@ def quantize_onnx_int8(fp32_path: str, calib_path: str, out_path: str) -> None:
     if len(inputs) != 1:
         raise ValueError(f"ONNX int8 calibration supports single-input models; {fp32_path} has {len(inputs)}")
     name = inputs[0].name
+    first_dim = inputs[0].type.tensor_type.shape.dim[0].dim_value if inputs[0].type.tensor_type.shape.dim else 0
+    batch = first_dim if first_dim > 0 else 1  # a fixed batch takes samples in batches of that size
     x = np.load(calib_path).astype(np.float32)
+    batches = [x[i : i + batch] for i in range(0, len(x) - batch + 1, batch)]
 
     class Reader(CalibrationDataReader):
         def __init__(self):
-            self._samples = iter(x)
+            self._batches = iter(batches)
 
         def get_next(self):
-            sample = next(self._samples, None)
-            return None if sample is None else {name: sample[np.newaxis]}
+            chunk = next(self._batches, None)
+            return None if chunk is None else {name: chunk}
 
     with tempfile.TemporaryDirectory() as folder:
         prepared = os.path.join(folder, "prepared.onnx")

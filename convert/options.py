@@ -56,6 +56,8 @@ class ConvertOptions:
         for name in ("calib_samples", "eval_samples", "bench_runs", "max_fix_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.budget is not None and self.calib is None and self.eval is None:
+            raise ValueError("--budget needs data to measure accuracy on: pass --eval DATA (or --calib DATA)")
         if self.auto_fix and self.budget is None:
             raise ValueError("--auto-fix needs --budget: it keeps layers in float until int8 is within the budget")
         needs = [t for t in targets if t in NEEDS_CALIBRATION]

@@ -157,7 +157,8 @@ def fix_batch(saved_model_dir: str, out_dir: str, batch: int = 1) -> ModelFacts:
 
 
 def reference_outputs(saved_model_dir: str, x_path: str, out_path: str, batch: int = 64) -> None:
-    """Child-process step: the float model's first output on the samples in ``x_path`` (.npy)."""
+    """Child-process step: the float model's output with the first signature key (sorted, as
+    :class:`ModelFacts` lists them) on the samples in ``x_path`` (.npy)."""
     import numpy as np
     import tensorflow as tf
 

@@ -15,12 +15,15 @@ VARIANTS = {
 CALIBRATED = ("int8", "int16x8")
 
 
-def _representative(calib_path: str, dtype: str):
+def _representative(calib_path: str, dtype: str, batch: int = 1):
+    """Calibration samples in batches of the model's (fixed) batch size."""
     x = np.load(calib_path).astype(dtype)
+    if len(x) < batch:
+        raise ValueError(f"calibration needs at least one full batch of {batch} samples, got {len(x)}")
 
     def generate():
-        for sample in x:
-            yield [sample[np.newaxis]]
+        for start in range(0, len(x) - batch + 1, batch):
+            yield [x[start : start + batch]]
 
     return generate
 
@@ -41,7 +44,8 @@ def _converter(saved_model_dir: str, freeze: bool):
 
 
 def convert_tflite(saved_model_dir: str, variant: str, calib_path: str | None = None, io_type: str = "int8",
-                   denylist: tuple[str, ...] = (), input_dtype: str = "float32", freeze: bool = False) -> bytes:
+                   denylist: tuple[str, ...] = (), input_dtype: str = "float32", freeze: bool = False,
+                   batch: int = 1) -> bytes:
     """Convert ``saved_model_dir`` to ``variant``; ``denylist`` keeps those layers (output tensor
     names, as the quantization debugger reports them) in float for ``int8``."""
     import tensorflow as tf
@@ -60,7 +64,7 @@ def convert_tflite(saved_model_dir: str, variant: str, calib_path: str | None = 
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     elif variant == "int8":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = _representative(calib_path, input_dtype)
+        converter.representative_dataset = _representative(calib_path, input_dtype, batch)
         io = {"int8": tf.int8, "uint8": tf.uint8}[io_type]
         converter.inference_input_type = io
         converter.inference_output_type = io
@@ -69,17 +73,17 @@ def convert_tflite(saved_model_dir: str, variant: str, calib_path: str | None = 
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
             options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=list(denylist), fully_quantize=True)
             debugger = tf.lite.experimental.QuantizationDebugger(
-                converter=converter, debug_dataset=_representative(calib_path, input_dtype), debug_options=options)
+                converter=converter, debug_dataset=_representative(calib_path, input_dtype, batch), debug_options=options)
             return bytes(debugger.get_nondebug_quantized_model())
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     elif variant == "int16x8":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = _representative(calib_path, input_dtype)
+        converter.representative_dataset = _representative(calib_path, input_dtype, batch)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
     return bytes(converter.convert())
 
 
-def layer_errors(saved_model_dir: str, calib_path: str, input_dtype: str = "float32") -> list[dict]:
+def layer_errors(saved_model_dir: str, calib_path: str, input_dtype: str = "float32", batch: int = 1) -> list[dict]:
     """Per-layer quantization error of the int8 model, from TF's QuantizationDebugger: one row
     per quantized tensor with max_abs_error, rmse/scale and friends."""
     import io
@@ -88,9 +92,9 @@ def layer_errors(saved_model_dir: str, calib_path: str, input_dtype: str = "floa
 
     converter = _converter(saved_model_dir, freeze=True)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = _representative(calib_path, input_dtype)
+    converter.representative_dataset = _representative(calib_path, input_dtype, batch)
     debugger = tf.lite.experimental.QuantizationDebugger(
-        converter=converter, debug_dataset=_representative(calib_path, input_dtype))
+        converter=converter, debug_dataset=_representative(calib_path, input_dtype, batch))
     debugger.run()
     buffer = io.StringIO()
     debugger.layer_statistics_dump(buffer)

@@ -135,6 +135,8 @@ class Conversion:
     # ----- calibrate ---------------------------------------------------------------------
     def calibrate(self) -> Dataset | None:
         facts = self._need(self.facts, "load")
+        if self.options.calib is None and self.options.eval is None:
+            return None  # nothing to read: sizes and latency only
         if len(facts.inputs) != 1:
             raise ValueError(f"{self.options.model}: calibration and evaluation data support single-input models; "
                              f"this one has inputs {[i.name for i in facts.inputs]}")
@@ -193,7 +195,8 @@ class Conversion:
         content, reason = None, ""
         try:
             content = run_isolated(target, convert_tflite, str(self.saved_model), variant, calib,
-                                   self.options.int8_io, denylist, log_path=self.work / "logs" / f"{target}.log")
+                                   self.options.int8_io, denylist, batch=self.options.batch or 1,
+                                   log_path=self.work / "logs" / f"{target}.log")
         except StepFailed as failure:
             reason = summarize(failure)
         shape_trouble = self.facts.recurrent or any(w in reason.lower() for w in ("static", "tensorlist", "variable"))
@@ -300,9 +303,10 @@ class Conversion:
                 if target != "edgetpu":  # an Edge TPU model cannot run without the TPU
                     row.update(evaluate.latency(str(made.path), self.options.bench_runs))
                     if reference is not None:
-                        row.update(evaluate.compare(evaluate.predict(str(made.path), self.eval.x), reference, labels))
-            except EdgeRuntimeError as exc:  # produced, but it does not run: not handed over
-                reason = f"converted, but the result does not run in edge_runtime: {str(exc)[:600]}"
+                        outputs = evaluate.predict(str(made.path), self.eval.x, self._output_key())
+                        row.update(evaluate.compare(outputs, reference, labels))
+            except (EdgeRuntimeError, KeyError, ValueError) as exc:  # produced, but not usable: not handed over
+                reason = f"converted, but the result does not run or match in edge_runtime: {str(exc)[:600]}"
                 self.produced[target] = replace(made, path=None, reason=reason)
                 results[target] = VariantResult(target, ok=False, reason=reason, advice=advice_for(reason))
                 continue
@@ -335,6 +339,11 @@ class Conversion:
             notes=tuple(notes))
         return self.card
 
+    def _output_key(self) -> str | None:
+        """The output compared with the float model: the first signature key (None for a
+        .tflite source, whose first output is used on both sides)."""
+        return None if self.kind == "tflite" else self.facts.outputs[0].name
+
     def _reference(self) -> np.ndarray | None:
         if self.eval is None:
             return None
@@ -356,7 +365,7 @@ class Conversion:
             return card
         self.progress("auto-fix: ranking layers by quantization error")
         rows = run_isolated("quantization debugger", layer_errors, str(self.saved_model), str(self.work / "calib.npy"),
-                            log_path=self.work / "logs" / "debugger.log")
+                            batch=self.options.batch or 1, log_path=self.work / "logs" / "debugger.log")
         ranked = [r["tensor"] for r in sorted(rows, key=lambda r: -np.nan_to_num(r["rmse_over_scale"], nan=-1))
                   if r["tensor"]]
         steps = [FixStep((), result.metric(card.labelled), result.size_bytes, result.p50_ms)]
@@ -369,7 +378,8 @@ class Conversion:
             if not made.ok:
                 self._notes.append(f"auto-fix step {count} ({len(denylist)} float layers) failed to convert: {made.reason}")
                 continue
-            scores = evaluate.compare(evaluate.predict(str(made.path), self.eval.x), reference, labels)
+            scores = evaluate.compare(evaluate.predict(str(made.path), self.eval.x, self._output_key()),
+                                      reference, labels)
             metric = scores.get("top1") if card.labelled else scores["agreement"]
             timing = evaluate.latency(str(made.path), self.options.bench_runs)
             steps.append(FixStep(denylist, metric, evaluate.file_size(str(made.path)), timing["p50_ms"]))

@@ -40,6 +40,9 @@ class LiteRtGpuBackend:
     def op_histogram(self):
         return {}
 
+    def signature_outputs(self) -> dict[str, str]:
+        return {}
+
     def ensure_shapes(self, shapes) -> None:
         for spec, shape in zip(self.inputs, shapes):
             if tuple(shape) != tuple(abs(d) for d in spec.shape):

@@ -17,22 +17,33 @@ from edge_runtime.tflite_file import TFLiteFormatError, has_identifier, read_tfl
 
 def sniff(content: bytes) -> str:
     """``"tflite"`` or ``"onnx"`` from the bytes themselves; the file name plays no part."""
+    return _sniff(content)[0]
+
+
+def _sniff(content: bytes) -> tuple[str, str]:
+    """(kind, why the ONNX check failed)."""
     if has_identifier(content):
-        return "tflite"
+        return "tflite", ""
     try:
         read_onnx(content)
-    except ONNXFormatError:
-        return "unknown"
-    return "onnx"
+    except ONNXFormatError as exc:
+        return "unknown", str(exc)
+    return "onnx", ""
 
 
 def read_model_file(path: str | os.PathLike) -> tuple[str, bytes]:
     """(absolute path, bytes) of a model file, with a clear error for anything unreadable."""
     p = Path(path).expanduser()
-    if not p.exists():
-        raise ModelFileError(f"{p}: no such model file")
+    try:
+        p.resolve(strict=True)
+    except FileNotFoundError:
+        raise ModelFileError(f"{p}: no such model file" + (" (a broken symbolic link)" if p.is_symlink() else "")) from None
+    except (RuntimeError, OSError) as exc:  # a symlink loop raises RuntimeError or ELOOP
+        raise ModelFileError(f"{p}: cannot resolve the path ({exc}); a symbolic link loop?") from None
     if p.is_dir():
         raise ModelFileError(f"{p}: is a directory; expected a .tflite or .onnx file")
+    if not p.is_file():  # a FIFO or a device would block or never end
+        raise ModelFileError(f"{p}: not a regular file; expected a .tflite or .onnx file")
     try:
         content = p.read_bytes()
     except OSError as exc:
@@ -86,14 +97,14 @@ def load(path: str | os.PathLike, device: str | Device = "auto", threads: int | 
     if interpreter is not None and interpreter not in deps.TFLITE_MODULES:
         raise ValueError(f"interpreter must be one of {deps.TFLITE_MODULES}, got {interpreter!r}")
     path, content = read_model_file(path)
-    kind = sniff(content)
+    kind, onnx_problem = _sniff(content)
     if kind == "tflite":
         return _load_tflite(path, content, dev, threads, interpreter, gpu_delegate, delegate_options)
     if kind == "onnx":
         return _load_onnx(path, content, dev, threads, provider_options)
     raise ModelFileError(
         f"{path}: neither a TFLite flatbuffer (no 'TFL3' identifier at byte 4) nor an ONNX model "
-        f"(no valid ModelProto); the file starts with {content[:8]!r}"
+        f"(no valid ModelProto: {onnx_problem}); the file starts with {content[:8]!r}"
     )
 
 

@@ -129,6 +129,17 @@ class Model:
             text = json.dumps(sidecar[METADATA_KEY])
         return ModelMetadata.from_json(text)
 
+    def output_name(self, key: str) -> str:
+        """The output tensor for a signature output ``key`` (as the SavedModel / Keras model
+        named it), or the tensor named ``key``."""
+        if key in self._output_index:
+            return key
+        mapping = self._backend.signature_outputs()
+        if key in mapping:
+            return mapping[key]
+        raise KeyError(f"{self.path}: no output for key {key!r}; outputs {list(self._output_names)}, "
+                       f"signature keys {sorted(mapping)}")
+
     def node_placement(self, sample: list[np.ndarray]) -> Counter:
         """Execution provider -> node count for ONNX models, from one profiled run on ``sample``."""
         if not hasattr(self._backend, "node_placement"):
@@ -149,7 +160,10 @@ class Model:
                         prepared.append(value)
                         continue
                 elif value.dtype.kind == "f":
-                    prepared.append(quantization.quantize(value, spec.dtype))
+                    try:
+                        prepared.append(quantization.quantize(value, spec.dtype))
+                    except ValueError as exc:
+                        raise InputError(f"{self.path}: input '{spec.name}': {exc}") from None
                     continue
             prepared.append(self._prepare(spec, value, raw))
         self._backend.ensure_shapes([a.shape for a in prepared])
@@ -198,7 +212,10 @@ class Model:
         if spec.quantized and not raw:
             if array.dtype.kind not in "fiub":
                 raise InputError(f"{self.path}: input '{spec.name}' expects real numbers, got dtype {array.dtype}")
-            return spec.quantization.quantize(array, spec.dtype)
+            try:
+                return spec.quantization.quantize(array, spec.dtype)
+            except ValueError as exc:
+                raise InputError(f"{self.path}: input '{spec.name}': {exc}") from None
         if array.dtype == spec.dtype:
             return array
         if raw and spec.quantized:

@@ -88,6 +88,10 @@ class ONNXBackend:
         self._out_names = [s.name for s in self.outputs]
         self.delegation = None
 
+    def signature_outputs(self) -> dict[str, str]:
+        """ONNX outputs are named by their keys already (tf2onnx keeps the signature's names)."""
+        return {name: name for name in self._out_names}
+
     @property
     def accelerator(self) -> str:
         text = f"onnxruntime/{self.provider}"

@@ -72,6 +72,8 @@ class Quantization:
         else:
             scale, zero = self._scale32, self._zero32
         q = values / scale
+        if np.isnan(q).any():
+            raise ValueError("NaN in the values to quantize: a quantized input needs finite numbers")
         q += np.copysign(_HALF, q)
         np.trunc(q, out=q)
         q += zero

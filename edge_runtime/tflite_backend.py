@@ -14,7 +14,7 @@ import numpy as np
 
 from edge_runtime import deps
 from edge_runtime.devices import Device
-from edge_runtime.errors import DeviceError, InferenceError, MissingDependencyError, ModelFileError
+from edge_runtime.errors import DeviceError, InferenceError, InputError, MissingDependencyError, ModelFileError
 from edge_runtime.tensors import Quantization, TensorSpec
 from edge_runtime.tflite_file import TFLiteFileInfo
 
@@ -70,9 +70,25 @@ def _interpreter_module(preferred: str | None):
     return name, module.Interpreter, module.load_delegate
 
 
+def _check_library(library: str, what: str) -> None:
+    """Open the library ourselves first: a missing one or one that is not a delegate is then a
+    clear DeviceError, without the runtime's half-built Delegate object (whose __del__ prints a
+    traceback)."""
+    import ctypes
+
+    try:
+        handle = ctypes.CDLL(library)
+    except OSError as exc:
+        raise DeviceError(f"{what}: could not load delegate library {library!r}: {exc}") from exc
+    if not hasattr(handle, "tflite_plugin_create_delegate"):
+        raise DeviceError(f"{what}: could not load delegate library {library!r}: it is a shared library but not a "
+                          "TFLite delegate (no tflite_plugin_create_delegate symbol)")
+
+
 def _load_delegate(load_delegate, library: str, options: dict | None, what: str):
     """Load a delegate library. A missing library raises OSError, an older runtime ValueError,
     a library that is not a delegate AttributeError: all three become one DeviceError."""
+    _check_library(library, what)
     try:
         return load_delegate(library, options or {})
     except (OSError, ValueError, AttributeError, RuntimeError) as exc:
@@ -159,6 +175,16 @@ class TFLiteBackend:
         self._out_idx = [s.index for s in self.outputs]
         self._shapes = [tuple(int(x) for x in d["shape"]) for d in self._it.get_input_details()]
 
+    def signature_outputs(self) -> dict[str, str]:
+        """Signature output key -> output tensor name (TFLite does not keep the keys' order)."""
+        by_index = {spec.index: spec.name for spec in self.outputs}
+        try:
+            signatures = self._it._get_full_signature_list() or {}
+        except (AttributeError, RuntimeError, ValueError):
+            return {}
+        first = next(iter(signatures.values()), {})
+        return {key: by_index[i] for key, i in first.get("outputs", {}).items() if i in by_index}
+
     def op_names(self) -> list[str]:
         """Op name of every original node of the main graph (delegate kernels excluded)."""
         return [d["op_name"] for d in self._it._get_ops_details() if d["op_name"] != "DELEGATE"]
@@ -206,18 +232,22 @@ class TFLiteBackend:
         if shapes == self._shapes:
             return
         try:
-            for index, shape, current in zip(self._in_idx, shapes, self._shapes):
+            for index, shape, current in zip(self._in_idx, shapes, self._shapes or [None] * len(shapes)):
                 if shape != current:
                     self._it.resize_tensor_input(index, list(shape), strict=False)
             self._it.allocate_tensors()
         except (RuntimeError, ValueError) as exc:
+            self._shapes = None  # unknown now: the next call resizes again
             raise InferenceError(f"{self.path}: the model cannot be resized to input shapes {shapes}: {exc}") from exc
         self._shapes = list(shapes)
 
     def run(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
         it = self._it
-        for index, array in zip(self._in_idx, arrays):
-            it.set_tensor(index, array)
+        try:
+            for index, array in zip(self._in_idx, arrays):
+                it.set_tensor(index, array)
+        except ValueError as exc:
+            raise InputError(f"{self.path}: {self.runtime} refused an input: {exc}") from exc
         try:
             it.invoke()
         except RuntimeError as exc:

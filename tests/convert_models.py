@@ -67,6 +67,17 @@ def keras3(out: Path) -> None:
     module = Unsupported()
     tf.saved_model.save(module, str(out / "unsupported_savedmodel"), signatures={"serving_default": module.serve})
 
+    class TwoOutputs(tf.Module):  # TFLite orders these outputs differently from the signature's keys
+        def __init__(self):
+            self.w = tf.Variable(rng.normal(size=(8, 3)).astype(np.float32))
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 8], tf.float32)])
+        def serve(self, x):
+            return {"z_probs": tf.nn.softmax(x @ self.w), "a_sum": tf.reduce_sum(x, axis=1, keepdims=True)}
+
+    module = TwoOutputs()
+    tf.saved_model.save(module, str(out / "two_outputs_savedmodel"), signatures={"serving_default": module.serve})
+
 
 def tf_keras(out: Path) -> None:
     import tf_keras as keras

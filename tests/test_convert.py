@@ -160,10 +160,30 @@ def test_unsupported_ops_are_named_with_advice(models, tmp_path, capsys):
     assert "MatrixDeterminant" in err and "BesselI0" in err and "Advice:" in err
 
 
+def test_multi_output_model_compares_the_same_output_on_both_sides(models, tmp_path):
+    from convert.workflow import convert_model
+
+    card = convert_model(ConvertOptions(model=models / "two_outputs_savedmodel", out_dir=tmp_path / "two",
+                                        targets=("tflite_fp32", "onnx_fp32"), eval=models / "features.npy",
+                                        bench_runs=5))
+    for result in card.results:  # the first signature key ("a_sum") on both sides: exact for fp32
+        assert result.ok, result.reason
+        assert result.max_abs_diff < 1e-5 and result.agreement == 100.0
+
+
+def test_no_data_converts_and_reports_size_and_latency_only(models, tmp_path, capsys):
+    code, err = _convert(capsys, models / "attention.keras", "--out", tmp_path / "nodata", "--targets", "tflite_fp32")
+    assert code == 0, err
+    report = json.loads((tmp_path / "nodata" / "report.json").read_text())
+    assert report["results"][0]["top1"] is None and report["results"][0]["p50_ms"] > 0
+    assert "accuracy was not measured" in " ".join(report["notes"])
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
         (["missing.keras", "--calib", "calib.npz"], "no such model file"),
+        (["cnn.keras", "--targets", "tflite_fp32", "--budget", "1"], "--budget needs data"),
         (["cnn.keras"], "need calibration data: pass --calib"),  # int8 etc. with no --calib
         (["cnn.keras", "--calib", "empty.npy", "--targets", "tflite_int8"], "empty"),
         (["cnn.keras", "--calib", "seq.npy", "--targets", "tflite_int8"], "expected samples of shape (12, 12, 1)"),

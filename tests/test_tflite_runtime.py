@@ -123,6 +123,23 @@ def test_input_dtype_and_shape_errors_name_the_tensor(tiny):
     assert model.run(np.zeros((1, 12, 12, 3)))[0].shape == (1, 4)
 
 
+@pytest.mark.legacy
+def test_nan_into_a_quantized_input_is_an_input_error(asset):
+    model = edge_runtime.load(asset("wakeword_alexa.tflite"), device="cpu")
+    with pytest.raises(InputError, match="NaN"):
+        model.run(np.full((1, 3, 40), np.nan, np.float32))
+
+
+def test_failed_resize_leaves_the_model_usable(tiny):
+    # fixed_reshape reshapes to [1, 6] inside, so only batch 1 can run although its input is [?, 6]
+    model = edge_runtime.load(tiny["fixed_reshape"], device="cpu")
+    one = np.ones((1, 6), np.float32)
+    expected = model.run(one)[0]
+    with pytest.raises(edge_runtime.InferenceError, match="cannot be resized"):
+        model.run(np.ones((3, 6), np.float32))
+    np.testing.assert_array_equal(model.run(one)[0], expected)
+
+
 def test_int8_model_float_in_float_out(tiny):
     f32 = edge_runtime.load(tiny["conv"], device="cpu")
     i8 = edge_runtime.load(tiny["conv_int8"], device="cpu")
@@ -187,8 +204,11 @@ def test_gpu_without_delegate_or_adapter_raises_but_auto_runs_on_cpu(asset, monk
     ],
 )
 def test_every_delegate_load_failure_becomes_a_device_error(asset, monkeypatch, error):
-    # MOCK: no Edge TPU can be attached here; this stands in for libedgetpu's three failure modes.
+    # MOCK: no Edge TPU and no libedgetpu can be had here; this stands in for an installed
+    # libedgetpu (the library check passes) whose delegate then fails in each of three ways.
     from edge_runtime import tflite_backend
+
+    monkeypatch.setattr(tflite_backend, "_check_library", lambda library, what: None)
 
     real = tflite_backend._interpreter_module
 

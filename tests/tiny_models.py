@@ -56,7 +56,17 @@ def build_all(folder: Path) -> dict[str, Path]:
     scaled = keras.layers.Multiply()([keras.layers.Dense(3)(pooled), gain])
     two = keras.Model([image, gain], scaled)
 
+    class FixedReshape(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 6], tf.float32)])
+        def serve(self, x):
+            return tf.reshape(x, [1, 6]) * 2.0
+
+    module = FixedReshape()
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([module.serve.get_concrete_function()], module)
+    (folder / "fixed_reshape.tflite").write_bytes(converter.convert())
+
     return {
+        "fixed_reshape": folder / "fixed_reshape.tflite",
         "conv": _convert(conv, folder / "conv.tflite"),
         "conv_int8": _convert(conv, folder / "conv_int8.tflite", "int8"),
         "conv_16x8": _convert(conv, folder / "conv_16x8.tflite", "int16x8"),
