@@ -180,7 +180,7 @@ class Conversion:
         if target in TFLITE_TARGETS:
             if self.kind == "tflite":
                 return Produced(target, None, "the source is already a .tflite file; only ONNX targets apply to it",
-                                "convert from the Keras model or SavedModel to get TFLite variants")
+                                "convert from the Keras model or SavedModel to get TFLite variants", skipped=True)
             return self._tflite(target)
         if target == "onnx_fp32":
             return self._onnx_fp32()

@@ -113,7 +113,7 @@ def test_tflite_source_gives_onnx_and_explains_the_rest(models, tmp_path):
     card = convert_model(ConvertOptions(model=first.results[0].path, out_dir=tmp_path / "b",
                                         targets=("tflite_fp16", "onnx_fp32"), eval=models / "eval.npz", bench_runs=5))
     fp16, onnx = card.results
-    assert not fp16.ok and "already a .tflite" in fp16.reason
+    assert not fp16.ok and fp16.skipped and "already a .tflite" in fp16.reason
     assert onnx.ok and onnx.agreement == 100.0
 
 
@@ -158,6 +158,15 @@ def test_unsupported_ops_are_named_with_advice(models, tmp_path, capsys):
     code, err = _convert(capsys, models / "unsupported_savedmodel", "--out", tmp_path / "u", "--targets", "tflite_fp32")
     assert code == 4
     assert "MatrixDeterminant" in err and "BesselI0" in err and "Advice:" in err
+
+
+def test_calibration_data_from_a_python_callable(models, tmp_path):
+    from convert.workflow import convert_model
+
+    x = np.load(models / "calib.npz")["x"]
+    card = convert_model(ConvertOptions(model=models / "cnn.keras", out_dir=tmp_path / "fn", targets=("tflite_int8",),
+                                        calib=lambda: (x[i : i + 10] for i in range(0, 100, 10)), bench_runs=5))
+    assert card.results[0].ok and card.eval_samples == 100 and card.results[0].agreement >= 95
 
 
 def test_multi_output_model_compares_the_same_output_on_both_sides(models, tmp_path):
