@@ -7,9 +7,7 @@ from pathlib import Path
 from convert.options import ConvertOptions
 from convert.report import ReportCard
 from convert.workflow import convert_model
-from edge_runtime.metadata import ModelMetadata, Preprocess
-from train.datasets import FASHION_MNIST_LABELS
-from train.recipes import fashion_mnist_cnn
+from train.recipes import FASHION_MNIST_METADATA, fashion_mnist_cnn
 
 
 def run(cache: Path, epochs: int = 3, batch: int | None = None, bench_runs: int = 200, progress=None,
@@ -23,9 +21,7 @@ def run(cache: Path, epochs: int = 3, batch: int | None = None, bench_runs: int 
         trained = fashion_mnist_cnn(model, epochs=epochs, calib_npz=calib, eval_npz=test)
         marker.write_text(f"{trained.test_top1}")
     keras_top1 = float(marker.read_text())
-    metadata = ModelMetadata(task="classification", labels=FASHION_MNIST_LABELS, input_layout="NHWC",
-                             preprocess=Preprocess(kind="image", size=(28, 28), color="gray", scale=1 / 255))
     options = ConvertOptions(model=model, out_dir=cache / ("out" if batch is None else f"out_batch{batch}"),
                              calib=calib, eval=test, eval_samples=10000, budget=1.0, force=force,
-                             metadata=metadata, bench_runs=bench_runs, batch=batch)
+                             metadata=FASHION_MNIST_METADATA, bench_runs=bench_runs, batch=batch)
     return convert_model(options, progress=progress), keras_top1

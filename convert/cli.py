@@ -128,8 +128,6 @@ def run_convert(args) -> int:
 def run_quant_debug(args) -> int:
     from convert.data import DEFAULT_CALIBRATION_SAMPLES
     from convert.options import ConvertOptions
-    from convert.isolation import run_isolated
-    from convert.tflite_variants import layer_errors
     from convert.workflow import Conversion
 
     options = ConvertOptions(model=args.model, out_dir=Path("."), targets=("tflite_int8",), calib=args.calib,
@@ -138,14 +136,10 @@ def run_quant_debug(args) -> int:
     conversion = Conversion(options, progress=_progress)
     try:
         conversion.load()
-        if conversion.kind == "tflite":
-            raise ValueError(f"{args.model}: quant-debug needs the float model (SavedModel or Keras), not a .tflite")
         conversion.calibrate()
-        rows = run_isolated("quantization debugger", layer_errors, str(conversion.saved_model),
-                            str(conversion.work / "calib.npy"), log_path=conversion.work / "logs" / "debugger.log")
+        rows = conversion.layer_errors()
     finally:
         conversion.close()
-    rows.sort(key=lambda r: -(r["rmse_over_scale"] if r["rmse_over_scale"] == r["rmse_over_scale"] else -1))
     if args.json:
         print(json.dumps(rows, indent=2))
         return EXIT_OK

@@ -69,7 +69,8 @@ def traps(target: str, measured: dict[str, dict], sizes: dict[str, int]) -> tupl
     """Warnings the measurements support for ``target``, compared with its fp32 sibling."""
     found = []
     me = measured[target]
-    fp32 = measured.get("onnx_fp32" if target.startswith("onnx") else "tflite_fp32")
+    sibling = "onnx_fp32" if target.startswith("onnx") else "tflite_fp32"
+    fp32 = measured.get(sibling)
     delegated = me.get("delegated") or ""
     if delegated and delegated.startswith("0/"):
         slower = f", {me['p50_ms'] / fp32['p50_ms']:.0f}x slower than fp32" if fp32 and fp32.get("p50_ms") else ""
@@ -80,7 +81,6 @@ def traps(target: str, measured: dict[str, dict], sizes: dict[str, int]) -> tupl
                      "(shape ops of an open batch dimension? try --batch 1)")
     if (not delegated.startswith("0/") and not target.endswith("_fp32") and fp32 and fp32.get("p50_ms")
             and me.get("p50_ms") and me["p50_ms"] > 1.1 * fp32["p50_ms"]):
-        sibling = "onnx_fp32" if target.startswith("onnx") else "tflite_fp32"
         found.append(f"slower than {sibling}: {me['p50_ms'] / fp32['p50_ms']:.2f}x its p50 latency on this machine")
     if me.get("float_ops") and target in ("tflite_int8", "edgetpu"):  # integer I/O: no DEQUANTIZE expected
         found.append(f"{me['float_ops']} DEQUANTIZE op(s): part of the graph falls back to float")

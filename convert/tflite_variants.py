@@ -85,7 +85,7 @@ def convert_tflite(saved_model_dir: str, variant: str, calib_path: str | None = 
 
 def layer_errors(saved_model_dir: str, calib_path: str, input_dtype: str = "float32", batch: int = 1) -> list[dict]:
     """Per-layer quantization error of the int8 model, from TF's QuantizationDebugger: one row
-    per quantized tensor with max_abs_error, rmse/scale and friends."""
+    per quantized tensor with max_abs_error, rmse/scale and friends, worst (rmse/scale) first."""
     import io
 
     import tensorflow as tf
@@ -117,4 +117,5 @@ def layer_errors(saved_model_dir: str, calib_path: str, input_dtype: str = "floa
             "rmse_over_scale": (mse ** 0.5 / scale) if scale and scale == scale and mse == mse else float("nan"),
             "scale": scale, "zero_point": num("zero_point"),
         })
+    rows.sort(key=lambda r: -np.nan_to_num(r["rmse_over_scale"], nan=-1.0))  # rows without a figure last
     return rows

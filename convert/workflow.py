@@ -27,7 +27,7 @@ from convert.metadata_io import embed_onnx, embed_tflite, sidecar_json
 from convert.options import ConvertOptions, TFLITE_TARGETS
 from convert.report import FixStep, ReportCard, VariantResult
 from convert.sources import ModelFacts, TensorFacts, detect, export_saved_model, reference_outputs
-from convert.tflite_variants import convert_tflite, layer_errors
+from convert.tflite_variants import convert_tflite, layer_errors as debugger_layer_errors
 
 
 @dataclass(frozen=True)
@@ -356,7 +356,16 @@ class Conversion:
                              str(path), log_path=self.work / "logs" / "reference.log")
         return np.load(path).astype(np.float64)
 
-    # ----- auto-fix ----------------------------------------------------------------------
+    # ----- quantization debugging and auto-fix --------------------------------------------
+    def layer_errors(self) -> list[dict]:
+        """Per-layer int8 error from TF's QuantizationDebugger, worst first (needs calibrate())."""
+        self._need(self.calib, "calibrate")
+        if self.kind == "tflite":
+            raise ValueError(f"{self.options.model}: quantization debugging needs the float model "
+                             "(SavedModel or Keras), not a .tflite")
+        return run_isolated("quantization debugger", debugger_layer_errors, str(self.saved_model), str(self.work / "calib.npy"),
+                            batch=self.options.batch or 1, log_path=self.work / "logs" / "debugger.log")
+
     def auto_fix(self) -> ReportCard:
         """Keep the worst int8 layers in float, one more per step, until int8 is within the budget."""
         card = self._need(self.card, "validate")
@@ -364,10 +373,7 @@ class Conversion:
         if result is None or not result.ok or card.drop(result) is None or card.drop(result) <= card.budget:
             return card
         self.progress("auto-fix: ranking layers by quantization error")
-        rows = run_isolated("quantization debugger", layer_errors, str(self.saved_model), str(self.work / "calib.npy"),
-                            batch=self.options.batch or 1, log_path=self.work / "logs" / "debugger.log")
-        ranked = [r["tensor"] for r in sorted(rows, key=lambda r: -np.nan_to_num(r["rmse_over_scale"], nan=-1))
-                  if r["tensor"]]
+        ranked = [r["tensor"] for r in self.layer_errors() if r["tensor"]]
         steps = [FixStep((), result.metric(card.labelled), result.size_bytes, result.p50_ms)]
         reference, labels = self._reference(), self.eval.y
         best = None
@@ -427,9 +433,9 @@ def convert_model(options: ConvertOptions, progress=None) -> ReportCard:
         conversion.load()
         conversion.calibrate()
         conversion.convert()
-        card = conversion.validate()
+        conversion.validate()
         if options.auto_fix:
-            card = conversion.auto_fix()
+            conversion.auto_fix()
         return conversion.export()
     finally:
         conversion.close()

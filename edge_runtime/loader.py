@@ -163,7 +163,7 @@ def _litert_gpu(path, content, make):
 
 
 def _load_onnx(path, content, dev, threads, provider_options) -> Model:
-    from edge_runtime.onnx_backend import CPU_PROVIDER, GPU_PROVIDERS, ONNXBackend, available_providers
+    from edge_runtime.onnx_backend import GPU_PROVIDERS, ONNXBackend, available_providers
 
     metadata = read_onnx(content).metadata
     if dev.kind == "edgetpu":

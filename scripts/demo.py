@@ -74,18 +74,14 @@ def convert_demo() -> None:
 
     from convert.options import ConvertOptions
     from convert.workflow import convert_model
-    from edge_runtime.metadata import ModelMetadata, Preprocess
-    from train.datasets import FASHION_MNIST_LABELS
-    from train.recipes import fashion_mnist_cnn
+    from train.recipes import FASHION_MNIST_METADATA, fashion_mnist_cnn
 
     folder = Path(tempfile.mkdtemp(prefix="edgepilot-demo-"))
     trained = fashion_mnist_cnn(folder / "fmnist.keras", epochs=1, train_limit=20000,
                                 calib_npz=folder / "calib.npz", eval_npz=folder / "test.npz")
     print(f"trained {trained.path.name}: Keras test top-1 {trained.test_top1:.2f}%")
-    metadata = ModelMetadata(task="classification", labels=FASHION_MNIST_LABELS, input_layout="NHWC",
-                             preprocess=Preprocess(kind="image", size=(28, 28), color="gray", scale=1 / 255))
     card = convert_model(ConvertOptions(model=trained.path, out_dir=folder / "out", calib=folder / "calib.npz",
-                                        eval=folder / "test.npz", budget=1.0, metadata=metadata, bench_runs=100),
+                                        eval=folder / "test.npz", budget=1.0, metadata=FASHION_MNIST_METADATA, bench_runs=100),
                          progress=lambda message: print(f"  {message}", flush=True))
     print(card.markdown())
     print(f"models, sidecars and report.md / report.json / report.png are in {folder / 'out'}")

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_runtime.metadata import ModelMetadata, Preprocess
 from train.datasets import FASHION_MNIST_LABELS, load_fashion_mnist
+
+# What fashion_mnist_cnn's models take, stored in every converted variant.
+FASHION_MNIST_METADATA = ModelMetadata(
+    task="classification", labels=FASHION_MNIST_LABELS, input_layout="NHWC",
+    preprocess=Preprocess(kind="image", size=(28, 28), color="gray", scale=1 / 255),
+)
 
 
 @dataclass(frozen=True)
