@@ -5,7 +5,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
-APT_PACKAGES = libportaudio2 dataset-fashion-mnist
+# libportaudio2: sounddevice; dataset-fashion-mnist, darknet (test photos), opencv-doc (videos):
+# offline data; mosquitto, ffmpeg, chromium(-driver): real broker, stream and browser in tests.
+APT_PACKAGES = libportaudio2 dataset-fashion-mnist darknet opencv-doc mosquitto ffmpeg chromium chromium-driver
 
 .PHONY: demo test bench setup system-deps test-legacy clean
 
@@ -18,7 +20,7 @@ system-deps:
 	  if [ -n "$$missing" ]; then echo "apt-get install:$$missing"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi; \
 	else \
-	  for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo "note: system package $$p is missing (needed by sounddevice); install it as root"; done; \
+	  for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo "note: system package $$p is missing; install it as root"; done; \
 	fi
 
 $(STAMP): pyproject.toml

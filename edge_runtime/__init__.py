@@ -18,7 +18,8 @@ from edge_runtime.errors import (
     MissingDependencyError,
     ModelFileError,
 )
-from edge_runtime.loader import load, sidecar_metadata, sniff
+from edge_runtime.loader import load, sniff
+from edge_runtime.metadata import sidecar_metadata
 from edge_runtime.model import Fallback, Model, Outputs
 from edge_runtime.tensors import Quantization, TensorSpec
 

@@ -65,7 +65,7 @@ def inspect_model(path: str, device: str = "auto", threads: int | None = None,
                   shapes: dict[str, tuple] | None = None, **load_options) -> Inspection:
     from edge_runtime.bench import example_inputs
     from edge_runtime.errors import InferenceError
-    from edge_runtime.loader import sidecar_metadata
+    from edge_runtime.metadata import sidecar_metadata
 
     model = load(path, device=device, threads=threads, **load_options)
     if model.delegation is not None:

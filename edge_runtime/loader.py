@@ -3,13 +3,13 @@ device. An explicit device that cannot be honoured raises; ``"auto"`` falls back
 every attempt in ``Model.fallbacks``."""
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 from edge_runtime import deps
 from edge_runtime.devices import Device
 from edge_runtime.errors import DeviceError, ModelFileError
+from edge_runtime.metadata import sidecar_metadata
 from edge_runtime.model import Fallback, Model
 from edge_runtime.onnx_file import ONNXFormatError, read_onnx
 from edge_runtime.tflite_file import TFLiteFormatError, has_identifier, read_tflite
@@ -51,18 +51,6 @@ def read_model_file(path: str | os.PathLike) -> tuple[str, bytes]:
     if len(content) < 8:
         raise ModelFileError(f"{p}: {len(content)} bytes is too short to be a model (empty or truncated)")
     return str(p), content
-
-
-def _sidecar(path: str) -> dict:
-    """The JSON file next to the model (same stem), when there is one holding an object."""
-    candidate = Path(path).with_suffix(".json")
-    if not candidate.is_file():
-        return {}
-    try:
-        value = json.loads(candidate.read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError):
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 def _text(value: bytes) -> str:
@@ -190,8 +178,3 @@ def _load_onnx(path, content, dev, threads, provider_options) -> Model:
     if not fallbacks:
         fallbacks.append(Fallback("gpu", f"no GPU execution provider installed (onnxruntime has {installed})"))
     return Model(ONNXBackend(path, content, Device("cpu"), threads), path, metadata, tuple(fallbacks))
-
-
-def sidecar_metadata(path: str | os.PathLike) -> dict:
-    """Public access to the JSON next to a model, e.g. a wake-word model's cut-off."""
-    return _sidecar(str(path))

@@ -7,12 +7,22 @@ The same recipe prepares calibration data, evaluation data and, later, the devic
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 METADATA_KEY = "edgepilot"
 SCHEMA_VERSION = 1
+RESIZE_MODES = ("stretch", "letterbox")
+
+# The output layout of edgepilot's own detectors (``extra["decoder"] == "edgepilot"``): two
+# outputs, ``boxes`` [1, N, 4] holding x1, y1, x2, y2 as fractions of the model input's width and
+# height (of the letterboxed input, not of the original frame), and ``scores`` [1, N, C] holding
+# independent per-class probabilities in [0, 1]. Both lie in [0, 1], so int8 serves each with
+# one scale of 1/256; NMS comes after the model. ``thresholds`` holds "score" and "iou".
+DETECTOR_LAYOUT = "edgepilot"
 
 
 @dataclass(frozen=True)
@@ -20,7 +30,10 @@ class Preprocess:
     """How raw data becomes the model's input.
 
     Images: ``x = (pixels * scale - mean) / std`` per channel, after resizing to ``size``
-    (height, width) in ``color`` order. Audio: mono float samples in [-1, 1] at
+    (height, width) in ``color`` order. ``resize`` says how: ``"stretch"`` scales each axis on its
+    own (aspect ratio not kept), ``"letterbox"`` scales both by the same factor and pads the rest
+    with ``pad_value`` (raw pixel value, before normalization), centred, as YOLO does;
+    :meth:`geometry` gives the exact mapping. Audio: mono float samples in [-1, 1] at
     ``sample_rate_hz``, cut or zero-padded to ``num_samples``. Arrays: used as they are."""
 
     kind: str = "array"  # "image", "audio" or "array"
@@ -31,8 +44,12 @@ class Preprocess:
     std: tuple[float, ...] = (1.0,)
     sample_rate_hz: int | None = None
     num_samples: int | None = None
+    resize: str = "stretch"  # images: "stretch" or "letterbox"
+    pad_value: float = 114.0  # letterbox padding, raw pixel value (YOLO's grey)
 
     def __post_init__(self):
+        if self.resize not in RESIZE_MODES:
+            raise ValueError(f"preprocess resize must be one of {RESIZE_MODES}, got {self.resize!r}")
         if self.kind not in ("image", "audio", "array"):
             raise ValueError(f"preprocess kind must be 'image', 'audio' or 'array', got {self.kind!r}")
         if self.color not in ("rgb", "bgr", "gray"):
@@ -41,6 +58,18 @@ class Preprocess:
             raise ValueError(f"preprocess std must not contain 0, got {self.std}")
         if self.kind == "audio" and not self.sample_rate_hz:
             raise ValueError("audio preprocessing needs sample_rate_hz")
+
+    def geometry(self, height: int, width: int) -> "ResizeGeometry":
+        """How a ``height`` x ``width`` image maps onto the model input ``size``."""
+        if self.size is None:
+            raise ValueError("preprocess size (the model input height, width) is not set")
+        out_h, out_w = self.size
+        if self.resize == "stretch":
+            return ResizeGeometry(out_h / height, out_w / width, 0.0, 0.0, out_h, out_w, out_h, out_w)
+        scale = min(out_h / height, out_w / width)
+        new_h, new_w = max(1, round(height * scale)), max(1, round(width * scale))
+        top, left = (out_h - new_h) // 2, (out_w - new_w) // 2
+        return ResizeGeometry(new_h / height, new_w / width, float(top), float(left), new_h, new_w, out_h, out_w)
 
     def normalize(self, values: np.ndarray) -> np.ndarray:
         """Scale and normalize already-resized pixels (or any array) to float32."""
@@ -57,6 +86,35 @@ class Preprocess:
             x = x[: self.num_samples]
             x = np.pad(x, (0, self.num_samples - len(x)))
         return x
+
+
+@dataclass(frozen=True)
+class ResizeGeometry:
+    """Where an image lands in the model input: pixels are scaled by ``scale_y``/``scale_x``
+    to ``resized_h`` x ``resized_w`` and placed at (``pad_top``, ``pad_left``) in an input of
+    ``input_h`` x ``input_w``. ``to_input``/``to_image`` map boxes ``[..., 4]`` given as
+    ``x1, y1, x2, y2`` pixels between the two frames exactly."""
+
+    scale_y: float
+    scale_x: float
+    pad_top: float
+    pad_left: float
+    resized_h: int
+    resized_w: int
+    input_h: int
+    input_w: int
+
+    def to_input(self, boxes: np.ndarray) -> np.ndarray:
+        b = np.asarray(boxes, dtype=np.float64)
+        scale = np.array([self.scale_x, self.scale_y, self.scale_x, self.scale_y])
+        offset = np.array([self.pad_left, self.pad_top, self.pad_left, self.pad_top])
+        return b * scale + offset
+
+    def to_image(self, boxes: np.ndarray) -> np.ndarray:
+        b = np.asarray(boxes, dtype=np.float64)
+        scale = np.array([self.scale_x, self.scale_y, self.scale_x, self.scale_y])
+        offset = np.array([self.pad_left, self.pad_top, self.pad_left, self.pad_top])
+        return (b - offset) / scale
 
 
 @dataclass(frozen=True)
@@ -99,3 +157,17 @@ class ModelMetadata:
         from dataclasses import replace
 
         return replace(self, variant=variant)
+
+
+def sidecar_metadata(path: str | os.PathLike) -> dict:
+    """The JSON object in the file next to a model with the same stem (``model.json`` beside
+    ``model.tflite``), or {} when there is none or it does not hold an object: edgepilot's own
+    sidecars and manifests such as a wake-word model's cut-off."""
+    candidate = Path(path).with_suffix(".json")
+    if not candidate.is_file():
+        return {}
+    try:
+        value = json.loads(candidate.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return {}
+    return value if isinstance(value, dict) else {}

@@ -117,12 +117,10 @@ class Model:
     def info(self):
         """The :class:`~edge_runtime.metadata.ModelMetadata` edgepilot stored in the file (or in
         the sidecar ``<stem>.json``), or None for a model that carries none."""
-        from edge_runtime.metadata import METADATA_KEY, ModelMetadata
+        from edge_runtime.metadata import METADATA_KEY, ModelMetadata, sidecar_metadata
 
         text = self.metadata.get(METADATA_KEY)
         if text is None:
-            from edge_runtime.loader import sidecar_metadata
-
             sidecar = sidecar_metadata(self.path)
             if METADATA_KEY not in sidecar:
                 return None
