@@ -22,6 +22,13 @@ _PACKAGES: dict[str, tuple[str, str]] = {
     "cv2": ("opencv-python-headless", "apps"),
     "sounddevice": ("sounddevice", "apps"),
     "matplotlib": ("matplotlib", "convert"),
+    "tf_keras": ("tf-keras", "train"),
+    "tensorflow_model_optimization": ("tensorflow-model-optimization", "train"),
+    "yaml": ("pyyaml", "train"),
+    "pycocotools": ("pycocotools", "train"),
+    "skimage": ("scikit-image", "train"),
+    "sklearn": ("scikit-learn", "train"),
+    "paho": ("paho-mqtt", "apps"),
 }
 
 # TFLite interpreters, in the order load() prefers them.
