@@ -29,6 +29,9 @@ _PACKAGES: dict[str, tuple[str, str]] = {
     "skimage": ("scikit-image", "train"),
     "sklearn": ("scikit-learn", "train"),
     "paho": ("paho-mqtt", "apps"),
+    "gymnasium": ("gymnasium[mujoco]", "control"),
+    "mujoco": ("mujoco", "control"),
+    "serial": ("pyserial", "control"),
 }
 
 # TFLite interpreters, in the order load() prefers them.
