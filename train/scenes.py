@@ -1,0 +1,478 @@
+"""The built-in offline detection set: Fashion-MNIST items pasted onto real photographs.
+
+``make_scenes(out_dir)`` (CLI: ``edgepilot data make-scenes --out DIR``) writes a YOLO-format
+data set in Ultralytics' layout, for tests, the demo and the detector benchmark::
+
+    DIR/data.yaml                 train: images/train, val: ..., test: ..., names: {0: Trouser, ...}
+    DIR/images/<split>/00000.jpg  JPEG, quality 95 (OpenCV's default)
+    DIR/labels/<split>/00000.txt  one "class cx cy w h" line per object, normalized, 6 decimals
+    DIR/scenes.json               seed, counts, classes, background sources per split, version
+
+How a scene is made (:func:`render_scene`): a random crop of a background photo (random scale
+and aspect, resized to ``image_size``, random horizontal flip, slight colour jitter); then 1-6
+Fashion-MNIST items, each recoloured, scaled so its longest side is uniform in
+``object_size_px``, rotated by up to +-20 degrees and pasted with a soft alpha mask at a random
+place fully inside the image. Later items may cover earlier ones, but never so much that an
+earlier item keeps less than 60% of its area (the new item is moved elsewhere, and after 20
+tries left out): every labelled object is mostly visible and nothing visible is unlabelled.
+
+Exact boxes: a pixel belongs to object i when i contributes more than half of its final colour
+(its alpha times the transparency of everything pasted above it is > ``VISIBLE_ALPHA`` = 0.5;
+at most one object can own a pixel). A box is the tight box of the object's owned pixels, in
+pixel edges (``x1 = last column + 1``), divided by the image size.
+
+Splits never share a photo or an item: each background source belongs to one split
+(:data:`SPLIT_BACKGROUNDS`; a video is one source), train scenes take items from Fashion-MNIST
+train images 0-49999, val scenes from train images 50000-59999, test scenes from its test split.
+Files are written by :mod:`train.detection_data` (``write_yolo_split``, ``write_data_yaml``:
+no ``path`` key, so Ultralytics and edgepilot both take the yaml's folder as the root) and
+read back by its ``load_detection_set``.
+Deterministic: each image has its own ``numpy`` Generator seeded by (seed, split, index), so the
+same arguments give byte-identical files, and changing one split's count leaves the others alone.
+"""
+from __future__ import annotations
+
+import colorsys
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Callable, Mapping, NamedTuple, Sequence
+
+import numpy as np
+
+from train.datasets import FASHION_MNIST_LABELS, load_fashion_mnist
+
+GENERATOR_VERSION = 1  # bump when the same seed would give different images
+SPLITS = ("train", "val", "test")
+DEFAULT_COUNTS = MappingProxyType({"train": 2000, "val": 200, "test": 200})
+# Five visually distinct classes. T-shirt/Shirt/Pullover/Coat and Sandal/Sneaker are confused
+# 10-25% of the time even by good 28x28 classifiers; a detection benchmark should measure
+# finding and boxing objects, not the source data's label ambiguity. Any subset or order of
+# FASHION_MNIST_LABELS may be passed as ``classes``; ids are 0..n-1 in the order given.
+DEFAULT_CLASSES = ("Trouser", "Pullover", "Sneaker", "Bag", "Ankle boot")
+VISIBLE_ALPHA = 0.5  # a pixel belongs to an object whose visible alpha exceeds this
+MIN_VISIBLE = 0.6  # an object keeps at least this fraction of its own (alpha > 0.5) area
+MAX_ROTATION_DEG = 20.0
+PLACEMENT_TRIES = 20
+INVERT_PROBABILITY = 0.35  # share of items drawn with inverted brightness (dark on light)
+_ITEM_POOLS = {"train": ("train", 0, 50000), "val": ("train", 50000, 60000), "test": ("test", 0, 10000)}
+
+OPENCV_DOC = Path("/usr/share/doc/opencv-doc/examples/data")
+DARKNET = Path("/usr/share/darknet/data")
+# Each source is "library:name". Photos, not drawings; a video is one source (its frames are
+# near-duplicates). Test and val each get a video, people/animals, a street, a grey photo.
+SPLIT_BACKGROUNDS = MappingProxyType({
+    "train": (
+        "opencv-doc:Megamind.avi", "darknet:person.jpg", "darknet:horses.jpg", "darknet:kite.jpg",
+        "darknet:scream.jpg", "skimage:astronaut", "skimage:rocket", "skimage:immunohistochemistry",
+        "skimage:retina", "skimage:moon", "skimage:clock", "skimage:brick", "skimage:grass", "skimage:gravel",
+        "skimage:text", "opencv-doc:aero1.jpg", "opencv-doc:apple.jpg", "opencv-doc:baboon.jpg",
+        "opencv-doc:butterfly.jpg", "opencv-doc:leuvenA.jpg", "opencv-doc:orange.jpg",
+        "opencv-doc:squirrel_cls.jpg", "opencv-doc:stuff.jpg", "opencv-doc:graf1.png",
+        "opencv-doc:rubberwhale1.png", "opencv-doc:aloeL.jpg", "opencv-doc:board.jpg",
+        "opencv-doc:licenseplate_motion.jpg", "opencv-doc:starry_night.jpg", "opencv-doc:basketball1.png",
+        "opencv-doc:box_in_scene.png", "opencv-doc:ela_original.jpg",
+    ),
+    "val": (
+        "opencv-doc:tree.avi", "darknet:giraffe.jpg", "sklearn:flower.jpg", "skimage:chelsea", "skimage:coins",
+        "opencv-doc:messi5.jpg", "opencv-doc:home.jpg",
+    ),
+    "test": (
+        "opencv-doc:vtest.avi", "darknet:dog.jpg", "darknet:eagle.jpg", "sklearn:china.jpg", "skimage:coffee",
+        "skimage:camera", "skimage:hubble_deep_field", "opencv-doc:fruits.jpg", "opencv-doc:building.jpg",
+    ),
+})
+VIDEO_FRAME_STEP = {"vtest.avi": 30, "Megamind.avi": 10, "tree.avi": 3}  # about 23-27 frames each
+
+
+class ScenesError(ValueError):
+    """Bad arguments, an existing output folder, or a background source that is not installed."""
+
+
+@dataclass(frozen=True)
+class SceneSummary:
+    """What :func:`make_scenes` wrote. Mappings are read-only; ``seconds`` is wall time."""
+
+    out_dir: Path
+    data_yaml: Path
+    images: Mapping[str, int]  # split -> images
+    boxes: Mapping[str, int]  # split -> labelled objects
+    class_counts: Mapping[str, Mapping[str, int]]  # split -> class name -> objects
+    backgrounds: Mapping[str, tuple[str, ...]]  # split -> background sources
+    seconds: float
+
+    def to_dict(self) -> dict:
+        return {"out_dir": str(self.out_dir), "data_yaml": str(self.data_yaml), "images": dict(self.images),
+                "boxes": dict(self.boxes), "class_counts": {s: dict(c) for s, c in self.class_counts.items()},
+                "backgrounds": {s: list(b) for s, b in self.backgrounds.items()}, "seconds": round(self.seconds, 3)}
+
+    def render(self) -> str:
+        lines = [f"{self.data_yaml}  ({self.seconds:.1f} s)"]
+        for split, n in self.images.items():
+            lines.append(f"  {split:<5} {n:5d} images {self.boxes[split]:6d} boxes  "
+                         f"{len(self.backgrounds[split])} background sources")
+        return "\n".join(lines)
+
+
+class RenderedScene(NamedTuple):
+    """One scene and its ground truth; objects in pasting order (later ones on top)."""
+
+    image: np.ndarray  # [H, W, 3] uint8
+    boxes_px: np.ndarray  # [N, 4] int: x0, y0, x1, y1 pixel edges (x1, y1 exclusive)
+    class_ids: np.ndarray  # [N] int64
+    visible_masks: np.ndarray  # [N, H, W] bool: pixels each object owns in the final image
+    alphas: np.ndarray  # [N, H, W] float32: each object's own alpha as pasted, before occlusion
+
+
+class _Placed:
+    """An object on the canvas: its window, alpha, colour and current visible weight."""
+
+    __slots__ = ("class_id", "y0", "x0", "alpha", "rgb", "visible", "area")
+
+    def __init__(self, class_id, y0, x0, alpha, rgb):
+        self.class_id, self.y0, self.x0, self.alpha, self.rgb = class_id, y0, x0, alpha, rgb
+        self.visible = alpha.copy()
+        self.area = int(np.count_nonzero(alpha > VISIBLE_ALPHA))
+
+
+def _item_layers(item: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(alpha, texture) of a 28x28 item, cropped to its silhouette. Fashion-MNIST items are
+    light on black, but dark parts of a garment (stripes, a black sole) are near zero too, so
+    alpha cannot be the intensity alone: the silhouette (outer contour of pixels >= 10, filled)
+    is opaque, and its outermost pixel ring fades with intensity (a soft edge)."""
+    import cv2
+
+    solid = np.zeros(item.shape, np.uint8)
+    contours, _ = cv2.findContours((item >= 10).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    cv2.drawContours(solid, contours, -1, 1, thickness=-1)
+    inner = cv2.erode(solid, np.ones((3, 3), np.uint8), borderValue=0)
+    alpha = np.maximum(inner.astype(np.float32), np.clip(item.astype(np.float32) / 48.0, 0, 1) * solid)
+    ys, xs = np.nonzero(solid)
+    if len(ys) == 0:
+        return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    texture = item[y0:y1, x0:x1].astype(np.float32) / max(1.0, float(item.max()))
+    return alpha[y0:y1, x0:x1], texture
+
+
+def _warp(layer: np.ndarray, scale: float, angle_deg: float, size: tuple[int, int]) -> np.ndarray:
+    """``layer`` scaled and rotated about its centre into the centre of a ``size`` (w, h) canvas."""
+    import cv2
+
+    h, w = layer.shape
+    m = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), angle_deg, scale)
+    m[0, 2] += (size[0] - w) / 2
+    m[1, 2] += (size[1] - h) / 2
+    return cv2.warpAffine(layer, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def _make_object(rng, item, object_size_px):
+    """(alpha, rgb) of one recoloured, scaled and rotated item, or None for an empty item."""
+    alpha, texture = _item_layers(item)
+    if alpha.size == 0:
+        return None
+    length = rng.uniform(*object_size_px)
+    angle = rng.uniform(-MAX_ROTATION_DEG, MAX_ROTATION_DEG)
+    hue, sat, val = rng.uniform(0, 1), rng.uniform(0.2, 1.0), rng.uniform(0.45, 1.0)
+    invert = rng.random() < INVERT_PROBABILITY
+    scale = length / max(alpha.shape)
+    rad = math.radians(angle)
+    cos, sin = abs(math.cos(rad)), abs(math.sin(rad))
+    h, w = alpha.shape[0] * scale, alpha.shape[1] * scale
+    size = (math.ceil(w * cos + h * sin) + 4, math.ceil(w * sin + h * cos) + 4)
+    alpha, texture = _warp(alpha, scale, angle, size), _warp(texture, scale, angle, size)
+    shade = 0.25 + 0.75 * np.clip(1.0 - texture if invert else texture, 0, 1)
+    colour = np.array(colorsys.hsv_to_rgb(hue, sat, val)[::-1], np.float32) * 255.0  # BGR
+    return np.clip(alpha, 0, 1), shade[..., None] * colour
+
+
+def _occlusion_update(placed: list[_Placed], y0: int, x0: int, alpha: np.ndarray):
+    """The new visible weights of the objects a new alpha at (y0, x0) would cover, or None if
+    one of them would keep less than MIN_VISIBLE of its area."""
+    h, w = alpha.shape
+    updates = []
+    for obj in placed:
+        oh, ow = obj.alpha.shape
+        ty, tx = max(y0, obj.y0), max(x0, obj.x0)
+        by, bx = min(y0 + h, obj.y0 + oh), min(x0 + w, obj.x0 + ow)
+        if ty >= by or tx >= bx:
+            continue
+        own = (slice(ty - obj.y0, by - obj.y0), slice(tx - obj.x0, bx - obj.x0))
+        new = obj.visible[own] * (1.0 - alpha[ty - y0:by - y0, tx - x0:bx - x0])
+        lost = np.count_nonzero(obj.visible[own] > VISIBLE_ALPHA) - np.count_nonzero(new > VISIBLE_ALPHA)
+        if np.count_nonzero(obj.visible > VISIBLE_ALPHA) - lost < MIN_VISIBLE * obj.area:
+            return None
+        updates.append((obj, own, new))
+    return updates
+
+
+def render_scene(rng: np.random.Generator, background: np.ndarray, items: Sequence[tuple[int, np.ndarray]], *,
+                 object_size_px: tuple[float, float] = (28, 110)) -> RenderedScene:
+    """Paste ``items`` ((class id, 28x28 uint8 Fashion-MNIST image) pairs, in order) onto a
+    copy of ``background`` ([H, W, 3] uint8, already cropped to size). Items that find no
+    place within PLACEMENT_TRIES (too much occlusion) are left out of the image and the labels."""
+    height, width = background.shape[:2]
+    placed: list[_Placed] = []
+    for class_id, item in items:
+        made = _make_object(rng, item, object_size_px)
+        if made is None:
+            continue
+        alpha, rgb = made
+        if alpha.shape[0] > height or alpha.shape[1] > width:
+            raise ScenesError(f"object_size_px={tuple(object_size_px)}: a rotated item of {alpha.shape[1]}x"
+                              f"{alpha.shape[0]} px does not fit in a {width}x{height} image; use smaller objects")
+        for _ in range(PLACEMENT_TRIES):
+            y0 = int(rng.integers(0, height - alpha.shape[0] + 1))
+            x0 = int(rng.integers(0, width - alpha.shape[1] + 1))
+            updates = _occlusion_update(placed, y0, x0, alpha)
+            if updates is not None:
+                for obj, own, new in updates:
+                    obj.visible[own] = new
+                placed.append(_Placed(int(class_id), y0, x0, alpha, rgb))
+                break
+    canvas = background.astype(np.float32)
+    n = len(placed)
+    boxes, masks = np.zeros((n, 4), np.int64), np.zeros((n, height, width), bool)
+    alphas = np.zeros((n, height, width), np.float32)
+    for i, obj in enumerate(placed):
+        h, w = obj.alpha.shape
+        window = (slice(obj.y0, obj.y0 + h), slice(obj.x0, obj.x0 + w))
+        a = obj.alpha[..., None]
+        canvas[window] = canvas[window] * (1.0 - a) + obj.rgb * a
+        alphas[i][window] = obj.alpha
+        masks[i][window] = obj.visible > VISIBLE_ALPHA
+        ys, xs = np.nonzero(masks[i])
+        boxes[i] = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+    image = np.clip(np.rint(canvas), 0, 255).astype(np.uint8)
+    return RenderedScene(image, boxes, np.array([o.class_id for o in placed], np.int64), masks, alphas)
+
+
+def background_view(rng: np.random.Generator, frames: Sequence[np.ndarray], image_size: tuple[int, int]) -> np.ndarray:
+    """A random crop of one of ``frames`` (area 30-100% of the largest crop of about the target
+    aspect, aspect +-15%), resized to ``image_size`` (h, w), maybe flipped, slightly jittered."""
+    import cv2
+
+    frame = frames[int(rng.integers(len(frames)))]
+    fh, fw = frame.shape[:2]
+    aspect = image_size[1] / image_size[0] * math.exp(rng.uniform(-0.15, 0.15))
+    ch, cw = (fh, fh * aspect) if fw / fh > aspect else (fw / aspect, fw)
+    shrink = math.sqrt(rng.uniform(0.3, 1.0))
+    ch, cw = max(8, int(ch * shrink)), max(8, int(cw * shrink))
+    y0, x0 = int(rng.integers(0, fh - ch + 1)), int(rng.integers(0, fw - cw + 1))
+    crop = frame[y0:y0 + ch, x0:x0 + cw]
+    interp = cv2.INTER_AREA if ch > image_size[0] else cv2.INTER_LINEAR
+    view = cv2.resize(crop, (image_size[1], image_size[0]), interpolation=interp).astype(np.float32)
+    if rng.random() < 0.5:
+        view = view[:, ::-1]
+    contrast, brightness = rng.uniform(0.8, 1.2), rng.uniform(-20, 20)
+    gains = rng.uniform(0.93, 1.07, size=3).astype(np.float32)
+    view = (view - view.mean()) * contrast + view.mean() + brightness
+    return np.clip(np.rint(view * gains), 0, 255).astype(np.uint8)
+
+
+def load_background(source: str) -> list[np.ndarray]:
+    """The BGR uint8 frames of one background source ("skimage:astronaut", "darknet:dog.jpg",
+    "opencv-doc:vtest.avi" (every VIDEO_FRAME_STEP-th frame), "sklearn:china.jpg")."""
+    import cv2
+
+    from edge_runtime.deps import require
+
+    library, _, name = source.partition(":")
+    if library == "skimage":
+        data = require("skimage", "the built-in detection scenes").data
+        image = np.asarray(getattr(data, name)())
+        return [cv2.cvtColor(image, cv2.COLOR_GRAY2BGR if image.ndim == 2 else cv2.COLOR_RGB2BGR)]
+    if library == "sklearn":
+        datasets = require("sklearn", "the built-in detection scenes").datasets
+        path, package = Path(datasets.__file__).parent / "images" / name, "scikit-learn"
+    elif library in ("darknet", "opencv-doc"):
+        path, package = (DARKNET if library == "darknet" else OPENCV_DOC) / name, library
+    else:
+        raise ScenesError(f"background source {source!r}: unknown library {library!r}")
+    if not path.is_file():
+        hint = f"apt-get install {package}" if package != "scikit-learn" else "pip install scikit-learn"
+        raise ScenesError(f"{path}: background {source} is missing; install the package that ships it ({hint})")
+    if path.suffix == ".avi":
+        capture, frames, index = cv2.VideoCapture(str(path)), [], 0
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            if index % VIDEO_FRAME_STEP[name] == 0:
+                frames.append(frame)
+            index += 1
+        capture.release()
+    else:
+        frames = [image] if (image := cv2.imread(str(path), cv2.IMREAD_COLOR)) is not None else []
+    if not frames:
+        raise ScenesError(f"{path}: OpenCV decoded no image from background {source}; is the file complete?")
+    return frames
+
+
+def _random_scene(rng, backgrounds, pools, image_size, objects_per_image, object_size_px) -> RenderedScene:
+    """One scene: a view of a random background source, then 1..n items of random classes."""
+    background = background_view(rng, backgrounds[int(rng.integers(len(backgrounds)))], image_size)
+    wanted = int(rng.integers(objects_per_image[0], objects_per_image[1] + 1))
+    ids = rng.integers(len(pools), size=wanted)
+    items = [(int(c), pools[c][int(rng.integers(len(pools[c])))]) for c in ids]
+    return render_scene(rng, background, items, object_size_px=object_size_px)
+
+
+def _check_arguments(counts, image_size, classes, objects_per_image, object_size_px) -> list[int]:
+    """Fashion-MNIST label ids of ``classes``, after checking every argument."""
+    unknown = [c for c in counts if c not in SPLITS]
+    bad = {s: n for s, n in counts.items() if not isinstance(n, (int, np.integer)) or n < 0}
+    if unknown or bad or sum(counts.values()) == 0:
+        raise ScenesError(f"counts={dict(counts)}: expected image counts >= 0 for splits among {list(SPLITS)}, "
+                          f"not all zero")
+    if not classes or len(set(classes)) != len(classes):
+        raise ScenesError(f"classes={list(classes)}: expected one or more distinct Fashion-MNIST labels")
+    missing = [c for c in classes if c not in FASHION_MNIST_LABELS]
+    if missing:
+        raise ScenesError(f"classes: unknown {missing}; Fashion-MNIST labels are {list(FASHION_MNIST_LABELS)}")
+    lo, hi = objects_per_image
+    if not 1 <= lo <= hi:
+        raise ScenesError(f"objects_per_image={tuple(objects_per_image)}: expected (min, max) with 1 <= min <= max")
+    if len(image_size) != 2 or min(image_size) < 32:
+        raise ScenesError(f"image_size={tuple(image_size)}: expected (height, width), each >= 32 px")
+    small, large = object_size_px
+    # A square item rotated by MAX_ROTATION_DEG needs (cos + sin) times its side, plus a margin.
+    rotated = large * (math.cos(math.radians(MAX_ROTATION_DEG)) + math.sin(math.radians(MAX_ROTATION_DEG))) + 5
+    if not 4 <= small <= large or rotated > min(image_size):
+        raise ScenesError(f"object_size_px={tuple(object_size_px)}: expected 4 <= min <= max and max rotated by "
+                          f"{MAX_ROTATION_DEG:g} degrees ({rotated:.0f} px) within image_size {tuple(image_size)}")
+    return [FASHION_MNIST_LABELS.index(c) for c in classes]
+
+
+def _claim_out_dir(out_dir: Path, force: bool) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ScenesError(f"{out_dir}: exists and is not a folder; choose another --out")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not force:
+        raise ScenesError(f"{out_dir}: exists and is not empty; pass force=True (--force) to replace it")
+
+
+def _swap_in(tmp: Path, out_dir: Path) -> None:
+    """Move the finished ``tmp`` folder to ``out_dir``; an old ``out_dir`` is removed after."""
+    old = None
+    if out_dir.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
+        os.replace(out_dir, old / "set")
+    os.replace(tmp, out_dir)
+    if old is not None:
+        shutil.rmtree(old)
+
+
+def make_scenes(out_dir: str | Path, *, seed: int = 0, counts: Mapping[str, int] = DEFAULT_COUNTS,
+                image_size: tuple[int, int] = (240, 320), classes: Sequence[str] = DEFAULT_CLASSES,
+                objects_per_image: tuple[int, int] = (1, 6), object_size_px: tuple[float, float] = (28, 110),
+                force: bool = False, progress: Callable[[int, int], None] | None = None) -> SceneSummary:
+    """Write the scene data set to ``out_dir`` (see the module docstring) and say what it holds.
+
+    ``counts``: images per split (splits with 0 are not written and not in data.yaml);
+    ``image_size``: (height, width); ``classes``: Fashion-MNIST labels, ids 0.. in this order;
+    ``progress(done, total)`` is called after each image. The set is built in a temporary
+    folder next to ``out_dir`` and moved into place when complete; an existing non-empty
+    ``out_dir`` is replaced only with ``force``."""
+    import cv2
+
+    from train.detection_data import write_data_yaml, write_yolo_split
+
+    start = time.perf_counter()
+    out_dir = Path(out_dir)
+    counts = dict(counts)
+    image_size = tuple(int(v) for v in image_size)
+    label_ids = _check_arguments(counts, image_size, classes, objects_per_image, object_size_px)
+    _claim_out_dir(out_dir, force)
+    splits = [s for s in SPLITS if counts.get(s, 0) > 0]
+    total, done = sum(counts[s] for s in splits), 0
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    umask = os.umask(0o022)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private (0700); the set is an ordinary folder
+    stats = {s: {"images": 0, "boxes": 0, "classes": {c: 0 for c in classes}} for s in splits}
+    try:
+        fashion = {}
+        for split_no, split in enumerate(SPLITS):
+            if split not in splits:
+                continue
+            pool_split, first, stop = _ITEM_POOLS[split]
+            if pool_split not in fashion:
+                fashion[pool_split] = load_fashion_mnist(pool_split)
+            images, labels = fashion[pool_split][0][first:stop], fashion[pool_split][1][first:stop]
+            pools = [images[labels == label] for label in label_ids]
+            backgrounds = [load_background(source) for source in SPLIT_BACKGROUNDS[split]]
+            for index in range(counts[split]):
+                rng = np.random.default_rng([seed, split_no, index])
+                scene = _random_scene(rng, backgrounds, pools, image_size, objects_per_image, object_size_px)
+                rgb = cv2.cvtColor(scene.image, cv2.COLOR_BGR2RGB)
+                write_yolo_split(tmp, split, [(f"{index:05d}.jpg", rgb, scene.boxes_px, scene.class_ids)], classes)
+                stats[split]["images"] += 1
+                stats[split]["boxes"] += len(scene.class_ids)
+                for c in scene.class_ids:
+                    stats[split]["classes"][classes[c]] += 1
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+        write_data_yaml(tmp, classes, splits)
+        manifest = {
+            "generator": "edgepilot.train.scenes", "version": GENERATOR_VERSION, "seed": seed,
+            "counts": {s: counts[s] for s in splits}, "image_size_hw": list(image_size), "classes": list(classes),
+            "fashion_mnist_labels": label_ids, "objects_per_image": list(objects_per_image),
+            "object_size_px": list(object_size_px), "min_visible_fraction": MIN_VISIBLE,
+            "visible_alpha": VISIBLE_ALPHA, "backgrounds": {s: list(SPLIT_BACKGROUNDS[s]) for s in splits},
+            "items": {s: dict(zip(("fashion_mnist_split", "first", "stop"), _ITEM_POOLS[s])) for s in splits},
+            "stats": stats,
+        }
+        (tmp / "scenes.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        _swap_in(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    ro = MappingProxyType
+    return SceneSummary(
+        out_dir=out_dir, data_yaml=out_dir / "data.yaml",
+        images=ro({s: stats[s]["images"] for s in splits}), boxes=ro({s: stats[s]["boxes"] for s in splits}),
+        class_counts=ro({s: ro(stats[s]["classes"]) for s in splits}),
+        backgrounds=ro({s: tuple(SPLIT_BACKGROUNDS[s]) for s in splits}), seconds=time.perf_counter() - start,
+    )
+
+
+EXAMPLE = "edgepilot data make-scenes --out scenes --train 2000 --val 200 --test 200"
+
+
+def add_parser(sub) -> None:
+    """Register ``make-scenes`` on the ``data`` command's subparsers (argparse only)."""
+    p = sub.add_parser("make-scenes", help="write the built-in YOLO-format detection set (offline)",
+                       description=__doc__.split("\n\n")[0], epilog=f"example: {EXAMPLE}")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (must not exist or be empty)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0); same seed, same bytes")
+    for split in SPLITS:
+        p.add_argument(f"--{split}", type=int, default=DEFAULT_COUNTS[split], metavar="N",
+                       help=f"{split} images (default {DEFAULT_COUNTS[split]})")
+    p.add_argument("--classes", nargs="+", default=list(DEFAULT_CLASSES), metavar="LABEL",
+                   help=f"Fashion-MNIST labels to paste (default: {' '.join(repr(c) for c in DEFAULT_CLASSES)})")
+    p.add_argument("--force", action="store_true", help="replace an existing non-empty DIR")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    """``edgepilot data make-scenes``: progress on stderr, the summary on stdout."""
+    import sys
+
+    def progress(done: int, total: int) -> None:
+        if sys.stderr.isatty() and (done % 50 == 0 or done == total):
+            sys.stderr.write(f"\rmake-scenes {done}/{total}" + ("\n" if done == total else ""))
+            sys.stderr.flush()
+
+    summary = make_scenes(args.out, seed=args.seed, counts={s: getattr(args, s) for s in SPLITS},
+                          classes=tuple(args.classes), force=args.force, progress=progress)
+    print(json.dumps({"summary": summary.to_dict()}) if args.json else summary.render())
+    return 0
