@@ -3,6 +3,7 @@ tiny models the tests build themselves."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -19,6 +20,16 @@ WAKE_WORDS = ("alexa", "hey_jarvis", "hey_mycroft", "okay_nabu")
 
 def has(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
+
+
+def require_system(present: bool, what: str) -> None:
+    """Skip the calling test when a system part (a Debian package, a file it ships) is missing,
+    naming it; but fail when the environment variable CI is set, since CI installs them all."""
+    if present:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} is missing, and CI (env CI is set) must have it")
+    pytest.skip(f"{what} is missing")
 
 
 @pytest.fixture(scope="session")
