@@ -1,0 +1,293 @@
+"""Model outputs -> :class:`Detections` for the detector layouts people actually have.
+
+Each decoder is made once per model by :func:`make_decoder`, which picks the layout (by name,
+from the model's metadata, or recognized from the output shapes) and finds which output is which
+(by signature key or tensor name when the model has telling names, else by shape). A decoder is
+then called per frame with the outputs by name, in any order, and the frame's
+:class:`~edge_runtime.metadata.ResizeGeometry`; boxes come back in pixels of the original frame.
+
+Layouts:
+    edgepilot  ``boxes`` [1, N, 4] x1, y1, x2, y2 as fractions of the model input, ``scores``
+               [1, N, C] independent sigmoid probabilities (see edge_runtime.metadata.DETECTOR_LAYOUT).
+    yolo       one output: ``[1, 4+C, N]`` (YOLOv8 and later: cx, cy, w, h + class scores) or
+               ``[1, N, 5+C]`` (YOLOv5: cx, cy, w, h, objectness + class scores); coordinates in
+               input pixels, or fractions of the input (recognized per frame: all <= 2).
+    ssd        TFLite's ``TFLite_Detection_PostProcess``: boxes [1, M, 4] ymin, xmin, ymax, xmax
+               as fractions of the input, classes [1, M], scores [1, M], count [1]; NMS is in the model.
+    blazeface  MediaPipe's anchor-based face detector (see :mod:`apps.camera.blazeface`).
+
+NMS is OpenCV's (``cv2.dnn.NMSBoxesBatched``: per class), never hand-written.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from apps.camera.detections import Detections
+from edge_runtime.metadata import Preprocess, ResizeGeometry
+
+DECODERS = ("edgepilot", "yolo", "ssd", "blazeface")
+DECODER_CHOICES = ("auto",) + DECODERS
+MAX_CANDIDATES = 3000  # best-scoring boxes handed to NMS; keeps a frame full of low scores cheap
+MAX_DETECTIONS = 300  # after NMS, as YOLO and COCO evaluation cap it
+
+OutputSpecs = Sequence[tuple[str, Sequence[int]]]
+
+
+class DecoderError(ValueError):
+    """The outputs do not fit the layout asked for (or no layout fits them)."""
+
+
+def image_size(geometry: ResizeGeometry) -> tuple[int, int]:
+    """(height, width) of the original frame, recovered exactly from the resize geometry."""
+    return round(geometry.resized_h / geometry.scale_y), round(geometry.resized_w / geometry.scale_x)
+
+
+def nms(xyxy: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, iou: float) -> np.ndarray:
+    """Indices kept by OpenCV's per-class NMS, best first, at most MAX_DETECTIONS."""
+    import cv2
+
+    if len(xyxy) == 0:
+        return np.zeros(0, np.int64)
+    xywh = np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1).astype(np.float32)
+    keep = cv2.dnn.NMSBoxesBatched(xywh, scores.astype(np.float32), class_ids.astype(np.int32), 0.0, float(iou))
+    return np.asarray(keep, dtype=np.int64).reshape(-1)[:MAX_DETECTIONS]
+
+
+class Decoder:
+    """Base class: ``decoder(outputs, geometry, score, iou) -> Detections``.
+
+    ``default_score`` / ``default_iou`` are the thresholds used when neither the user nor the
+    model's metadata sets them; ``default_preprocess`` is the input recipe for a model that
+    carries no metadata (what the layout's origin uses)."""
+
+    name = ""
+    default_score = 0.25
+    default_iou = 0.45
+
+    def __init__(self, labels: Sequence[str] = ()):
+        self.labels = tuple(labels)
+
+    def __call__(self, outputs: Mapping[str, np.ndarray], geometry: ResizeGeometry, score: float,
+                 iou: float) -> Detections:
+        raise NotImplementedError
+
+    def default_preprocess(self) -> Preprocess:
+        """RGB in [0, 1], letterboxed with YOLO's grey (Ultralytics' recipe)."""
+        return Preprocess(kind="image", color="rgb", scale=1 / 255, resize="letterbox")
+
+    def _labels(self, class_ids: np.ndarray) -> tuple[str | None, ...]:
+        n = len(self.labels)
+        return tuple(self.labels[c] if 0 <= c < n else None for c in class_ids.tolist())
+
+    def _finish(self, boxes_input_px: np.ndarray, scores: np.ndarray, class_ids: np.ndarray,
+                geometry: ResizeGeometry, iou: float | None, keypoints_input_px: np.ndarray | None = None) -> Detections:
+        """Input-pixel boxes -> NMS (unless ``iou`` is None) -> frame pixels, clipped to the frame."""
+        size = image_size(geometry)
+        if iou is not None:
+            keep = nms(boxes_input_px, scores, class_ids, iou)
+            boxes_input_px, scores, class_ids = boxes_input_px[keep], scores[keep], class_ids[keep]
+            if keypoints_input_px is not None:
+                keypoints_input_px = keypoints_input_px[keep]
+        h, w = size
+        xyxy = geometry.to_image(boxes_input_px).reshape(-1, 4)
+        xyxy = np.clip(xyxy, 0, [w, h, w, h])
+        keypoints = None
+        if keypoints_input_px is not None:
+            n, k = keypoints_input_px.shape[:2]
+            flat = geometry.to_image(np.tile(keypoints_input_px.reshape(-1, 2), (1, 2)))[:, :2]
+            keypoints = flat.reshape(n, k, 2)
+        return Detections(xyxy, scores, class_ids, self._labels(class_ids), size, keypoints)
+
+
+def _best_class(scores: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows kept, their best score, their class id) for a [N, C] score matrix, best first."""
+    class_ids = scores.argmax(axis=1)
+    best = scores[np.arange(len(scores)), class_ids]
+    rows = np.flatnonzero(best >= threshold)
+    if len(rows) > MAX_CANDIDATES:
+        rows = rows[np.argsort(-best[rows], kind="stable")[:MAX_CANDIDATES]]
+    return rows, best[rows], class_ids[rows]
+
+
+def _input_scale(geometry: ResizeGeometry) -> np.ndarray:
+    return np.array([geometry.input_w, geometry.input_h, geometry.input_w, geometry.input_h], dtype=np.float32)
+
+
+class EdgepilotDecoder(Decoder):
+    """edgepilot's detectors: ``boxes`` [1, N, 4] (fractions of the input) and ``scores`` [1, N, C]."""
+
+    name = "edgepilot"
+
+    def __init__(self, boxes_key: str, scores_key: str, labels: Sequence[str] = ()):
+        super().__init__(labels)
+        self.boxes_key, self.scores_key = boxes_key, scores_key
+
+    def __call__(self, outputs, geometry, score, iou):
+        boxes = np.asarray(outputs[self.boxes_key]).reshape(-1, 4)
+        scores = np.asarray(outputs[self.scores_key])
+        scores = scores.reshape(scores.shape[-2], scores.shape[-1])
+        rows, best, class_ids = _best_class(scores, score)
+        xyxy = boxes[rows] * _input_scale(geometry)
+        xyxy = np.concatenate([np.minimum(xyxy[:, :2], xyxy[:, 2:]), np.maximum(xyxy[:, :2], xyxy[:, 2:])], axis=1)
+        return self._finish(xyxy, best, class_ids, geometry, iou)
+
+
+class YoloDecoder(Decoder):
+    """Raw YOLO heads: v8+ ``[1, 4+C, N]`` (``objectness=False``) or v5 ``[1, N, 5+C]``."""
+
+    name = "yolo"
+
+    def __init__(self, key: str, objectness: bool, labels: Sequence[str] = ()):
+        super().__init__(labels)
+        self.key, self.objectness = key, objectness
+
+    @property
+    def variant(self) -> str:
+        return "yolov5" if self.objectness else "yolov8"
+
+    def __call__(self, outputs, geometry, score, iou):
+        raw = np.asarray(outputs[self.key])
+        rows_first = raw.reshape(raw.shape[-2], raw.shape[-1])
+        pred = rows_first if self.objectness else rows_first.T  # [N, 4 + (1) + C]
+        cls = pred[:, 5:] * pred[:, 4:5] if self.objectness else pred[:, 4:]
+        rows, best, class_ids = _best_class(cls, score)
+        cxcywh = pred[rows, :4].astype(np.float32)
+        if len(cxcywh) and np.abs(cxcywh).max() <= 2.0:  # fractions of the input (some exports normalize)
+            cxcywh = cxcywh * _input_scale(geometry)
+        half = cxcywh[:, 2:] / 2
+        xyxy = np.concatenate([cxcywh[:, :2] - half, cxcywh[:, :2] + half], axis=1)
+        return self._finish(xyxy, best, class_ids, geometry, iou)
+
+
+class SsdDecoder(Decoder):
+    """TFLite's post-processed SSD outputs (boxes, classes, scores, count); the model did NMS."""
+
+    name = "ssd"
+    default_score = 0.5
+
+    def __init__(self, boxes: str, classes: str, scores: str, count: str, labels: Sequence[str] = ()):
+        super().__init__(labels)
+        self.keys = (boxes, classes, scores, count)
+
+    def default_preprocess(self) -> Preprocess:
+        """RGB stretched to the input, in [-1, 1]: the TF Object Detection API's MobileNet SSD recipe."""
+        return Preprocess(kind="image", color="rgb", scale=1 / 127.5, mean=(1.0,), resize="stretch")
+
+    def __call__(self, outputs, geometry, score, iou):
+        boxes_key, classes_key, scores_key, count_key = self.keys
+        count = int(np.asarray(outputs[count_key]).reshape(-1)[0])
+        boxes = np.asarray(outputs[boxes_key]).reshape(-1, 4)[:count]
+        classes = np.asarray(outputs[classes_key]).reshape(-1)[:count]
+        scores = np.asarray(outputs[scores_key]).reshape(-1)[:count].astype(np.float32)
+        keep = scores >= score
+        yxyx = boxes[keep].astype(np.float32)
+        xyxy = yxyx[:, [1, 0, 3, 2]] * _input_scale(geometry)
+        xyxy = np.concatenate([np.minimum(xyxy[:, :2], xyxy[:, 2:]), np.maximum(xyxy[:, :2], xyxy[:, 2:])], axis=1)
+        return self._finish(xyxy, scores[keep], np.rint(classes[keep]).astype(np.int64), geometry, None)
+
+
+# ----- choosing the layout and the outputs ---------------------------------------------------
+def _shapes(specs: OutputSpecs) -> str:
+    return ", ".join(f"{name} {list(shape)}" for name, shape in specs)
+
+
+def _named(specs: OutputSpecs, *words: str) -> str | None:
+    """The one output whose name contains any of ``words`` (case-insensitive), else None."""
+    hits = [name for name, _ in specs if any(w in name.lower() for w in words)]
+    return hits[0] if len(hits) == 1 else None
+
+
+def _edgepilot(specs: OutputSpecs, labels) -> EdgepilotDecoder:
+    names = {name for name, _ in specs}
+    if {"boxes", "scores"} <= names:
+        return EdgepilotDecoder("boxes", "scores", labels)
+    three_d = [(n, tuple(s)) for n, s in specs if len(s) == 3]
+    if len(specs) == 2 and len(three_d) == 2 and three_d[0][1][1] == three_d[1][1][1]:
+        fours = [n for n, s in three_d if s[2] == 4]
+        if len(fours) == 1:
+            other = next(n for n, _ in three_d if n != fours[0])
+            return EdgepilotDecoder(fours[0], other, labels)
+        if len(fours) == 2:
+            raise DecoderError(f"edgepilot layout: both outputs ({_shapes(specs)}) end in 4, so boxes and 4-class "
+                               "scores cannot be told apart by shape; name the outputs 'boxes' and 'scores'")
+    raise DecoderError(f"edgepilot layout expects two outputs 'boxes' [1, N, 4] and 'scores' [1, N, C]; "
+                       f"the model has {_shapes(specs)}")
+
+
+def _yolo(specs: OutputSpecs, labels, variant: str | None = None) -> YoloDecoder:
+    if len(specs) != 1 or len(specs[0][1]) != 3:
+        raise DecoderError(f"yolo layout expects one output [1, 4+C, N] (v8+) or [1, N, 5+C] (v5); "
+                           f"the model has {_shapes(specs)}")
+    name, (_, a, b) = specs[0][0], tuple(specs[0][1])
+    if variant is None:  # anchors outnumber channels: the short axis holds the channels
+        variant = "yolov8" if a < b else "yolov5"
+    channels = a if variant == "yolov8" else b
+    if channels < (5 if variant == "yolov8" else 6):
+        raise DecoderError(f"{variant} layout: output {name} {list(specs[0][1])} has {channels} channels; "
+                           f"expected {'4+C' if variant == 'yolov8' else '5+C'}")
+    return YoloDecoder(name, objectness=variant == "yolov5", labels=labels)
+
+
+def _ssd(specs: OutputSpecs, labels) -> SsdDecoder:
+    if len(specs) != 4:
+        raise DecoderError(f"ssd layout expects four outputs (boxes, classes, scores, count); the model has {_shapes(specs)}")
+    boxes = [n for n, s in specs if len(s) == 3 and s[-1] == 4]
+    count = [n for n, s in specs if int(np.prod(s)) == 1]
+    pair = [n for n, s in specs if n not in boxes + count]
+    if len(boxes) != 1 or len(count) != 1 or len(pair) != 2:
+        raise DecoderError(f"ssd layout expects boxes [1, M, 4], classes [1, M], scores [1, M], count [1]; "
+                           f"the model has {_shapes(specs)}")
+    classes, scores = _named(specs, "class"), _named(specs, "score")
+    if not (classes in pair and scores in pair and classes != scores):
+        # TFLite_Detection_PostProcess names its outputs :0 boxes, :1 classes, :2 scores, :3 count
+        suffix = {n.rsplit(":", 1)[-1]: n for n in pair if ":" in n}
+        if set(suffix) != {"1", "2"}:
+            raise DecoderError(f"ssd layout: cannot tell classes from scores among {pair}; expected names holding "
+                               "'class' / 'score', or TFLite_Detection_PostProcess:1 / :2")
+        classes, scores = suffix["1"], suffix["2"]
+    return SsdDecoder(boxes[0], classes, scores, count[0], labels)
+
+
+def recognize(specs: OutputSpecs) -> str:
+    """The layout that the output shapes (and names) say, or a DecoderError listing them."""
+    from apps.camera.blazeface import matches as is_blazeface
+
+    shapes = [tuple(s) for _, s in specs]
+    if len(specs) == 1 and len(shapes[0]) == 3:
+        return "yolo"
+    if len(specs) == 2 and is_blazeface(specs):
+        return "blazeface"
+    if len(specs) == 2 and all(len(s) == 3 for s in shapes) and shapes[0][1] == shapes[1][1] \
+            and any(s[2] == 4 for s in shapes):
+        return "edgepilot"
+    if len(specs) == 4 and sum(1 for s in shapes if len(s) == 3 and s[-1] == 4) == 1:
+        return "ssd"
+    raise DecoderError(f"no known detector layout fits the outputs {_shapes(specs)}; choose one with "
+                       f"--decoder {'|'.join(DECODERS)} (see docs/camera.md for each layout)")
+
+
+def make_decoder(name: str, output_specs: OutputSpecs, metadata: Any = None) -> Decoder:
+    """The decoder ``name`` (``auto``: the metadata's ``extra["decoder"]``, else recognized from
+    the shapes) for a model whose outputs are ``output_specs`` ``[(name or key, shape), ...]``."""
+    specs = [(str(n), tuple(int(d) for d in s)) for n, s in output_specs]
+    labels = tuple(metadata.labels) if metadata is not None else ()
+    if name == "auto":
+        declared = (metadata.extra or {}).get("decoder") if metadata is not None else None
+        name = declared or recognize(specs)
+    variant = None
+    if name in ("yolov5", "yolov8"):
+        name, variant = "yolo", name
+    if name == "edgepilot":
+        return _edgepilot(specs, labels)
+    if name == "yolo":
+        return _yolo(specs, labels, variant)
+    if name == "ssd":
+        return _ssd(specs, labels)
+    if name == "blazeface":
+        from apps.camera.blazeface import BlazeFaceDecoder
+
+        return BlazeFaceDecoder.for_outputs(specs, labels or ("face",))
+    raise DecoderError(f"unknown decoder {name!r}; expected one of {', '.join(DECODER_CHOICES)}, yolov5, yolov8")

@@ -1,0 +1,146 @@
+"""``Detector``: a model file + its decoder + its preprocessing, one call per frame.
+
+    >>> det = Detector("blazeface_short_range.tflite")
+    >>> det.decoder_name, det.resize
+    ('blazeface', 'letterbox')
+    >>> det.detect(cv2.imread("astronaut.png"))
+    Detections(1 in 512x512: face: 1)
+
+The three stages (:meth:`prepare`, :meth:`infer`, :meth:`decode`) are public so the pipeline can
+run them on different threads; :meth:`detect` chains them.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from apps.camera.decoders import DECODER_CHOICES, Decoder, make_decoder
+from apps.camera.detections import Detections
+from apps.camera.preprocess import fit_preprocess, image_layout, prepare, quantized_pixels
+from edge_runtime.metadata import ModelMetadata, Preprocess, ResizeGeometry
+
+# Signature keys some layouts name their outputs by; TFLite files made from Keras name the
+# tensors "StatefulPartitionedCall:0"..., and Model.output_name maps the keys back.
+_KEYS = ("boxes", "scores")
+
+
+class Detector:
+    """Runs one detection model on BGR frames.
+
+    Args:
+        model: a .tflite / .onnx path or an already loaded :class:`edge_runtime.Model`.
+        decoder: ``auto`` (the metadata's ``extra["decoder"]``, else recognized from the output
+            shapes) or one of ``edgepilot``, ``yolo``, ``ssd``, ``blazeface``.
+        score, iou: thresholds; by default the model metadata's ``thresholds``, else the
+            decoder's own (0.25 / 0.45; BlazeFace: MediaPipe's 0.5 / 0.3).
+        device, threads: passed to :func:`edge_runtime.load`.
+
+    Attributes: ``decoder_name``, ``resize`` (``"letterbox"`` or ``"stretch"``), ``labels``,
+    ``preprocess`` (the recipe in use) and ``preprocess_source`` (``"metadata"``, or which
+    default was used for a model that carries none).
+    """
+
+    def __init__(self, model, decoder: str = "auto", score: float | None = None, iou: float | None = None,
+                 device: str = "auto", threads: int | None = None):
+        import edge_runtime
+
+        if decoder not in DECODER_CHOICES + ("yolov5", "yolov8"):
+            raise ValueError(f"decoder must be one of {', '.join(DECODER_CHOICES)}, got {decoder!r}")
+        if isinstance(model, (str, os.PathLike)):
+            model = edge_runtime.load(Path(model), device=device, threads=threads)
+        self.model = model
+        if len(model.inputs) != 1:
+            raise ValueError(f"{model.path}: a detector takes one image input; this model has "
+                             f"{[s.name for s in model.inputs]}")
+        self.input = model.inputs[0]
+        image_layout(self.input)  # a clear error for a non-image input, now rather than per frame
+        self.metadata: ModelMetadata | None = model.info
+        self._names = self._output_keys(model)
+        specs = [(self._names[s.name], s.shape) for s in model.outputs]
+        self.decoder: Decoder = make_decoder(decoder, specs, self.metadata)
+        self.preprocess, self.preprocess_source = self._preprocess()
+        thresholds = dict(self.metadata.thresholds) if self.metadata is not None else {}
+        self.score = float(score if score is not None else thresholds.get("score", self.decoder.default_score))
+        self.iou = float(iou if iou is not None else thresholds.get("iou", self.decoder.default_iou))
+        for name, value in (("score", self.score), ("iou", self.iou)):
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"--{name} must lie in [0, 1], got {value}")
+
+    @staticmethod
+    def _output_keys(model) -> dict[str, str]:
+        """Tensor name -> the name decoders see: the signature key where it is a known one."""
+        names = {s.name: s.name for s in model.outputs}
+        for key in _KEYS:
+            try:
+                tensor = model.output_name(key)
+            except KeyError:
+                continue
+            if tensor in names and tensor != key and key not in names:
+                names[tensor] = key
+        return names
+
+    def _preprocess(self) -> tuple[Preprocess, str]:
+        meta = self.metadata
+        if meta is not None and meta.preprocess.kind == "image":
+            return fit_preprocess(meta.preprocess, self.input), "metadata"
+        quantized = quantized_pixels(self.input)
+        default = self.decoder.default_preprocess()
+        if quantized is not None:  # the integer codes are the pixels; keep the layout's resize
+            from dataclasses import replace
+
+            default = replace(quantized, color=default.color, resize=default.resize, pad_value=default.pad_value)
+            source = f"default for {self.decoder.name} (quantized input: codes are pixels)"
+        else:
+            source = f"default for {self.decoder.name}"
+        return fit_preprocess(default, self.input), source
+
+    # ----- what it is --------------------------------------------------------------------
+    @property
+    def decoder_name(self) -> str:
+        return getattr(self.decoder, "variant", self.decoder.name)
+
+    @property
+    def resize(self) -> str:
+        return self.preprocess.resize
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.decoder.labels
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(height, width) of the model input."""
+        return tuple(self.preprocess.size)
+
+    # ----- the three stages --------------------------------------------------------------
+    def prepare(self, frame_bgr: np.ndarray) -> tuple[np.ndarray, ResizeGeometry]:
+        return prepare(frame_bgr, self.input, self.preprocess)
+
+    def infer(self, x: np.ndarray) -> Mapping[str, np.ndarray]:
+        """Outputs by the names the decoder knows (signature keys where there are some)."""
+        out = self.model.run(x)
+        return {self._names[name]: value for name, value in zip(out, out.ordered)}
+
+    def decode(self, outputs: Mapping[str, np.ndarray], geometry: ResizeGeometry) -> Detections:
+        return self.decoder(outputs, geometry, self.score, self.iou)
+
+    def detect(self, frame_bgr: np.ndarray) -> Detections:
+        x, geometry = self.prepare(frame_bgr)
+        return self.decode(self.infer(x), geometry)
+
+    __call__ = detect
+
+    def describe(self) -> dict:
+        """What a summary should say about how frames were read and decoded."""
+        return {
+            "model": self.model.path, "accelerator": self.model.accelerator, "decoder": self.decoder_name,
+            "resize": self.resize, "input_size": list(self.input_size), "preprocess": self.preprocess_source,
+            "score": self.score, "iou": self.iou,
+        }
+
+    def __repr__(self) -> str:
+        return (f"<Detector {self.model.path} decoder={self.decoder_name} resize={self.resize} "
+                f"score={self.score} iou={self.iou}>")

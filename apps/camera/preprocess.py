@@ -1,0 +1,89 @@
+"""A BGR frame from OpenCV -> the model's input tensor, with the exact geometry to map boxes back.
+
+The recipe (size, stretch or letterbox, colour order, normalization) is the model's own
+:class:`~edge_runtime.metadata.Preprocess`; the pixel arithmetic of the resize is
+``Preprocess.geometry`` (the one definition shared with training and evaluation), and OpenCV
+does the work. Quantized inputs receive floats: ``edge_runtime.Model.run`` quantizes them with
+the model's own scale and zero point.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from edge_runtime.metadata import Preprocess, ResizeGeometry
+from edge_runtime.tensors import TensorSpec
+
+
+def image_layout(spec: TensorSpec) -> tuple[str, int, int, int]:
+    """(``"NHWC"`` or ``"NCHW"``, height, width, channels) of an image input ``[1, H, W, C]`` or
+    ``[1, C, H, W]`` with 1 or 3 channels."""
+    shape = tuple(spec.shape)
+    fixed = all(isinstance(d, int) and d > 0 for d in shape[1:])
+    if len(shape) == 4 and fixed:
+        if shape[3] in (1, 3):
+            return "NHWC", shape[1], shape[2], shape[3]
+        if shape[1] in (1, 3):
+            return "NCHW", shape[2], shape[3], shape[1]
+    raise ValueError(f"model input '{spec.name}' has shape {list(shape)}; an image detector needs "
+                     "[1, H, W, 3|1] (NHWC) or [1, 3|1, H, W] (NCHW) with a fixed height and width")
+
+
+def fit_preprocess(preprocess: Preprocess, spec: TensorSpec) -> Preprocess:
+    """``preprocess`` with its size taken from the model input when unset, checked against it."""
+    _, h, w, c = image_layout(spec)
+    if preprocess.size is None:
+        preprocess = replace(preprocess, size=(h, w))
+    elif tuple(preprocess.size) != (h, w):
+        raise ValueError(f"metadata preprocess size {tuple(preprocess.size)} does not match the model input "
+                         f"'{spec.name}' {list(spec.shape)} (height {h}, width {w})")
+    if (c == 1) != (preprocess.color == "gray"):
+        raise ValueError(f"metadata colour {preprocess.color!r} does not fit the {c}-channel model input '{spec.name}'")
+    return preprocess
+
+
+def prepare(frame_bgr: np.ndarray, model_input: TensorSpec, preprocess: Preprocess) -> tuple[np.ndarray, ResizeGeometry]:
+    """The input tensor (float32 ``[1, H, W, C]``, or ``[1, C, H, W]`` for NCHW models) and the
+    :class:`ResizeGeometry` of ``frame_bgr`` (uint8 ``[h, w, 3]`` BGR as OpenCV reads it; gray
+    ``[h, w]`` and BGRA frames are accepted too)."""
+    import cv2
+
+    frame = np.asarray(frame_bgr)
+    if frame.ndim == 2:
+        frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+    elif frame.ndim == 3 and frame.shape[2] == 4:
+        frame = cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.shape[0] == 0 or frame.shape[1] == 0:
+        raise ValueError(f"a frame must be an [h, w, 3] BGR image, got shape {list(frame.shape)}")
+    layout, _, _, _ = image_layout(model_input)
+    preprocess = fit_preprocess(preprocess, model_input)
+    geometry = preprocess.geometry(frame.shape[0], frame.shape[1])
+    # INTER_LINEAR as YOLO and MediaPipe resize; INTER_AREA would be kinder to big shrinks but costs more.
+    resized = cv2.resize(frame, (geometry.resized_w, geometry.resized_h), interpolation=cv2.INTER_LINEAR)
+    if preprocess.resize == "letterbox":
+        bottom = geometry.input_h - geometry.resized_h - int(geometry.pad_top)
+        right = geometry.input_w - geometry.resized_w - int(geometry.pad_left)
+        pad = float(preprocess.pad_value)
+        resized = cv2.copyMakeBorder(resized, int(geometry.pad_top), bottom, int(geometry.pad_left), right,
+                                     cv2.BORDER_CONSTANT, value=(pad, pad, pad))
+    if preprocess.color == "rgb":
+        resized = cv2.cvtColor(resized, cv2.COLOR_BGR2RGB)
+    elif preprocess.color == "gray":
+        resized = cv2.cvtColor(resized, cv2.COLOR_BGR2GRAY)[:, :, None]
+    x = preprocess.normalize(resized)[None]
+    if layout == "NCHW":
+        x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    return x, geometry
+
+
+def quantized_pixels(spec: TensorSpec) -> Preprocess | None:
+    """For a model without metadata whose input is quantized: the normalization that makes each
+    integer code the raw pixel value (uint8: ``q = pixel``; int8: ``q = pixel - 128``), which is
+    what TFLite's quantized detectors (SSD MobileNet, EfficientDet-Lite) expect. None for float inputs."""
+    if not spec.quantized or spec.quantization.per_axis:
+        return None
+    scale, zero = spec.quantization.scale, spec.quantization.zero_point
+    offset = 0 if np.dtype(spec.dtype) == np.uint8 else 128
+    # real = scale * (q - zero) with q = pixel - offset  ->  pixel * scale - scale * (zero + offset)
+    return Preprocess(kind="image", scale=scale, mean=(scale * (zero + offset),), std=(1.0,))

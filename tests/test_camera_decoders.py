@@ -1,0 +1,217 @@
+"""Decoders of every layout, run through the real runtime on tiny models built here that emit
+known boxes, and checked after decoding, in pixels of the original frame."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from apps.camera.decoders import DecoderError, make_decoder, recognize
+from apps.camera.detector import Detector
+from edge_runtime.metadata import ModelMetadata, Preprocess
+
+onnx = pytest.importorskip("onnx", reason="building the test models needs the onnx package")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+
+def constant_model(path, outputs: dict[str, np.ndarray], input_shape=(1, 64, 96, 3), metadata=None):
+    """An ONNX model whose outputs are the given constants (plus 0 x the input's mean, so the
+    input is really read): a detector that always 'sees' the same boxes."""
+    nodes = [helper.make_node("ReduceMean", ["image"], ["mean"], keepdims=0),
+             helper.make_node("Mul", ["mean", "zero"], ["nothing"])]
+    inits = [numpy_helper.from_array(np.zeros((), np.float32), "zero")]
+    outs = []
+    for i, (name, value) in enumerate(outputs.items()):
+        inits.append(numpy_helper.from_array(value.astype(np.float32), f"const{i}"))
+        nodes.append(helper.make_node("Add", [f"const{i}", "nothing"], [name]))
+        outs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, list(value.shape)))
+    graph = helper.make_graph(nodes, "constant", [helper.make_tensor_value_info("image", TensorProto.FLOAT,
+                                                                                list(input_shape))], outs, inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    if metadata is not None:
+        helper.set_model_props(model, {"edgepilot": metadata.to_json()})
+    onnx.checker.check_model(model)
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+def meta(resize="letterbox", decoder="edgepilot", labels=("person", "car", "dog"), size=(64, 96)):
+    return ModelMetadata(task="detection", labels=labels,
+                         preprocess=Preprocess(kind="image", size=size, color="rgb", scale=1 / 255, resize=resize),
+                         thresholds={"score": 0.3, "iou": 0.5}, extra={"decoder": decoder})
+
+
+FRAME = np.full((150, 400, 3), 90, np.uint8)  # h=150, w=400: letterboxed into 64x96 leaves bands top and bottom
+# Boxes in pixels of FRAME, what the model should report after decoding.
+TRUTH = np.array([[20, 10, 120, 140], [200, 30, 260, 90], [300, 100, 390, 148]], np.float64)
+CLASSES = np.array([0, 1, 2])
+SCORES = np.array([0.9, 0.8, 0.7])
+
+
+def _edgepilot_outputs(resize, extra_rows=True):
+    geometry = Preprocess(kind="image", size=(64, 96), resize=resize).geometry(*FRAME.shape[:2])
+    fractions = geometry.to_input(TRUTH) / [96, 64, 96, 64]
+    boxes, scores = list(fractions), []
+    for c, s in zip(CLASSES, SCORES):
+        row = np.full(3, 0.01)
+        row[c] = s
+        scores.append(row)
+    if extra_rows:
+        # a near-duplicate of box 0 with a lower score (removed by NMS), the same box as another
+        # class (kept: NMS is per class), and a box under the score threshold (dropped)
+        boxes += [fractions[0] + 0.004, fractions[0], fractions[1]]
+        scores += [np.array([0.6, 0.01, 0.01]), np.array([0.01, 0.01, 0.5]), np.array([0.2, 0.1, 0.1])]
+    return {"boxes": np.array(boxes)[None], "scores": np.array(scores)[None]}
+
+
+@pytest.mark.parametrize("resize", ["letterbox", "stretch"])
+def test_edgepilot_layout_maps_boxes_back_exactly(tmp_path, resize):
+    path = constant_model(tmp_path / "det.onnx", _edgepilot_outputs(resize), metadata=meta(resize))
+    det = Detector(path)
+    assert (det.decoder_name, det.resize, det.preprocess_source) == ("edgepilot", resize, "metadata")
+    assert (det.score, det.iou) == (0.3, 0.5)  # from the metadata
+    dets = det.detect(FRAME)
+    order = np.lexsort((dets.scores, dets.class_ids))
+    got = dets[order]
+    # boxes 0, 1, 2 and box 0 again as a dog; the near-duplicate person and the low score are gone
+    assert got.class_ids.tolist() == [0, 1, 2, 2]
+    assert got.labels == ("person", "car", "dog", "dog")
+    np.testing.assert_allclose(got.xyxy, np.vstack([TRUTH[:1], TRUTH[1:2], TRUTH[0:1], TRUTH[2:3]]), atol=2e-3)
+    assert dets.image_size == (150, 400)
+    row = dets.to_dicts()[0]
+    assert set(row) == {"label", "class_id", "score", "box"} and len(row["box"]) == 4
+
+
+def test_edgepilot_layout_by_shape_when_outputs_are_unnamed(tmp_path):
+    outputs = _edgepilot_outputs("letterbox", extra_rows=False)
+    path = constant_model(tmp_path / "det.onnx", {"Identity_1": outputs["scores"], "Identity": outputs["boxes"]},
+                          metadata=meta())
+    dets = Detector(path).detect(FRAME)
+    np.testing.assert_allclose(dets.xyxy[np.argsort(-dets.scores)], TRUTH, atol=2e-3)
+
+
+def test_edgepilot_layout_with_four_classes_needs_names():
+    with pytest.raises(DecoderError, match="name the outputs 'boxes' and 'scores'"):
+        make_decoder("edgepilot", [("a", (1, 10, 4)), ("b", (1, 10, 4))], None)
+
+
+def _yolo_raw(normalized: bool, objectness: bool):
+    """TRUTH boxes as YOLO predicts them (cx, cy, w, h in input pixels or fractions) among 40 anchors."""
+    geometry = Preprocess(kind="image", size=(64, 96), resize="letterbox").geometry(*FRAME.shape[:2])
+    b = geometry.to_input(TRUTH)
+    cxcywh = np.concatenate([(b[:, :2] + b[:, 2:]) / 2, b[:, 2:] - b[:, :2]], axis=1)
+    if normalized:
+        cxcywh = cxcywh / [96, 64, 96, 64]
+    rows = np.zeros((40, 4 + int(objectness) + 3))
+    rows[:, :4] = cxcywh[0]  # background anchors: low scores
+    rows[:, 4:] = 0.05
+    for i, (box, c, s) in enumerate(zip(cxcywh, CLASSES, SCORES)):
+        rows[5 * i, :4] = box
+        rows[5 * i, 4:] = 0.01
+        if objectness:
+            rows[5 * i, 4] = s
+            rows[5 * i, 5 + c] = 1.0
+        else:
+            rows[5 * i, 4 + c] = s
+    return rows[None] if objectness else rows.T[None]
+
+
+@pytest.mark.parametrize("normalized", [False, True], ids=["pixels", "fractions"])
+@pytest.mark.parametrize("objectness", [False, True], ids=["v8", "v5"])
+def test_yolo_layouts(tmp_path, normalized, objectness):
+    raw = _yolo_raw(normalized, objectness)
+    path = constant_model(tmp_path / "yolo.onnx", {"output0": raw}, metadata=meta(decoder="yolo"))
+    det = Detector(path, decoder="auto", score=0.25)
+    assert det.decoder_name == ("yolov5" if objectness else "yolov8")
+    dets = det.detect(FRAME)
+    assert len(dets) == 3
+    i = np.argsort(-dets.scores)
+    np.testing.assert_allclose(dets.xyxy[i], TRUTH, atol=2e-3)
+    np.testing.assert_allclose(dets.scores[i], SCORES, atol=1e-6)
+    assert dets.class_ids[i].tolist() == CLASSES.tolist()
+
+
+def test_yolo_without_metadata_on_an_nchw_input(tmp_path):
+    """No metadata: YOLO's own recipe (letterbox, RGB / 255) and labels left empty (null)."""
+    path = constant_model(tmp_path / "yolo.onnx", {"output0": _yolo_raw(False, False)}, input_shape=(1, 3, 64, 96))
+    det = Detector(path)
+    assert (det.decoder_name, det.resize, det.preprocess_source) == ("yolov8", "letterbox", "default for yolo")
+    dets = det.detect(FRAME)
+    np.testing.assert_allclose(dets.xyxy[np.argsort(-dets.scores)], TRUTH, atol=2e-3)
+    assert dets.labels == (None, None, None)
+
+
+@pytest.mark.parametrize("names", [
+    ("TFLite_Detection_PostProcess", "TFLite_Detection_PostProcess:1", "TFLite_Detection_PostProcess:2",
+     "TFLite_Detection_PostProcess:3"),  # TF1 object detection export
+    ("detection_boxes", "detection_classes", "detection_scores", "num_detections"),  # TF2 signature keys
+], ids=["tf1", "tf2"])
+def test_ssd_postprocessed_layout(tmp_path, names):
+    geometry = Preprocess(kind="image", size=(64, 96), resize="stretch").geometry(*FRAME.shape[:2])
+    yxyx = (geometry.to_input(TRUTH) / [96, 64, 96, 64])[:, [1, 0, 3, 2]]
+    boxes = np.zeros((10, 4))
+    boxes[:3] = yxyx
+    classes, scores = np.zeros(10), np.zeros(10)
+    classes[:4], scores[:4] = [0, 1, 2, 1], [0.9, 0.8, 0.7, 0.3]  # the 4th is under the threshold
+    outputs = dict(zip(names, [boxes[None], classes[None], scores[None], np.array([4.0])]))
+    # TF2 exports list them in another order; the decoder finds each by name
+    order = [2, 0, 3, 1] if names[0] == "detection_boxes" else [0, 1, 2, 3]
+    path = constant_model(tmp_path / "ssd.onnx", {names[i]: outputs[names[i]] for i in order},
+                          metadata=meta(resize="stretch", decoder="ssd", labels=("person", "bicycle", "car")))
+    det = Detector(path)
+    assert det.decoder_name == "ssd" and det.score == 0.3
+    det = Detector(path, score=0.5)
+    dets = det.detect(FRAME)
+    np.testing.assert_allclose(dets.xyxy, TRUTH, atol=2e-3)
+    assert dets.labels == ("person", "bicycle", "car")
+
+
+@pytest.mark.parametrize("specs, layout", [
+    ([("out", (1, 84, 8400))], "yolo"),
+    ([("out", (1, 25200, 85))], "yolo"),
+    ([("boxes", (1, 500, 4)), ("scores", (1, 500, 3))], "edgepilot"),
+    ([("regressors", (1, 896, 16)), ("classificators", (1, 896, 1))], "blazeface"),
+    ([("a", (1, 10, 4)), ("b", (1, 10)), ("c", (1, 10)), ("d", (1,))], "ssd"),
+])
+def test_auto_recognizes_each_layout_by_shape(specs, layout):
+    assert recognize(specs) == layout
+
+
+def test_unknown_layout_is_a_one_line_error_naming_the_outputs():
+    with pytest.raises(DecoderError) as info:
+        recognize([("logits", (1, 1000))])
+    assert "logits [1, 1000]" in str(info.value) and "--decoder" in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.slow
+def test_edgepilot_layout_in_int8_tflite_from_keras_uses_signature_keys(tmp_path):
+    """A TFLite detector as `edgepilot convert` makes it from Keras: tensors named
+    StatefulPartitionedCall:N, signature keys 'boxes'/'scores', int8 in and out."""
+    tf = pytest.importorskip("tensorflow")
+    outputs = _edgepilot_outputs("letterbox", extra_rows=False)
+
+    class Constant(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([1, 64, 96, 3], tf.float32)])
+        def serve(self, image):
+            # relu(constant + 0 x the input's mean) [1, 1, 1]: computed, so quantized (not folded into a constant)
+            zero = tf.reduce_mean(image, axis=[1, 2, 3])[:, None, None] * 0.0
+            return {"scores": tf.nn.relu(tf.constant(outputs["scores"], tf.float32) + zero),
+                    "boxes": tf.nn.relu(tf.constant(outputs["boxes"], tf.float32) + zero)}
+
+    module = Constant()
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([module.serve.get_concrete_function()], module)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([np.random.default_rng(0).uniform(0, 1, (1, 64, 96, 3))
+                                                  .astype(np.float32)] for _ in range(4))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = converter.inference_output_type = tf.int8
+    path = tmp_path / "det_int8.tflite"
+    path.write_bytes(converter.convert())
+    (tmp_path / "det_int8.json").write_text('{"edgepilot": ' + meta().to_json() + "}")
+    det = Detector(path)
+    assert det.decoder_name == "edgepilot" and all(o.quantized for o in det.model.outputs)
+    dets = det.detect(FRAME)
+    assert dets.class_ids[np.argsort(-dets.scores)].tolist() == [0, 1, 2]
+    # int8 steps of 1/256 of the input width (96 px -> 150/64 frame px per input px): within 2 px
+    np.testing.assert_allclose(dets.xyxy[np.argsort(-dets.scores)], TRUTH, atol=2.0)
