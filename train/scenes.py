@@ -315,6 +315,18 @@ def load_background(source: str) -> list[np.ndarray]:
     return frames
 
 
+def _item_pools(splits: Sequence[str], label_ids: Sequence[int]) -> dict[str, list[np.ndarray]]:
+    """split -> one array of 28x28 Fashion-MNIST items per class id, from that split's pool."""
+    loaded, pools = {}, {}
+    for split in splits:
+        source, first, stop = _ITEM_POOLS[split]
+        if source not in loaded:
+            loaded[source] = load_fashion_mnist(source)
+        images, labels = loaded[source][0][first:stop], loaded[source][1][first:stop]
+        pools[split] = [images[labels == label] for label in label_ids]
+    return pools
+
+
 def _random_scene(rng, backgrounds, pools, image_size, objects_per_image, object_size_px) -> RenderedScene:
     """One scene: a view of a random background source, then 1..n items of random classes."""
     background = background_view(rng, backgrounds[int(rng.integers(len(backgrounds)))], image_size)
@@ -390,6 +402,9 @@ def make_scenes(out_dir: str | Path, *, seed: int = 0, counts: Mapping[str, int]
     label_ids = _check_arguments(counts, image_size, classes, objects_per_image, object_size_px)
     _claim_out_dir(out_dir, force)
     splits = [s for s in SPLITS if counts.get(s, 0) > 0]
+    # Everything is read before anything is written: a missing package fails in seconds.
+    backgrounds = {s: [load_background(source) for source in SPLIT_BACKGROUNDS[s]] for s in splits}
+    pools = _item_pools(splits, label_ids)
     total, done = sum(counts[s] for s in splits), 0
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
@@ -398,19 +413,12 @@ def make_scenes(out_dir: str | Path, *, seed: int = 0, counts: Mapping[str, int]
     os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private (0700); the set is an ordinary folder
     stats = {s: {"images": 0, "boxes": 0, "classes": {c: 0 for c in classes}} for s in splits}
     try:
-        fashion = {}
-        for split_no, split in enumerate(SPLITS):
-            if split not in splits:
-                continue
-            pool_split, first, stop = _ITEM_POOLS[split]
-            if pool_split not in fashion:
-                fashion[pool_split] = load_fashion_mnist(pool_split)
-            images, labels = fashion[pool_split][0][first:stop], fashion[pool_split][1][first:stop]
-            pools = [images[labels == label] for label in label_ids]
-            backgrounds = [load_background(source) for source in SPLIT_BACKGROUNDS[split]]
+        for split in splits:
+            split_no = SPLITS.index(split)
             for index in range(counts[split]):
                 rng = np.random.default_rng([seed, split_no, index])
-                scene = _random_scene(rng, backgrounds, pools, image_size, objects_per_image, object_size_px)
+                scene = _random_scene(rng, backgrounds[split], pools[split], image_size, objects_per_image,
+                                      object_size_px)
                 rgb = cv2.cvtColor(scene.image, cv2.COLOR_BGR2RGB)
                 write_yolo_split(tmp, split, [(f"{index:05d}.jpg", rgb, scene.boxes_px, scene.class_ids)], classes)
                 stats[split]["images"] += 1
