@@ -56,3 +56,71 @@ def tiny_onnx(tmp_path_factory):
     from tiny_models import build_onnx
 
     return build_onnx(tmp_path_factory.mktemp("tiny_onnx"))
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout_s: float = 10.0, host: str = "127.0.0.1") -> bool:
+    import socket
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+class Mosquitto:
+    """A real Mosquitto broker on a free loopback port, stoppable and restartable by the test."""
+
+    def __init__(self, folder: Path):
+        self.port = free_port()
+        self.config = folder / "mosquitto.conf"
+        self.config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        self.process = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self) -> "Mosquitto":
+        import subprocess
+
+        self.process = subprocess.Popen(["mosquitto", "-c", str(self.config)], stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.PIPE)
+        if not wait_for_port(self.port):
+            self.stop()
+            raise RuntimeError(f"mosquitto did not listen on 127.0.0.1:{self.port}")
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except Exception:
+                self.process.kill()
+                self.process.wait(5)
+            self.process = None
+
+
+@pytest.fixture
+def mosquitto(tmp_path):
+    """A running Mosquitto broker (``.url``, ``.port``, ``.stop()``, ``.start()``), stopped after the test."""
+    import shutil
+
+    require_system(shutil.which("mosquitto") is not None, "the MQTT broker 'mosquitto' (Debian package mosquitto)")
+    broker = Mosquitto(tmp_path).start()
+    yield broker
+    broker.stop()
