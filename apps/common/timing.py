@@ -1,0 +1,108 @@
+"""Loop timing: how fast, how late and how steady a loop ran, from monotonic timestamps.
+
+A camera pipeline, a keyword spotter and a 500 Hz control loop all ask the same questions:
+frames (or steps) per second, latency percentiles, jitter of the interval between results,
+dropped items and missed deadlines. :class:`LoopTimer` records them in fixed-size rings, so a
+run of millions of steps keeps constant memory (percentiles then cover the latest ``window``
+samples, which the summary says)."""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TimingSummary:
+    """What a loop achieved. Latencies and jitter in milliseconds; ``rate_hz`` = results per
+    second between the first and the last result; ``jitter_ms`` = standard deviation of the
+    interval between consecutive results; ``missed`` = results later than their deadline."""
+
+    count: int
+    dropped: int
+    duration_s: float
+    rate_hz: float
+    latency_ms_p50: float
+    latency_ms_p99: float
+    latency_ms_mean: float
+    latency_ms_max: float
+    interval_ms_mean: float
+    jitter_ms: float
+    missed: int
+    window: int  # how many of the latest samples the percentiles cover
+
+    def to_dict(self) -> dict:
+        return {k: (round(v, 3) if isinstance(v, float) and math.isfinite(v) else v) for k, v in asdict(self).items()}
+
+
+class _Ring:
+    def __init__(self, size: int):
+        self.values = np.zeros(size, np.float64)
+        self.n = 0
+
+    def add(self, value: float) -> None:
+        self.values[self.n % len(self.values)] = value
+        self.n += 1
+
+    def view(self) -> np.ndarray:
+        return self.values[: min(self.n, len(self.values))]
+
+
+class LoopTimer:
+    """Record one result per :meth:`record` call.
+
+    Args:
+        window: samples kept for percentiles (default 65,536: half a megabyte per ring).
+    """
+
+    def __init__(self, window: int = 65536):
+        if window < 1:
+            raise ValueError(f"window must be >= 1, got {window}")
+        self.window = window
+        self._latency = _Ring(window)
+        self._interval = _Ring(window)
+        self.count = 0
+        self.dropped = 0
+        self.missed = 0
+        self.first_t: float | None = None
+        self.last_t: float | None = None
+        self._latency_sum = 0.0
+        self._latency_max = 0.0
+
+    def record(self, t: float, latency_s: float | None = None, deadline: float | None = None) -> None:
+        """A result ready at monotonic time ``t`` (seconds), ``latency_s`` after its input was
+        taken; late when ``t`` is after ``deadline``."""
+        if self.last_t is not None:
+            self._interval.add(t - self.last_t)
+        else:
+            self.first_t = t
+        self.last_t = t
+        self.count += 1
+        if latency_s is not None:
+            self._latency.add(latency_s)
+            self._latency_sum += latency_s
+            self._latency_max = max(self._latency_max, latency_s)
+        if deadline is not None and t > deadline:
+            self.missed += 1
+
+    def drop(self, n: int = 1) -> None:
+        """Inputs skipped (a stale frame replaced by a newer one, a step not taken)."""
+        self.dropped += n
+
+    def summary(self) -> TimingSummary:
+        duration = (self.last_t - self.first_t) if self.count > 1 else 0.0
+        latency = self._latency.view() * 1000
+        interval = self._interval.view() * 1000
+        nan = float("nan")
+        return TimingSummary(
+            count=self.count, dropped=self.dropped, duration_s=duration,
+            rate_hz=(self.count - 1) / duration if duration > 0 else 0.0,
+            latency_ms_p50=float(np.percentile(latency, 50)) if len(latency) else nan,
+            latency_ms_p99=float(np.percentile(latency, 99)) if len(latency) else nan,
+            latency_ms_mean=self._latency_sum * 1000 / self._latency.n if self._latency.n else nan,
+            latency_ms_max=self._latency_max * 1000 if self._latency.n else nan,
+            interval_ms_mean=float(interval.mean()) if len(interval) else nan,
+            jitter_ms=float(interval.std()) if len(interval) > 1 else nan,
+            missed=self.missed, window=self.window,
+        )
