@@ -171,6 +171,7 @@ def test_refuses_an_existing_folder_without_force(tmp_path):
     ({"counts": {"train": 0, "val": 0}}, "not all zero"),
     ({"objects_per_image": (0, 3)}, "objects_per_image"),
     ({"object_size_px": (28, 200)}, "within image_size"),  # 200 px rotated 20 degrees > 240 px
+    ({"seed": -1}, "seed=-1"),  # numpy's seed sequences take non-negative integers
 ])
 def test_bad_arguments_are_refused_before_anything_is_written(tmp_path, kwargs, message):
     with pytest.raises(ScenesError, match=message):

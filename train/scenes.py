@@ -9,12 +9,14 @@ data set in Ultralytics' layout, for tests, the demo and the detector benchmark:
     DIR/scenes.json               seed, counts, classes, background sources per split, version
 
 How a scene is made (:func:`render_scene`): a random crop of a background photo (random scale
-and aspect, resized to ``image_size``, random horizontal flip, slight colour jitter); then 1-6
-Fashion-MNIST items, each recoloured, scaled so its longest side is uniform in
-``object_size_px``, rotated by up to +-20 degrees and pasted with a soft alpha mask at a random
-place fully inside the image. Later items may cover earlier ones, but never so much that an
-earlier item keeps less than 60% of its area (the new item is moved elsewhere, and after 20
-tries left out): every labelled object is mostly visible and nothing visible is unlabelled.
+and aspect, resized to ``image_size``, random horizontal flip, slight colour jitter); then
+``objects_per_image`` (1-6) Fashion-MNIST items of uniformly drawn classes, each recoloured (a
+random hue times the item's own texture, a third of them with inverted brightness), scaled so
+its longest side is uniform in ``object_size_px``, rotated by up to +-20 degrees and pasted
+with a soft alpha mask at a random place fully inside the image. Later items may cover earlier
+ones, but never so much that an earlier item keeps less than 60% of its area (the new item is
+moved elsewhere, and after 20 tries left out): every labelled object is mostly visible and
+nothing visible is unlabelled.
 
 Exact boxes: a pixel belongs to object i when i contributes more than half of its final colour
 (its alpha times the transparency of everything pasted above it is > ``VISIBLE_ALPHA`` = 0.5;
@@ -123,7 +125,7 @@ class SceneSummary:
 class RenderedScene(NamedTuple):
     """One scene and its ground truth; objects in pasting order (later ones on top)."""
 
-    image: np.ndarray  # [H, W, 3] uint8
+    image: np.ndarray  # [H, W, 3] uint8, BGR (OpenCV's order, as the background)
     boxes_px: np.ndarray  # [N, 4] int: x0, y0, x1, y1 pixel edges (x1, y1 exclusive)
     class_ids: np.ndarray  # [N] int64
     visible_masks: np.ndarray  # [N, H, W] bool: pixels each object owns in the final image
@@ -133,10 +135,10 @@ class RenderedScene(NamedTuple):
 class _Placed:
     """An object on the canvas: its window, alpha, colour and current visible weight."""
 
-    __slots__ = ("class_id", "y0", "x0", "alpha", "rgb", "visible", "area")
+    __slots__ = ("class_id", "y0", "x0", "alpha", "bgr", "visible", "area")
 
-    def __init__(self, class_id, y0, x0, alpha, rgb):
-        self.class_id, self.y0, self.x0, self.alpha, self.rgb = class_id, y0, x0, alpha, rgb
+    def __init__(self, class_id, y0, x0, alpha, bgr):
+        self.class_id, self.y0, self.x0, self.alpha, self.bgr = class_id, y0, x0, alpha, bgr
         self.visible = alpha.copy()
         self.area = int(np.count_nonzero(alpha > VISIBLE_ALPHA))
 
@@ -173,7 +175,7 @@ def _warp(layer: np.ndarray, scale: float, angle_deg: float, size: tuple[int, in
 
 
 def _make_object(rng, item, object_size_px):
-    """(alpha, rgb) of one recoloured, scaled and rotated item, or None for an empty item."""
+    """(alpha, BGR image) of one recoloured, scaled and rotated item; None for an empty one."""
     alpha, texture = _item_layers(item)
     if alpha.size == 0:
         return None
@@ -189,6 +191,8 @@ def _make_object(rng, item, object_size_px):
     alpha, texture = _warp(alpha, scale, angle, size), _warp(texture, scale, angle, size)
     shade = 0.25 + 0.75 * np.clip(1.0 - texture if invert else texture, 0, 1)
     colour = np.array(colorsys.hsv_to_rgb(hue, sat, val)[::-1], np.float32) * 255.0  # BGR
+    if not np.any(alpha > VISIBLE_ALPHA):  # a faint item (no pixel would be labelled): leave it out
+        return None
     return np.clip(alpha, 0, 1), shade[..., None] * colour
 
 
@@ -223,7 +227,7 @@ def render_scene(rng: np.random.Generator, background: np.ndarray, items: Sequen
         made = _make_object(rng, item, object_size_px)
         if made is None:
             continue
-        alpha, rgb = made
+        alpha, bgr = made
         if alpha.shape[0] > height or alpha.shape[1] > width:
             raise ScenesError(f"object_size_px={tuple(object_size_px)}: a rotated item of {alpha.shape[1]}x"
                               f"{alpha.shape[0]} px does not fit in a {width}x{height} image; use smaller objects")
@@ -234,7 +238,7 @@ def render_scene(rng: np.random.Generator, background: np.ndarray, items: Sequen
             if updates is not None:
                 for obj, own, new in updates:
                     obj.visible[own] = new
-                placed.append(_Placed(int(class_id), y0, x0, alpha, rgb))
+                placed.append(_Placed(int(class_id), y0, x0, alpha, bgr))
                 break
     canvas = background.astype(np.float32)
     n = len(placed)
@@ -244,7 +248,7 @@ def render_scene(rng: np.random.Generator, background: np.ndarray, items: Sequen
         h, w = obj.alpha.shape
         window = (slice(obj.y0, obj.y0 + h), slice(obj.x0, obj.x0 + w))
         a = obj.alpha[..., None]
-        canvas[window] = canvas[window] * (1.0 - a) + obj.rgb * a
+        canvas[window] = canvas[window] * (1.0 - a) + obj.bgr * a
         alphas[i][window] = obj.alpha
         masks[i][window] = obj.visible > VISIBLE_ALPHA
         ys, xs = np.nonzero(masks[i])
@@ -400,6 +404,8 @@ def make_scenes(out_dir: str | Path, *, seed: int = 0, counts: Mapping[str, int]
     counts = dict(counts)
     image_size = tuple(int(v) for v in image_size)
     label_ids = _check_arguments(counts, image_size, classes, objects_per_image, object_size_px)
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ScenesError(f"seed={seed!r}: expected an integer >= 0")
     _claim_out_dir(out_dir, force)
     splits = [s for s in SPLITS if counts.get(s, 0) > 0]
     # Everything is read before anything is written: a missing package fails in seconds.
