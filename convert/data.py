@@ -1,16 +1,18 @@
 """Calibration and evaluation data for conversion, prepared for one model input.
 
-:func:`load_dataset` reads a folder of images or WAV files, a ``.npy`` array, an ``.npz`` archive
-or a Python callable, checks every sample against the model's input shape and returns a
-:class:`Dataset`: float32, batch-first, preprocessed with the model's own
-:class:`~edge_runtime.metadata.Preprocess` recipe.
+:func:`load_dataset` reads a folder of images or WAV files, a ``.npy`` array, an ``.npz`` archive,
+a YOLO or COCO detection set, the name ``fashion-mnist`` or a Python callable, checks every sample
+against the model's input shape and returns a :class:`Dataset`: float32, batch-first,
+preprocessed with the model's own :class:`~edge_runtime.metadata.Preprocess` recipe.
 
     >>> ds = load_dataset("data/val", (96, 96, 3), meta.preprocess, limit=DEFAULT_EVAL_SAMPLES,
     ...                   what="evaluation")
     >>> for batch in ds.batches(32):
     ...     scores = model.run(batch.x)
 
-TensorFlow is imported only to decode image files; everything else needs numpy and the stdlib.
+TensorFlow is imported only to decode image folders; detection sets are read by
+:mod:`train.detection_data` (OpenCV), Fashion-MNIST by :mod:`train.datasets`, both imported only
+when such data is asked for; everything else needs numpy and the stdlib.
 """
 from __future__ import annotations
 
@@ -19,11 +21,14 @@ import os
 import wave
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Union
 
 import numpy as np
 
-from edge_runtime.metadata import Preprocess
+from edge_runtime.metadata import Preprocess, ResizeGeometry
+
+if TYPE_CHECKING:
+    from train.detection_data import DetectionSet
 
 # The TFLite post-training quantization guide suggests a few hundred representative samples;
 # past that, calibration only gets slower while the activation ranges it records barely move.
@@ -37,8 +42,11 @@ AUDIO_SUFFIXES = (".wav",)
 
 Progress = Callable[[int, int], None]  # progress(done, total), called after each file
 Source = Union[str, os.PathLike, Callable[[], Any]]  # a path, or a callable that returns the data
+FASHION_MNIST = "fashion-mnist"  # the name that reads Fashion-MNIST (train.datasets)
 
-_WHAT_TO_PASS = "a folder of images or WAV files, a .npy array, an .npz archive with an array 'x', or a callable"
+_WHAT_TO_PASS = ("a folder of images or WAV files, a .npy array, an .npz archive with an array 'x', a YOLO "
+                 "data.yaml (or its folder), a COCO folder (annotations/instances_<split>.json), "
+                 f"'{FASHION_MNIST}', or a callable")
 
 
 class DataError(ValueError):
@@ -52,12 +60,20 @@ class Dataset:
 
     ``x`` is float32 and batch-first, each sample exactly the model input shape; ``y`` holds one
     int64 class index into ``labels`` per sample, or is None for unlabeled data; ``source`` says
-    where the samples came from (a path, or ``name()`` for a callable)."""
+    where the samples came from (a path, or ``name()`` for a callable).
+
+    Detection sets also carry their ground truth, so an evaluator can compute mAP:
+    ``detections`` is the set restricted to these samples in the order of ``x`` (boxes in
+    pixels of the original images, class names in ``labels``), and ``geometries[i]`` says how
+    image ``i`` was fitted into the model input (``geometries[i].to_image`` maps a model's
+    boxes back)."""
 
     x: np.ndarray
     y: np.ndarray | None = None
     labels: tuple[str, ...] = ()
     source: str = ""
+    detections: DetectionSet | None = None
+    geometries: tuple[ResizeGeometry, ...] = ()
 
     def __post_init__(self):
         where = f"dataset {self.source}" if self.source else "dataset"
@@ -74,6 +90,9 @@ class Dataset:
             if self.labels and len(self.y) and int(self.y.max()) >= len(self.labels):
                 raise DataError(f"{where}: class index {int(self.y.max())} is out of range for "
                                 f"{len(self.labels)} labels {self.labels}")
+        if self.detections is not None and not len(self.detections) == len(self.geometries) == len(self.x):
+            raise DataError(f"{where}: {len(self.x)} samples but {len(self.detections)} detection entries and "
+                            f"{len(self.geometries)} geometries; expected one of each per sample")
 
     def __len__(self) -> int:
         return len(self.x)
@@ -84,16 +103,20 @@ class Dataset:
         if size < 1:
             raise ValueError(f"batch size must be at least 1, got {size}")
         for start in range(0, len(self), size):
-            stop = start + size
-            yield Dataset(self.x[start:stop], None if self.y is None else self.y[start:stop], self.labels, self.source)
+            yield self._pick(slice(start, start + size))
 
     def take(self, n: int, seed: int = 0) -> "Dataset":
         """``n`` samples drawn at random without replacement (the same ones for the same ``seed``),
         kept in their original order; the whole dataset when ``n >= len(self)``."""
         index = _subset(len(self), n, seed)
-        if index is None:
-            return self
-        return Dataset(self.x[index], None if self.y is None else self.y[index], self.labels, self.source)
+        return self if index is None else self._pick(index)
+
+    def _pick(self, index: slice | np.ndarray) -> "Dataset":
+        """The samples at ``index``, a slice (x stays a view) or an array of positions."""
+        ids = range(len(self))[index] if isinstance(index, slice) else index
+        detections = None if self.detections is None else self.detections.subset(ids)
+        return Dataset(self.x[index], None if self.y is None else self.y[index], self.labels, self.source,
+                       detections, tuple(self.geometries[i] for i in ids) if self.geometries else ())
 
 
 def load_dataset(
@@ -104,6 +127,7 @@ def load_dataset(
     seed: int = 0,
     what: str = "calibration",
     progress: Progress | None = None,
+    split: str | None = None,
 ) -> Dataset:
     """Load ``what`` ("calibration" or "evaluation") data shaped for one model input.
 
@@ -122,9 +146,24 @@ def load_dataset(
       alias). ``preprocess.fit_audio`` cuts or pads it, and it is reshaped to ``input_shape``.
     * a ``.npy`` array, or an ``.npz`` archive with an array ``x``, an optional ``y`` of class
       indices and an optional ``labels`` array of names.
+    * a YOLO ``data.yaml`` (or a folder holding one) or a COCO folder
+      (``annotations/instances_<split>.json``), read by :func:`train.detection_data.load_detection_set`
+      (which refuses malformed labels). Images are decoded by OpenCV and fitted with
+      :func:`train.detection_data.fit_image`: ``preprocess.resize`` (stretch or letterbox with
+      ``pad_value``) to ``input_shape``, then ``color`` and ``normalize``. ``y`` is None;
+      :attr:`Dataset.detections` and :attr:`Dataset.geometries` carry the boxes for mAP.
+    * the name ``"fashion-mnist"`` (a ``str``; pass ``./fashion-mnist`` for a folder of that
+      name): :func:`train.datasets.load_fashion_mnist`, 28x28 uint8 pixels made float and
+      normalized with ``preprocess.normalize``, a channel of 1 added where the input has one,
+      labelled with the data set's ten class names.
     * a callable taking no arguments that returns an array, a tuple ``(x, y)``, or any other
       iterable of arrays, each one sample or a batch of samples (or ``[batch]``, as a TFLite
       representative dataset yields them).
+
+    ``split`` names the split of a detection set (matched literally, e.g. ``"val2017"``) or of
+    Fashion-MNIST (``"train"``/``"test"``); None picks the training split for calibration
+    (``"train"``, or the one split starting with it, else as for evaluation) and the held-out one
+    for evaluation (``"test"``, else ``"val"``). Other sources have no splits and refuse one.
 
     Folders: files directly inside are unlabeled; files in sub-folders (searched recursively)
     are labeled by sub-folder name, with every sub-folder a label in sorted order, as Keras
@@ -135,19 +174,25 @@ def load_dataset(
     ``limit`` keeps that many samples chosen at random with ``seed`` (None keeps all; callers
     pass :data:`DEFAULT_CALIBRATION_SAMPLES` or :data:`DEFAULT_EVAL_SAMPLES`). Folders draw the
     files before decoding them, and pick the same samples as ``load_dataset(...).take(limit, seed)``.
-    ``progress(done, total)`` is called after each file a folder loader reads.
+    ``progress(done, total)`` is called after each file a folder or detection-set loader reads.
 
     Raises :class:`DataError` naming the source, what was expected and what arrived.
     """
     shape = _shape(input_shape)
     pre = preprocess if preprocess is not None else Preprocess()
+    if isinstance(source, str) and source == FASHION_MNIST:
+        return _fashion_mnist(shape, pre, limit, seed, split, what)
     if callable(source):
         name = f"{getattr(source, '__qualname__', type(source).__name__)}()"
+        _no_split(split, f"{what} data {name}")
         return _from_callable(source, name, shape, limit, seed, f"{what} data {name}")
     path = Path(source)
     where = f"{what} data {path}"
     if not path.exists():
         raise DataError(f"{where}: no such file or folder; expected {_WHAT_TO_PASS}")
+    if _detection_format(path):  # before the folder rule: a YOLO folder holds images/ and labels/
+        return _from_detection_set(path, shape, pre, limit, seed, split, what, where, progress)
+    _no_split(split, where)
     if path.is_dir():
         return _from_folder(path, shape, pre, limit, seed, where, progress)
     suffix = path.suffix.lower()
@@ -156,8 +201,81 @@ def load_dataset(
     elif suffix == ".npz":
         x, y, labels = _read_npz(path, where)
     else:
-        raise DataError(f"{where}: unsupported file type {path.suffix or '(no suffix)'!r}; expected {_WHAT_TO_PASS}")
+        coco = "; for a COCO data set pass the folder that holds annotations/" if suffix == ".json" else ""
+        raise DataError(f"{where}: unsupported file type {path.suffix or '(no suffix)'!r}; expected "
+                        f"{_WHAT_TO_PASS}{coco}")
     return _from_arrays(x, y, labels, str(path), shape, limit, seed, where)
+
+
+# ---------------------------------------------------------------------------------------------
+# named and detection data sets (read by train/, imported when asked for)
+
+
+def _no_split(split: str | None, where: str):
+    if split is not None:
+        raise DataError(f"{where}: has no splits, so split={split!r} cannot be chosen; splits exist in YOLO and "
+                        f"COCO detection sets and '{FASHION_MNIST}'")
+
+
+def _detection_format(path: Path) -> str | None:
+    from train.detection_data import detection_format
+
+    return detection_format(path)
+
+
+def _fashion_mnist(shape: tuple, pre: Preprocess, limit: int | None, seed: int, split: str | None,
+                   what: str) -> Dataset:
+    from edge_runtime.errors import MissingDependencyError
+    from train.datasets import FASHION_MNIST_FILES, FASHION_MNIST_LABELS, DatasetError, load_fashion_mnist
+
+    where = f"{what} data {FASHION_MNIST}"
+    split = split if split is not None else "train" if what == "calibration" else "test"
+    if split not in FASHION_MNIST_FILES:
+        raise DataError(f"{where}: has no split {split!r}; its splits are {list(FASHION_MNIST_FILES)}")
+    if pre.kind == "audio":
+        raise DataError(f"{where}: holds images but the preprocessing recipe is for audio (kind='audio')")
+    try:
+        images, labels = load_fashion_mnist(split)
+    except (DatasetError, MissingDependencyError) as exc:
+        raise DataError(f"{where}: {exc}") from None
+    keep = _subset(len(images), limit, seed)
+    if keep is not None:
+        images, labels = images[keep], labels[keep]
+    x = _batch_first(pre.normalize(images.astype(np.float32)), shape, f"{where} (28x28 grayscale images)")
+    return Dataset(x, labels, FASHION_MNIST_LABELS, FASHION_MNIST)
+
+
+def _from_detection_set(path: Path, shape: tuple, pre: Preprocess, limit: int | None, seed: int, split: str | None,
+                        what: str, where: str, progress: Progress | None) -> Dataset:
+    from dataclasses import replace
+
+    from train.detection_data import EVALUATION_SPLITS, DetectionDataError, fit_image, load_detection_set
+
+    if None in shape:
+        raise DataError(f"{where}: files need a fixed model input shape to be fitted to, got {shape}; "
+                        f"pass the sizes the model expects")
+    height, width, channels = _image_input(shape, pre, where)
+    prefer = ("train", *EVALUATION_SPLITS) if what == "calibration" else EVALUATION_SPLITS
+    try:
+        detections = load_detection_set(path, split, prefer)
+    except DetectionDataError as exc:
+        raise DataError(f"{where}: {exc}") from None
+    keep = _subset(len(detections), limit, seed)
+    if keep is not None:
+        detections = detections.subset(keep)
+    fit = replace(pre, size=(height, width), color="gray" if channels == 1 else pre.color)
+    x = np.empty((len(detections), *shape), dtype=np.float32)
+    geometries = []
+    for i in range(len(detections)):
+        try:
+            pixels, geometry = fit_image(detections.read_image(i), fit)
+        except DetectionDataError as exc:
+            raise DataError(f"{where}: {exc}") from None
+        x[i] = pixels.reshape(shape)
+        geometries.append(geometry)
+        if progress is not None:
+            progress(i + 1, len(detections))
+    return Dataset(x, None, detections.names, str(path), detections, tuple(geometries))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -341,6 +459,10 @@ def _scan(folder: Path, where: str) -> tuple[list[Path], list[int] | None, tuple
 
 def _from_folder(folder: Path, shape: tuple, pre: Preprocess, limit: int | None, seed: int, where: str,
                  progress: Progress | None) -> Dataset:
+    if (folder / "images").is_dir() and (folder / "labels").is_dir():
+        raise DataError(f"{where}: holds images/ and labels/ as a YOLO data set does, but no data.yaml; write one "
+                        f"naming the splits and classes (train: images/train, val: images/val, names: [...]) "
+                        f"rather than reading images/ and labels/ as two classes")
     files, index, labels = _scan(folder, where)
     audio = [f.suffix.lower() in AUDIO_SUFFIXES for f in files]
     if any(audio) and not all(audio):
@@ -359,8 +481,9 @@ def _from_folder(folder: Path, shape: tuple, pre: Preprocess, limit: int | None,
     return Dataset(x, y, labels, str(folder))
 
 
-def _load_images(files: list[Path], shape: tuple, pre: Preprocess, where: str,
-                 progress: Progress | None) -> np.ndarray:
+def _image_input(shape: tuple, pre: Preprocess, where: str) -> tuple[int, int, int]:
+    """(height, width, channels) of a model input that image files can be fitted to, after
+    checking the preprocessing recipe against it."""
     if pre.kind == "audio":
         raise DataError(f"{where}: holds images but the preprocessing recipe is for audio (kind='audio')")
     if len(shape) == 2:
@@ -380,6 +503,12 @@ def _load_images(files: list[Path], shape: tuple, pre: Preprocess, where: str,
         if len(values) not in (1, channels):
             raise DataError(f"{where}: the preprocessing recipe's {name} has {len(values)} values; expected 1 or "
                             f"{channels} (one per channel of the model input {shape})")
+    return height, width, channels
+
+
+def _load_images(files: list[Path], shape: tuple, pre: Preprocess, where: str,
+                 progress: Progress | None) -> np.ndarray:
+    height, width, channels = _image_input(shape, pre, where)
 
     from edge_runtime.deps import require
 
