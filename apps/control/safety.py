@@ -12,7 +12,7 @@ policy's raw output; each kind is counted at most once per tick:
 | ``stale`` | no new observation for ``stale_after_s`` | the safe action |
 | ``overrun`` | ``miss_streak`` deadlines missed in a row, or inference over ``budget_s`` | the safe action |
 | ``clamp`` | the action is outside the limits | clipped to the limits |
-| ``rate_limit`` | the action moves faster than ``max_rate`` per second | moved by at most ``max_rate / rate_hz`` |
+| ``rate_limit`` | the action moves faster than ``max_rate`` per second | moved by at most ``max_rate / rate_hz`` (from the safe action on the first tick) |
 
 When the policy has been replaced (``stale``, ``overrun``, ``exception``, ``nonfinite``) for
 ``stop_after_s`` in a row, the run stops with ``stop_reason = "fault"``. A non-finite value
@@ -100,6 +100,7 @@ class SafetyLayer:
         else:
             safe = default_safe_action(self.low, self.high)
         self.safe = safe
+        self._last_sent = safe.copy()  # the loop starts from the safe action (what a robot holds at rest)
         self.budget_s = c.budget_s if c.budget_s is not None else self.period_s
         self.stop_ticks = max(1, int(round(c.stop_after_s / self.period_s)))
 
@@ -161,7 +162,7 @@ class SafetyLayer:
         if not np.array_equal(clipped, action):
             kinds.append("clamp")
             action = clipped
-        if self.config.max_rate is not None and self._last_sent is not None:
+        if self.config.max_rate is not None:
             step = self.config.max_rate * self.period_s
             limited = np.clip(action, self._last_sent - step, self._last_sent + step)
             if not np.array_equal(limited, action):

@@ -1,0 +1,142 @@
+"""The deadline scheduler against a fake clock: exact miss, skip and jitter accounting."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+pytest.importorskip("gymnasium")
+
+from apps.control import run
+from apps.control.loop import Schedule, request_realtime, release_realtime
+
+MS = 1_000_000
+
+
+class FakeClock:
+    """A clock that only moves when told: ``advance(ns)`` is work, ``sleep_until`` jumps
+    ahead, plus an optional oversleep per call (a stall while sleeping)."""
+
+    def __init__(self):
+        self.now = 0
+        self.oversleep: list[int] = []
+
+    def now_ns(self) -> int:
+        return self.now
+
+    def sleep_until(self, deadline_ns: int) -> None:
+        extra = self.oversleep.pop(0) if self.oversleep else 0
+        self.now = max(self.now, deadline_ns) + extra
+
+    def advance(self, ns: int) -> None:
+        self.now += ns
+
+
+def drive(schedule: Schedule, clock: FakeClock, compute: list[int]) -> list:
+    records = []
+    for work in compute:
+        schedule.wait()
+        clock.advance(work)
+        records.append(schedule.done())
+    return records
+
+
+def test_on_time_ticks_have_no_misses_and_no_drift():
+    clock = FakeClock()
+    s = Schedule(MS, clock)
+    records = drive(s, clock, [MS // 2] * 100)
+    assert [r.slot for r in records] == list(range(100))
+    assert s.missed == 0 and s.slots == 100
+    assert all(r.jitter_ns == 0 for r in records)
+    assert clock.now == 99 * MS + MS // 2  # the 100th tick starts exactly at 99 ms: no drift
+
+
+def test_overrun_skips_lost_slots_without_catch_up():
+    clock = FakeClock()
+    s = Schedule(MS, clock)
+    # tick 1 (slot 1, starts at 1 ms) takes 2.5 ms: it ends at 3.5 ms, slots 2 and 3 have begun
+    records = drive(s, clock, [MS // 2, 5 * MS // 2, MS // 2, MS // 2])
+    assert [r.slot for r in records] == [0, 1, 4, 5]
+    assert [r.missed for r in records] == [False, True, False, False]
+    assert s.late_ticks == 1 and s.skipped_slots == 2 and s.missed == 3
+    assert s.slots == 6 and s.ticks == 4
+    assert s.stats()["missed_pct"] == pytest.approx(50.0)
+    assert [r.start_ns for r in records] == [0, MS, 4 * MS, 5 * MS]  # no burst: one tick per slot
+
+
+def test_overrun_ending_exactly_on_a_slot_start_skips_nothing_extra():
+    clock = FakeClock()
+    s = Schedule(MS, clock)
+    records = drive(s, clock, [2 * MS, MS // 4])  # ends at 2 ms exactly: late, slot 1 skipped, next is slot 2
+    assert [r.slot for r in records] == [0, 2]
+    assert s.late_ticks == 1 and s.skipped_slots == 1
+
+
+def test_a_stall_while_sleeping_skips_to_the_running_slot_and_records_jitter():
+    clock = FakeClock()
+    s = Schedule(MS, clock)
+    clock.oversleep = [0, 0, 2 * MS + 200_000]  # the third wait wakes 2.2 ms late
+    records = drive(s, clock, [100_000] * 4)
+    assert [r.slot for r in records] == [0, 1, 4, 5]
+    assert records[2].jitter_ns == 200_000
+    assert s.skipped_slots == 2 and s.late_ticks == 0 and s.missed == 2
+
+
+def test_miss_streak_counts_consecutive_misses_and_resets():
+    clock = FakeClock()
+    s = Schedule(MS, clock)
+    drive(s, clock, [3 * MS // 2])  # late, skips slot 1
+    assert s.miss_streak == 2
+    drive(s, clock, [MS // 2])
+    assert s.miss_streak == 0
+
+
+class ScriptedPolicy:
+    """A policy whose inference advances the fake clock by a scripted time."""
+
+    def __init__(self, clock: FakeClock, times_ns: list[int]):
+        self.clock, self.times = clock, list(times_ns)
+
+    def __call__(self, obs):
+        self.clock.advance(self.times.pop(0) if self.times else 0)
+        return np.zeros(1, np.float32)
+
+
+def test_run_reports_the_schedule_exactly(pendulum_env):
+    clock = FakeClock()
+    policy = ScriptedPolicy(clock, [100_000, 2_500_000] + [100_000] * 8)
+    summary = run(policy, pendulum_env, rate_hz=1000, ticks=10, clock=clock, seed=0, safety=False)
+    assert summary["ticks"] == 10 and summary["stop_reason"] == "ticks"
+    assert summary["late_ticks"] == 1 and summary["skipped_slots"] == 2 and summary["missed"] == 3
+    assert summary["slots"] == 12 and summary["missed_pct"] == pytest.approx(25.0)
+
+
+def test_duration_counts_slots_not_ticks(pendulum_env):
+    clock = FakeClock()
+    policy = ScriptedPolicy(clock, [100_000] * 5 + [3_500_000] + [100_000] * 100)
+    summary = run(policy, pendulum_env, rate_hz=1000, duration_s=0.02, clock=clock, seed=0, safety=False)
+    # 20 slots of 1 ms: tick 5 overruns into slots 6, 7, 8, so 17 ticks run
+    assert summary["stop_reason"] == "duration"
+    assert summary["slots"] == 20 and summary["ticks"] == 17 and summary["missed"] == 4
+
+
+@pytest.fixture
+def pendulum_env():
+    from apps.control import sim_env
+
+    return sim_env("Pendulum-v1", 1000)
+
+
+def test_realtime_is_reported_applied_or_why_not():
+    before = set(os.sched_getaffinity(0))
+    rt = request_realtime()
+    try:
+        assert rt.fifo or (rt.why_not and "SCHED_FIFO" in rt.why_not)
+        assert rt.cpu is None or rt.cpu in before
+        if rt.cpu is not None:
+            assert os.sched_getaffinity(0) == {rt.cpu}
+    finally:
+        release_realtime(rt, before)
+    assert set(os.sched_getaffinity(0)) == before
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER
