@@ -28,8 +28,7 @@ import numpy as np
 from apps.camera.detections import Detections
 from edge_runtime.metadata import Preprocess, ResizeGeometry
 
-DECODERS = ("edgepilot", "yolo", "ssd", "blazeface")
-DECODER_CHOICES = ("auto",) + DECODERS
+from apps.camera.choices import DECODER_CHOICES, DECODERS  # noqa: F401  (re-exported)
 MAX_CANDIDATES = 3000  # best-scoring boxes handed to NMS; keeps a frame full of low scores cheap
 MAX_DETECTIONS = 300  # after NMS, as YOLO and COCO evaluation cap it
 
@@ -290,4 +289,4 @@ def make_decoder(name: str, output_specs: OutputSpecs, metadata: Any = None) -> 
         from apps.camera.blazeface import BlazeFaceDecoder
 
         return BlazeFaceDecoder.for_outputs(specs, labels or ("face",))
-    raise DecoderError(f"unknown decoder {name!r}; expected one of {', '.join(DECODER_CHOICES)}, yolov5, yolov8")
+    raise DecoderError(f"unknown decoder {name!r}; expected one of {', '.join(DECODER_CHOICES)}")

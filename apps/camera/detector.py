@@ -47,7 +47,7 @@ class Detector:
                  device: str = "auto", threads: int | None = None):
         import edge_runtime
 
-        if decoder not in DECODER_CHOICES + ("yolov5", "yolov8"):
+        if decoder not in DECODER_CHOICES:
             raise ValueError(f"decoder must be one of {', '.join(DECODER_CHOICES)}, got {decoder!r}")
         if isinstance(model, (str, os.PathLike)):
             model = edge_runtime.load(Path(model), device=device, threads=threads)

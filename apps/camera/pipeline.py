@@ -1,0 +1,208 @@
+"""The pipelined loop: capture -> prepare -> infer on their own threads, the rest on the caller's.
+
+Why threads: decoding a 768x576 video frame and resizing it cost about as much as a small
+detector, and LiteRT's ``invoke``, OpenCV's decoding and resizing all release the GIL, so the
+stages overlap: while the model runs on frame n, frame n+1 is being prepared and frame n+2
+read. A plain loop pays for all of them one after the other.
+
+Between the stages sit bounded hand-over queues (:class:`Handoff`):
+  * live sources (cameras, streams) hand over only the newest item: when a stage is busy, the
+    item waiting for it is replaced by a newer one and counted as dropped, so results are always
+    about *now* and latency does not pile up;
+  * files and image folders hand over every item in order, and a full queue makes the producer
+    wait, so no frame is lost and memory stays bounded.
+
+Iterating a :class:`Pipeline` yields :class:`Result` objects (frame, detections, latency) in
+capture order; decoding runs in the consumer's thread so that everything that follows
+(tracking, drawing, outputs) works on plain objects.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from apps.camera.detections import Detections
+from apps.camera.sources import Frame, FrameSource
+
+QUEUE_SIZE = 2  # per hand-over for files: enough to keep each stage busy, little memory
+
+
+class _End:
+    """The end of the stream, or the error that ended it (re-raised in the consumer)."""
+
+    def __init__(self, error: BaseException | None = None):
+        self.error = error
+
+
+class Handoff:
+    """A bounded queue between two threads: ``latest`` mode keeps only the newest item
+    (replacing counts a drop), otherwise ``put`` waits while ``size`` items are queued."""
+
+    def __init__(self, size: int, latest: bool, stop: threading.Event):
+        self.size, self.latest, self._stop = size, latest, stop
+        self._items: deque = deque()
+        self._cond = threading.Condition()
+        self.dropped = 0
+
+    def put(self, item) -> bool:
+        """False when the pipeline is stopping (the item was not queued)."""
+        with self._cond:
+            if self.latest and not isinstance(item, _End):
+                while len(self._items) >= self.size and not isinstance(self._items[0], _End):
+                    self._items.popleft()
+                    self.dropped += 1
+            else:
+                while len(self._items) >= self.size and not self._stop.is_set() and not isinstance(item, _End):
+                    self._cond.wait(0.1)
+                if self._stop.is_set() and not isinstance(item, _End):
+                    return False
+            self._items.append(item)
+            self._cond.notify_all()
+            return True
+
+    def get(self):
+        with self._cond:
+            while not self._items:
+                if self._stop.is_set():
+                    return _End()
+                self._cond.wait(0.1)
+            item = self._items.popleft()
+            self._cond.notify_all()
+            return item
+
+
+@dataclass(frozen=True)
+class Result:
+    """What the pipeline made of one frame. ``latency_s``: capture to decoded detections;
+    ``events``: the tracker's appear/leave events (when tracking)."""
+
+    frame: Frame
+    detections: Detections
+    latency_s: float
+    inference_s: float
+    events: tuple = ()
+
+
+class Pipeline:
+    """Runs ``detector`` over ``source`` on threads; iterate it for :class:`Result` objects.
+
+    Args:
+        detector: an :class:`apps.camera.detector.Detector`.
+        source: an opened :class:`FrameSource`.
+        max_frames: stop after this many results (None: until the source ends).
+        threaded: False runs the same stages one after the other in the caller's thread (the
+            baseline the benchmark compares against).
+    """
+
+    def __init__(self, detector, source: FrameSource, max_frames: int | None = None, threaded: bool = True):
+        if max_frames is not None and max_frames < 1:
+            raise ValueError(f"--max-frames must be >= 1, got {max_frames}")
+        self.detector, self.source, self.max_frames, self.threaded = detector, source, max_frames, threaded
+        self.live = source.spec.live
+        self._stop = threading.Event()
+        size = 1 if self.live else QUEUE_SIZE
+        self._captured = Handoff(size, self.live, self._stop)
+        self._prepared = Handoff(size, self.live, self._stop)
+        self._inferred = Handoff(QUEUE_SIZE, False, self._stop)
+        self._threads: list[threading.Thread] = []
+        self.frames = 0
+
+    @property
+    def dropped(self) -> int:
+        """Frames captured but never processed (live sources: replaced by a newer one)."""
+        return self._captured.dropped + self._prepared.dropped
+
+    # ----- stages ------------------------------------------------------------------------
+    def _capture(self) -> None:
+        try:
+            while not self._stop.is_set():
+                frame = self.source.read()
+                if frame is None:
+                    break
+                if not self._captured.put(frame):
+                    break
+            self._captured.put(_End())
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, re-raised there
+            self._captured.put(_End(exc))
+
+    def _stage(self, inbox: Handoff, outbox: Handoff, work) -> None:
+        while True:
+            item = inbox.get()
+            if isinstance(item, _End):
+                outbox.put(item)
+                return
+            try:
+                out = work(item)
+            except BaseException as exc:  # noqa: BLE001
+                self._stop.set()
+                self.source.stop()
+                outbox.put(_End(exc))
+                return
+            if not outbox.put(out):
+                outbox.put(_End())
+                return
+
+    def _prepare(self, frame: Frame):
+        x, geometry = self.detector.prepare(frame.image)
+        return frame, x, geometry
+
+    def _infer(self, item):
+        frame, x, geometry = item
+        start = time.perf_counter()
+        outputs = self.detector.infer(x)
+        return frame, outputs, geometry, time.perf_counter() - start
+
+    # ----- running -----------------------------------------------------------------------
+    def start(self) -> "Pipeline":
+        if self.threaded and not self._threads:
+            self._threads = [
+                threading.Thread(target=self._capture, name="capture", daemon=True),
+                threading.Thread(target=self._stage, args=(self._captured, self._prepared, self._prepare),
+                                 name="prepare", daemon=True),
+                threading.Thread(target=self._stage, args=(self._prepared, self._inferred, self._infer),
+                                 name="infer", daemon=True),
+            ]
+            for thread in self._threads:
+                thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Ask every stage to finish (from any thread); iteration then ends soon."""
+        self._stop.set()
+        self.source.stop()
+
+    def close(self) -> None:
+        self.stop()
+        for handoff in (self._captured, self._prepared, self._inferred):  # unblock waiting producers
+            with handoff._cond:
+                handoff._items.clear()
+                handoff._cond.notify_all()
+        for thread in self._threads:
+            thread.join(timeout=10)
+
+    def _next_inferred(self):
+        if self.threaded:
+            return self._inferred.get()
+        frame = self.source.read()
+        if frame is None or self._stop.is_set():
+            return _End()
+        return self._infer(self._prepare(frame))
+
+    def __iter__(self):
+        self.start()
+        try:
+            while self.max_frames is None or self.frames < self.max_frames:
+                item = self._next_inferred()
+                if isinstance(item, _End):
+                    if item.error is not None:
+                        raise item.error
+                    return
+                frame, outputs, geometry, inference_s = item
+                detections = self.detector.decode(outputs, geometry)
+                self.frames += 1
+                yield Result(frame, detections, time.monotonic() - frame.t, inference_s)
+        finally:
+            self.close()
+

@@ -1,0 +1,278 @@
+"""``run()``: the whole ``edgepilot detect`` — pipeline, tracker and every output — and its summary.
+
+    >>> from apps.camera import DetectOptions, run
+    >>> summary = run("model.tflite", "clip.mp4", DetectOptions(save="out.mp4", max_frames=300))
+    >>> summary.fps, summary.resize, summary.decoder
+    (212.4, 'letterbox', 'edgepilot')
+
+For a Python loop of your own, :func:`detect_stream` yields each frame's result instead.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, replace
+from typing import TextIO
+
+from apps.camera.pipeline import Pipeline, Result
+from apps.common.events import EventWriter, Progress
+from apps.common.timing import LoopTimer
+
+
+@dataclass(frozen=True)
+class DetectOptions:
+    """Every option of ``edgepilot detect`` (the CLI flags map one to one)."""
+
+    decoder: str = "auto"
+    score: float | None = None
+    iou: float | None = None
+    device: str = "auto"
+    threads: int | None = None
+    max_frames: int | None = None
+    json: bool = False  # one JSON object per frame on stdout, then {"summary": ...}
+    save: str | None = None  # annotated video file
+    force: bool = False  # overwrite --save
+    serve: str | None = None  # HOST:PORT for the MJPEG page
+    mqtt: str | None = None  # mqtt://HOST:PORT/TOPIC
+    show: bool = False
+    track: bool = True
+    summary_every_s: float = 10.0  # MQTT summary period
+    threaded: bool = True  # False: the plain sequential loop (for comparison)
+    progress: bool = True  # status line on stderr
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a run did. ``fps``: processed frames per second; ``dropped``: frames of a live source
+    skipped to stay current; latencies from capture to decoded detections; ``stopped``: ``end``
+    (the source ended), ``max_frames``, ``stopped`` (asked to) or ``interrupted`` (Ctrl-C)."""
+
+    frames: int
+    dropped: int
+    fps: float
+    resize: str
+    decoder: str
+    reconnects: int
+    latency_ms_p50: float
+    latency_ms_p99: float
+    inference_ms_p50: float
+    duration_s: float
+    source: str
+    model: str
+    accelerator: str
+    preprocess: str
+    score: float
+    iou: float
+    detections: dict[str, int] = field(default_factory=dict)  # per label, over all frames
+    tracks: int = 0
+    stopped: str = "end"
+    saved: str | None = None
+    served: str | None = None
+    mqtt: dict | None = None
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        for key in ("fps", "latency_ms_p50", "latency_ms_p99", "inference_ms_p50", "duration_s"):
+            data[key] = round(data[key], 3) if data[key] == data[key] else None
+        return data
+
+
+def _detector(model, options: DetectOptions):
+    from apps.camera.detector import Detector
+
+    if isinstance(model, Detector):
+        return model
+    return Detector(model, decoder=options.decoder, score=options.score, iou=options.iou, device=options.device,
+                    threads=options.threads)
+
+
+def detect_stream(model, source, options: DetectOptions | None = None, *, track: bool = False) -> Iterator[Result]:
+    """Yield a :class:`~apps.camera.pipeline.Result` per processed frame (with ``track_ids`` and
+    appear/leave ``events`` when ``track``). Break out of the loop to stop."""
+    from apps.camera.sources import open_source
+    from apps.camera.tracker import IouTracker
+
+    options = options or DetectOptions()
+    detector = _detector(model, options)
+    tracker = IouTracker() if track else None
+    source = open_source(source)
+    try:
+        pipeline = Pipeline(detector, source, options.max_frames, options.threaded)
+        start = None
+        for result in pipeline:
+            start = result.frame.t if start is None else start
+            if tracker is not None:
+                detections, events = tracker.update(result.detections, result.frame.index, result.frame.t - start)
+                result = replace(result, detections=detections, events=tuple(events))
+            yield result
+    finally:
+        source.close()
+
+
+class _Outputs:
+    """The optional outputs of one run, opened together and always closed together."""
+
+    def __init__(self, options: DetectOptions, source, progress: Progress):
+        self.recorder = self.server = self.mqtt = self.window = None
+        try:
+            if options.save:
+                from apps.camera.outputs import VideoRecorder
+
+                self.recorder = VideoRecorder(options.save, source.fps or 15.0, options.force)
+            if options.serve:
+                from apps.camera.server import FrameServer
+
+                self.server = FrameServer(options.serve).start()
+                progress.note(f"watch it at {self.server.url}")
+            if options.mqtt:
+                from apps.common.mqtt import MqttPublisher
+
+                self.mqtt = MqttPublisher(options.mqtt).start()
+            if options.show:
+                from apps.camera.outputs import Window
+
+                self.window = Window()
+        except BaseException:
+            self.close(failed=True)
+            raise
+
+    @property
+    def wants_image(self) -> bool:
+        return any(o is not None for o in (self.recorder, self.server, self.window))
+
+    def close(self, failed: bool = False) -> str | None:
+        saved = None
+        if self.recorder is not None:
+            if failed:
+                self.recorder.discard()
+            else:
+                path = self.recorder.close()
+                saved = str(path) if path else None
+        for output in (self.server, self.mqtt, self.window):
+            if output is not None:
+                output.close()
+        return saved
+
+
+def run(model, source, options: DetectOptions | None = None, *, stdout: TextIO | None = None,
+        stderr: TextIO | None = None, stop: threading.Event | None = None) -> RunSummary:
+    """Detect objects in ``source`` with every output ``options`` asks for; ``stop`` (an Event
+    set from another thread) ends a run early, as Ctrl-C does."""
+    from apps.camera.draw import annotate
+    from apps.camera.sources import open_source
+    from apps.camera.tracker import IouTracker
+
+    options = options or DetectOptions()
+    detector = _detector(model, options)
+    progress = Progress("detect", stream=stderr or sys.stderr, enabled=options.progress)
+    events_out = EventWriter(stdout or sys.stdout, enabled=options.json)
+    source = open_source(source)
+    source.on_note(progress.note)
+    outputs = None
+    try:
+        outputs = _Outputs(options, source, progress)
+        pipeline = Pipeline(detector, source, options.max_frames, options.threaded)
+        tracker = IouTracker() if options.track else None
+        timer, inference = LoopTimer(), LoopTimer()
+        counts: Counter = Counter()
+        start = time.monotonic()
+        next_summary = start + options.summary_every_s
+        stopped, last_frame, last_t = "end", -1, 0.0
+        watcher = _watch(stop, pipeline)
+
+        def summary() -> RunSummary:
+            s = timer.summary()
+            return RunSummary(
+                frames=s.count, dropped=pipeline.dropped, fps=s.rate_hz, resize=detector.resize,
+                decoder=detector.decoder_name, reconnects=source.reconnects, latency_ms_p50=s.latency_ms_p50,
+                latency_ms_p99=s.latency_ms_p99, inference_ms_p50=inference.summary().latency_ms_p50,
+                duration_s=time.monotonic() - start, source=source.spec.text, model=detector.model.path,
+                accelerator=detector.model.accelerator, preprocess=detector.preprocess_source, score=detector.score,
+                iou=detector.iou, detections=dict(sorted(counts.items())), tracks=tracker.total if tracker else 0,
+                stopped=stopped, served=outputs.server.url if outputs.server else None,
+                mqtt=outputs.mqtt.stats() if outputs.mqtt else None)
+
+        try:
+            for result in pipeline:
+                now = time.monotonic()
+                frame = result.frame
+                last_frame, last_t = frame.index, frame.t - start
+                timer.record(now, result.latency_s)
+                inference.record(now, result.inference_s)
+                detections, events = result.detections, []
+                if tracker is not None:
+                    detections, events = tracker.update(detections, frame.index, last_t)
+                counts.update(detections.count_by_label())
+                row = {"frame": frame.index, "t": round(last_t, 4), "detections": detections.to_dicts(),
+                       "latency_ms": round(result.latency_s * 1000, 2)}
+                if frame.name:
+                    row["file"] = frame.name
+                if events:
+                    row["events"] = [e.to_dict() for e in events]
+                events_out.emit(row)
+                fps = timer.rate_hz
+                if outputs.mqtt is not None:
+                    for event in events:
+                        outputs.mqtt.publish("event", event.to_dict())
+                    if now >= next_summary:
+                        outputs.mqtt.publish("summary", summary().to_dict())
+                        next_summary = now + options.summary_every_s
+                if outputs.wants_image:
+                    image = annotate(frame.image, detections, fps, detector.decoder_name)
+                    if outputs.recorder is not None:
+                        outputs.recorder.write(image)
+                    if outputs.server is not None:
+                        outputs.server.update(image, {"frame": frame.index, "fps": fps, "source": source.spec.text,
+                                                      "detections": row["detections"]})
+                    if outputs.window is not None and not outputs.window.show(image):
+                        stopped = "stopped"
+                        break
+                progress.update(f"frame {frame.index + 1}, {fps:.1f} FPS, {len(detections)} objects, "
+                                f"{pipeline.dropped} dropped")
+            if stop is not None and stop.is_set():
+                stopped = "stopped"
+            elif stopped == "end" and options.max_frames is not None and pipeline.frames >= options.max_frames:
+                stopped = "max_frames"
+        except KeyboardInterrupt:
+            stopped = "interrupted"
+        finally:
+            pipeline.close()
+            watcher.set()
+        leave = tracker.finish(last_frame, last_t) if tracker is not None else []
+        if outputs.mqtt is not None:
+            for event in leave:
+                outputs.mqtt.publish("event", event.to_dict())
+            outputs.mqtt.publish("summary", summary().to_dict(), retain=True)
+        final = summary()
+        saved = outputs.close()
+        outputs = None
+        final = replace(final, saved=saved)
+        events_out.summary(final.to_dict())
+        progress.done(f"{final.frames} frames, {final.fps:.1f} FPS, {final.dropped} dropped, "
+                      f"{final.reconnects} reconnects, decoder {final.decoder}, resize {final.resize}")
+        return final
+    except BaseException:
+        if outputs is not None:
+            outputs.close(failed=True)
+        raise
+    finally:
+        source.close()
+
+
+def _watch(stop: threading.Event | None, pipeline: Pipeline) -> threading.Event:
+    """A thread that stops ``pipeline`` when ``stop`` is set; set the returned event to end it."""
+    done = threading.Event()
+    if stop is None:
+        return done
+
+    def wait():
+        while not done.is_set():
+            if stop.wait(0.1):
+                pipeline.stop()
+                return
+
+    threading.Thread(target=wait, name="stop-watch", daemon=True).start()
+    return done
