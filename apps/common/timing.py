@@ -86,6 +86,13 @@ class LoopTimer:
         if deadline is not None and t > deadline:
             self.missed += 1
 
+    @property
+    def rate_hz(self) -> float:
+        """Results per second so far (cheap: for a live display)."""
+        if self.count < 2 or self.last_t == self.first_t:
+            return 0.0
+        return (self.count - 1) / (self.last_t - self.first_t)
+
     def drop(self, n: int = 1) -> None:
         """Inputs skipped (a stale frame replaced by a newer one, a step not taken)."""
         self.dropped += n
