@@ -137,7 +137,7 @@ def broken_yolo(tmp_path: Path, labels: dict[str, str], yaml_text: str = "val: i
         png(tmp_path / "images" / "val" / name, picture(0))
     for name, text in labels.items():
         (tmp_path / "labels" / "val").mkdir(parents=True, exist_ok=True)
-        (tmp_path / "labels" / "val" / name).write_text(text)
+        (tmp_path / "labels" / "val" / name).write_bytes(text.encode("utf-8", "surrogateescape"))
     (tmp_path / "data.yaml").write_text(yaml_text)
     return tmp_path
 
@@ -166,7 +166,13 @@ def broken_yolo(tmp_path: Path, labels: dict[str, str], yaml_text: str = "val: i
         # NaN
         ({"a.txt": "1 nan 0.5 0.1 0.2\n"}, ["cx=nan", "not inside the image"]),
         # a label file whose image is missing
-        ({"a.txt": "", "ghost.txt": "0 0.5 0.5 0.2 0.2\n"}, ["ghost.txt: label file without an image"]),
+        ({"a.txt": "", "ghost.txt": "0 0.5 0.5 0.2 0.2\n"}, ["ghost.txt: label file without an image",
+                                                            "expected an image of that name in"]),
+        # a label file whose image is in a format not read
+        ({"a.txt": "", "b.txt": "0 0.5 0.5 0.2 0.2\n", "../../images/val/b.gif": "GIF89a"},
+         ["b.txt: label file without an image; its image b.gif is not one of .bmp"]),
+        # a label file that is not text
+        ({"a.txt": "\udcff"}, ["a.txt: cannot read it as a text label file"]),
         # three problems at once: the first is told, with a count of the others
         ({"a.txt": "0 0.5\n5 0.5 0.5 0.1 0.1\n0 2 2 1 1\n"}, ["a.txt line 1", "(and 2 more problems in this split)"]),
     ],

@@ -135,7 +135,12 @@ def _read_yolo_labels(path: Path, classes: int, problems: Problems) -> tuple[np.
     rows, ids = [], []
     if not path.is_file():
         return np.zeros((0, 4)), np.zeros(0, np.int64)
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.add(f"{path}: cannot read it as a text label file ({exc}); expected lines 'class cx cy w h'")
+        return np.zeros((0, 4)), np.zeros(0, np.int64)
+    for number, line in enumerate(text.splitlines(), start=1):
         fields = line.split()
         where = f"{path} line {number}"
         if not fields:
@@ -178,7 +183,11 @@ def load_yolo(yaml_path: Path, split: str | None, prefer: Sequence[str]) -> Dete
         orphans = sorted(p for p in labels.rglob("*.txt") if p not in expected and p.name != "classes.txt") \
             if labels != folder and labels.is_dir() else []
         for orphan in orphans:
-            problems.add(f"{orphan}: label file without an image; expected an image of that name in {folder}")
+            stem = orphan.relative_to(labels).with_suffix("")
+            other = sorted((folder / stem.parent).glob(f"{stem.name}.*"))  # an image in a format not read here?
+            expected_image = (f"its image {other[0].name} is not one of {', '.join(IMAGE_SUFFIXES)}" if other
+                              else f"expected an image of that name in {folder / stem.parent}")
+            problems.add(f"{orphan}: label file without an image; {expected_image}")
     problems.raise_any()
     sizes, boxes, classes = [], [], []
     for image in images:
