@@ -94,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     from apps.camera.cli import add_parsers as add_camera_parsers  # argparse only: OpenCV/LiteRT load when it runs
 
     add_camera_parsers(sub)
+    from apps.control.cli import add_parser as add_control_parser  # argparse only: the loop loads when it runs
+
+    add_control_parser(sub)
     return parser
 
 

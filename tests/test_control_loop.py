@@ -83,6 +83,13 @@ def test_a_stall_while_sleeping_skips_to_the_running_slot_and_records_jitter():
     assert s.skipped_slots == 2 and s.late_ticks == 0 and s.missed == 2
 
 
+def test_slots_past_the_end_of_the_run_are_not_counted():
+    clock = FakeClock()
+    s = Schedule(MS, clock, end_slot=3)
+    drive(s, clock, [MS // 2, MS // 2, 5 * MS])  # the last tick overruns past the end (slot 3)
+    assert s.late_ticks == 1 and s.skipped_slots == 0 and s.slots == 3
+
+
 def test_miss_streak_counts_consecutive_misses_and_resets():
     clock = FakeClock()
     s = Schedule(MS, clock)

@@ -1,4 +1,4 @@
-"""Fixed-rate robot control with quantized policies: ``edgepilot control``.
+"""Fixed-rate robot control with quantized policies: ``edgepilot control`` (docs/control.md).
 
     >>> from apps.control import run, sim_env
     >>> summary = run("policy_int8.tflite", sim_env("InvertedPendulum-v5", 500), rate_hz=500, duration_s=10)
@@ -9,13 +9,25 @@ request), :mod:`~apps.control.safety` (clamp, rate limit, non-finite hold, excep
 overrun), :mod:`~apps.control.policy` (model + metadata -> action), :mod:`~apps.control.robot`
 (``Robot`` base, gymnasium and serial adapters), :mod:`~apps.control.protocol` (the serial
 frames), :mod:`~apps.control.sim` (rate-matched simulators), :mod:`~apps.control.runner`
-(``run``). Nothing here imports TensorFlow."""
-from apps.control.loop import MonotonicClock, Schedule
-from apps.control.policy import Policy, PolicyError, PolicySpec
-from apps.control.robot import ArraySpec, GymRobot, Outcome, Robot, SerialRobot
-from apps.control.runner import run
-from apps.control.safety import SafetyConfig
-from apps.control.sim import sim_env
+(``run``), :mod:`~apps.control.faults` (fault injection), :mod:`~apps.control.record`
+(``--log`` / ``--plot``). Nothing here imports TensorFlow. Names are imported on first use,
+so ``import apps.control.cli`` stays light."""
+from __future__ import annotations
 
-__all__ = ["ArraySpec", "GymRobot", "MonotonicClock", "Outcome", "Policy", "PolicyError", "PolicySpec", "Robot",
-           "SafetyConfig", "Schedule", "SerialRobot", "run", "sim_env"]
+_EXPORTS = {
+    "MonotonicClock": "apps.control.loop", "Schedule": "apps.control.loop",
+    "Policy": "apps.control.policy", "PolicyError": "apps.control.policy", "PolicySpec": "apps.control.policy",
+    "ArraySpec": "apps.control.robot", "GymRobot": "apps.control.robot", "Outcome": "apps.control.robot",
+    "Robot": "apps.control.robot", "SerialRobot": "apps.control.robot",
+    "run": "apps.control.runner", "SafetyConfig": "apps.control.safety", "sim_env": "apps.control.sim",
+    "TickLog": "apps.control.record",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'apps.control' has no attribute {name!r}")

@@ -63,6 +63,7 @@ class Schedule:
     period_ns: int
     clock: object = field(default_factory=MonotonicClock)
     t0_ns: int | None = None
+    end_slot: int | None = None  # slots from here on are past the run's end and never counted
     slot: int = 0  # the slot the next tick runs in
     ticks: int = 0
     late_ticks: int = 0
@@ -88,7 +89,7 @@ class Schedule:
         now = self.clock.now_ns()
         current = (now - self.t0_ns) // self.period_ns
         if current > self.slot:
-            self._skip(current - self.slot)
+            self._skip(self.slot, current - self.slot)
             self.slot = current
         self._start_ns = now
         return now
@@ -109,14 +110,16 @@ class Schedule:
             self.miss_streak += 1
             # the next slot is the first one that has not started when the tick ended
             next_slot = -(-(end - self.t0_ns) // self.period_ns)
-            self._skip(next_slot - self.slot - 1)
+            self._skip(self.slot + 1, next_slot - self.slot - 1)
             self.slot = next_slot
         else:
             self.miss_streak = 0
             self.slot += 1
         return record
 
-    def _skip(self, count: int) -> None:
+    def _skip(self, first: int, count: int) -> None:
+        if self.end_slot is not None:
+            count = min(count, self.end_slot - first)
         if count > 0:
             self.skipped_slots += count
             self.miss_streak += count

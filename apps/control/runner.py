@@ -145,6 +145,8 @@ def _limits(robot: Robot, policy) -> tuple[np.ndarray, np.ndarray]:
 def _loop(policy, backup, robot, layer, rate_hz, period_s, ticks, duration_s, seed, realtime, clock,
           on_tick, telemetry, telemetry_every) -> dict:
     schedule = Schedule(int(round(period_s * 1e9)), clock) if rate_hz else None
+    if schedule is not None and duration_s is not None:
+        schedule.end_slot = int(round(duration_s / period_s))
     max_ticks = ticks
     if duration_s is not None and schedule is None:  # unpaced: duration in robot time
         max_ticks = min(max_ticks or 1 << 62, max(1, int(round(duration_s / period_s))))
@@ -219,8 +221,7 @@ def _loop(policy, backup, robot, layer, rate_hz, period_s, ticks, duration_s, se
                     stop_reason = "fault"
                 elif max_ticks is not None and n >= max_ticks:
                     stop_reason = "ticks" if ticks is not None and n >= ticks else "duration"
-                elif schedule is not None and duration_s is not None and \
-                        schedule.slot_start(schedule.slot) - schedule.t0_ns >= duration_s * 1e9:
+                elif schedule is not None and schedule.end_slot is not None and schedule.slot >= schedule.end_slot:
                     stop_reason = "duration"
                 elif ended and ticks is None and duration_s is None:
                     stop_reason = "episode"
