@@ -124,3 +124,24 @@ def mosquitto(tmp_path):
     broker = Mosquitto(tmp_path).start()
     yield broker
     broker.stop()
+
+
+@pytest.fixture(scope="session")
+def face_video(tmp_path_factory):
+    """A real video file (MJPG .avi, 10 fps, 640x480) decoded by OpenCV: the astronaut's portrait
+    (480x480) sliding right for 30 frames, then 15 frames of empty grey (the face leaves)."""
+    cv2 = pytest.importorskip("cv2")
+    data = pytest.importorskip("skimage.data")
+    import numpy as np
+
+    face = cv2.resize(cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR), (480, 480))
+    path = tmp_path_factory.mktemp("video") / "face.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (640, 480))
+    for i in range(45):
+        frame = np.full((480, 640, 3), 128, np.uint8)
+        if i < 30:
+            x = 5 * i
+            frame[:, x:x + 480] = face
+        writer.write(frame)
+    writer.release()
+    return path

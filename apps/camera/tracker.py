@@ -78,6 +78,7 @@ class IouTracker:
         events: list[TrackEvent] = []
         ids = np.full(len(detections), -1, np.int64)
         matched_tracks: set[int] = set()
+        track_of: dict[int, int] = {}  # matched track index -> detection index
         if self._tracks and len(detections):
             boxes = np.array([tr.box for tr in self._tracks], np.float32)
             iou = box_iou(boxes, detections.xyxy)
@@ -96,13 +97,16 @@ class IouTracker:
                 track.hits += 1
                 track.missed = 0
                 track.last_frame, track.last_t = frame, t
-                if track.track_id < 0 and track.hits >= self.min_hits:
-                    track.track_id = self._next_id
-                    self._next_id += 1
-                    events.append(self._event("appear", track, frame, t))
-                ids[di] = track.track_id
+                track_of[int(ti)] = int(di)
         else:
             used_dets = set()
+        for ti in sorted(track_of):  # confirm in order of first sight, so ids follow it
+            track = self._tracks[ti]
+            if track.track_id < 0 and track.hits >= self.min_hits:
+                track.track_id = self._next_id
+                self._next_id += 1
+                events.append(self._event("appear", track, frame, t))
+            ids[track_of[ti]] = track.track_id
         survivors = []
         for i, track in enumerate(self._tracks):
             if i not in matched_tracks:

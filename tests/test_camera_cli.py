@@ -1,0 +1,106 @@
+"""`edgepilot detect` through main(argv) and the Python API, on real video and images."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from edgepilot.cli import main
+
+cv2 = pytest.importorskip("cv2")
+
+SUMMARY_KEYS = {"frames", "dropped", "fps", "resize", "decoder", "reconnects", "latency_ms_p50", "latency_ms_p99"}
+
+
+@pytest.fixture(scope="module")
+def model(asset):
+    return str(asset("blazeface_short_range.tflite"))
+
+
+def lines(capsys):
+    captured = capsys.readouterr()
+    return [json.loads(line) for line in captured.out.splitlines()], captured.err
+
+
+def test_json_frames_events_summary_and_saved_video(model, face_video, tmp_path, capsys):
+    out = tmp_path / "annotated.mp4"
+    assert main(["detect", model, "--source", str(face_video), "--json", "--save", str(out)]) == 0
+    rows, err = lines(capsys)
+    frames, summary = rows[:-1], rows[-1]["summary"]
+    assert [r["frame"] for r in frames] == list(range(45))  # a file: every frame, in order
+    for r in frames[:30]:
+        (face,) = r["detections"]
+        assert face["label"] == "face" and face["class_id"] == 0 and 0.5 <= face["score"] <= 1
+        x1, y1, x2, y2 = face["box"]
+        assert 0 <= x1 < x2 <= 640 and 0 <= y1 < y2 <= 480 and len(face["keypoints"]) == 6
+    assert all(r["detections"] == [] for r in frames[30:])
+    events = [(e["event"], e["track_id"], e["frame"]) for r in frames for e in r.get("events", [])]
+    assert events == [("appear", 1, 2), ("leave", 1, 40)]  # confirmed after 3 frames, gone after 10 missed
+    assert SUMMARY_KEYS <= set(summary)
+    assert (summary["frames"], summary["dropped"], summary["reconnects"]) == (45, 0, 0)
+    assert (summary["resize"], summary["decoder"], summary["stopped"]) == ("letterbox", "blazeface", "end")
+    assert summary["detections"] == {"face": 30} and summary["tracks"] == 1 and summary["fps"] > 0
+    assert summary["saved"] == str(out)
+    video = cv2.VideoCapture(str(out))
+    assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 45
+    ok, first = video.read()
+    assert ok and first.shape == (480, 640, 3)
+    assert "45 frames" in err  # progress on stderr only
+
+
+def test_image_folder_and_max_frames(model, tmp_path, capsys):
+    from skimage import data
+
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / f"{i}.jpg"), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
+    assert main(["detect", model, "--source", str(tmp_path), "--json", "--max-frames", "2", "--quiet"]) == 0
+    rows, err = lines(capsys)
+    assert [r["file"].rsplit("/", 1)[1] for r in rows[:-1]] == ["0.jpg", "1.jpg"]
+    assert rows[-1]["summary"]["stopped"] == "max_frames" and err == ""
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--source", "/nonexistent.mp4"], "--source /nonexistent.mp4: no such file"),
+    (["--source", "0", "--show"], "--show needs a display"),
+    (["--source", "IMAGES", "--score", "1.5"], "--score must lie in [0, 1]"),
+    (["--source", "IMAGES", "--serve", "localhost"], "expected HOST:PORT"),
+    (["--source", "IMAGES", "--mqtt", "tcp://x/y"], "expected mqtt://HOST[:PORT]/TOPIC"),
+    (["--source", "IMAGES", "--save", "out.gif"], "expected a video file ending in"),
+])
+def test_errors_are_one_line_and_exit_1(model, tmp_path, capsys, monkeypatch, args, message):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "IMAGES").mkdir()
+    cv2.imwrite(str(tmp_path / "IMAGES" / "a.png"), np.zeros((8, 8, 3), np.uint8))
+    if "--show" in args:  # no camera here: the display check must come first, so use the images
+        args = ["--source", "IMAGES", "--show"]
+    assert main(["detect", model, *args]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("edgepilot detect: error:") and message in err[0]
+
+
+def test_save_refuses_to_overwrite_without_force(model, face_video, tmp_path, capsys):
+    out = tmp_path / "o.mp4"
+    out.write_bytes(b"keep me")
+    assert main(["detect", model, "--source", str(face_video), "--save", str(out), "--quiet"]) == 1
+    assert out.read_bytes() == b"keep me" and "--force" in capsys.readouterr().err
+    assert main(["detect", model, "--source", str(face_video), "--save", str(out), "--force", "--max-frames", "3",
+                 "--quiet"]) == 0
+    assert out.stat().st_size > 1000 and not list(tmp_path.glob(".o.*"))  # no temporary file left
+
+
+def test_missing_model_names_it(tmp_path, face_video, capsys):
+    assert main(["detect", str(tmp_path / "none.tflite"), "--source", str(face_video)]) == 1
+    assert "none.tflite: no such model file" in capsys.readouterr().err
+
+
+def test_python_api(model, face_video):
+    from apps.camera import DetectOptions, RunSummary, detect_stream, run
+
+    summary = run(model, str(face_video), DetectOptions(max_frames=10, progress=False))
+    assert isinstance(summary, RunSummary) and summary.frames == 10 and summary.decoder == "blazeface"
+    results = list(detect_stream(model, str(face_video), track=True))
+    assert len(results) == 45 and results[2].events[0].event == "appear"
+    assert results[5].detections.track_ids.tolist() == [1]

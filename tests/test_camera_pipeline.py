@@ -1,0 +1,85 @@
+"""The threaded pipeline: the same results as a plain loop, every file frame in order, newest-only
+hand-over for live sources, errors carried to the consumer."""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from apps.camera.detector import Detector
+from apps.camera.pipeline import Handoff, Pipeline
+from apps.camera.sources import open_source
+
+pytest.importorskip("cv2")
+
+
+@pytest.fixture(scope="module")
+def blazeface(asset):
+    return Detector(asset("blazeface_short_range.tflite"))
+
+
+def results(detector, path, threaded, max_frames=None):
+    source = open_source(str(path))
+    try:
+        return list(Pipeline(detector, source, max_frames, threaded=threaded))
+    finally:
+        source.close()
+
+
+def test_threaded_equals_sequential_frame_by_frame(blazeface, face_video):
+    threaded = results(blazeface, face_video, True)
+    plain = results(blazeface, face_video, False)
+    assert [r.frame.index for r in threaded] == list(range(45)) == [r.frame.index for r in plain]
+    for a, b in zip(threaded, plain):
+        np.testing.assert_array_equal(a.detections.xyxy, b.detections.xyxy)
+    assert all(len(r.detections) == 1 for r in threaded[:30])  # the face, in every frame it is in
+    assert all(len(r.detections) == 0 for r in threaded[30:])
+    assert all(r.latency_s > r.inference_s > 0 for r in threaded)
+
+
+def test_max_frames(blazeface, face_video):
+    assert len(results(blazeface, face_video, True, max_frames=7)) == 7
+
+
+def test_live_handoff_keeps_the_newest_and_counts_drops():
+    handoff = Handoff(1, latest=True, stop=threading.Event())
+    for i in range(5):
+        handoff.put(i)
+    assert handoff.get() == 4 and handoff.dropped == 4
+
+
+def test_file_handoff_makes_the_producer_wait():
+    handoff = Handoff(2, latest=False, stop=threading.Event())
+    put = []
+    producer = threading.Thread(target=lambda: [put.append(handoff.put(i)) for i in range(4)])
+    producer.start()
+    time.sleep(0.3)
+    assert len(put) == 2  # waiting for room
+    assert [handoff.get() for _ in range(4)] == [0, 1, 2, 3] and handoff.dropped == 0
+    producer.join(5)
+    assert put == [True] * 4
+
+
+class Failing(Detector):
+    """The real BlazeFace detector, made to fail on its 4th inference (a runtime error mid-run)."""
+
+    calls = 0
+
+    def infer(self, x):
+        Failing.calls += 1
+        if Failing.calls == 4:
+            raise RuntimeError("inference failed on purpose")
+        return super().infer(x)
+
+
+def test_a_stage_error_reaches_the_consumer_and_stops_the_threads(asset, face_video):
+    detector = Failing(asset("blazeface_short_range.tflite"))
+    before = threading.active_count()
+    with pytest.raises(RuntimeError, match="on purpose"):
+        results(detector, face_video, True)
+    deadline = time.monotonic() + 5
+    while threading.active_count() > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert threading.active_count() == before
