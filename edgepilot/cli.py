@@ -91,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     from convert.cli import add_parsers  # argparse only: TensorFlow is imported when a command runs
 
     add_parsers(sub)
+    from train.cli import add_parsers as add_train_parsers  # argparse only: TensorFlow loads when a command runs
+
+    add_train_parsers(sub)
     from apps.camera.cli import add_parsers as add_camera_parsers  # argparse only: OpenCV/LiteRT load when it runs
 
     add_camera_parsers(sub)

@@ -1,0 +1,145 @@
+"""Model builders: a small MobileNet-style classifier and a single-shot detector, both designed to
+stay accurate in int8 and to run where the int8 model goes (XNNPACK, the Edge TPU).
+
+Each builder takes the Keras module to build with (``keras`` for training, ``tf_keras`` for
+quantization-aware training: tfmot only wraps tf_keras models) and returns a functional model.
+Layer names are fixed so that weights move between the two by name.
+
+Choices made for int8, in one place:
+
+* ReLU6, not swish/GELU: a bounded activation gives every tensor a small fixed range, and
+  the Edge TPU and XNNPACK both run it fused into the convolution.
+* Batch normalization after every convolution (folded into the weights at conversion).
+* Only Conv2D, DepthwiseConv2D, Add, nearest UpSampling2D, Concatenate, Reshape, Dense,
+  global average pooling and sigmoid: ops that XNNPACK and the Edge TPU compiler both take.
+* The detector has **two outputs**, boxes and class scores, both in [0, 1]: boxes are
+  normalized corner coordinates decoded inside the graph (:class:`train.layers.GridDecode`),
+  scores are sigmoids. One int8 scale per output then fits its values; a single YOLO-style
+  tensor with pixel coordinates next to probabilities is what loses int8 detectors their
+  accuracy (the issue cites YOLOv8s .449 -> .382).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Detector feature levels: stride -> the largest box-edge distance (in pixels) a level can predict.
+# Each level is 8 cells of reach; FCOS-style, a box goes to the level whose reach covers it.
+STRIDES = (8, 16, 32)
+REACH_CELLS = 8
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    """What a detector's graph is: input size (height, width) in pixels, classes, width factor."""
+
+    input_size: tuple[int, int] = (256, 256)
+    num_classes: int = 5
+    width: float = 1.0
+
+    def __post_init__(self):
+        h, w = self.input_size
+        if not (96 <= h <= 640 and 96 <= w <= 640) or h % 32 or w % 32:
+            raise ValueError(f"detector input size must be multiples of 32 between 96 and 640 pixels, got {h}x{w}")
+        if self.num_classes < 1:
+            raise ValueError(f"a detector needs at least one class, got {self.num_classes}")
+
+    def grids(self) -> list[tuple[int, int, int]]:
+        """(stride, rows, columns) of each output level, in output order."""
+        h, w = self.input_size
+        return [(s, h // s, w // s) for s in STRIDES]
+
+    @property
+    def num_anchors(self) -> int:
+        return sum(r * c for _, r, c in self.grids())
+
+
+def _channels(n: int, width: float) -> int:
+    return max(8, int(round(n * width / 8)) * 8)
+
+
+def _conv_bn(k, x, filters: int, kernel: int, stride: int, name: str):
+    x = k.layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    x = k.layers.BatchNormalization(name=f"{name}_bn")(x)
+    return k.layers.ReLU(6.0, name=f"{name}_relu")(x)
+
+
+def _separable(k, x, filters: int, stride: int, name: str):
+    """Depthwise 3x3 + pointwise 1x1, each with BN and ReLU6 (MobileNet v1's block); a residual
+    Add when shape allows (MobileNet v2's skip, without the expansion that costs latency here)."""
+    inp = x
+    x = k.layers.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False, name=f"{name}_dw")(x)
+    x = k.layers.BatchNormalization(name=f"{name}_dw_bn")(x)
+    x = k.layers.ReLU(6.0, name=f"{name}_dw_relu")(x)
+    x = k.layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_pw")(x)
+    x = k.layers.BatchNormalization(name=f"{name}_pw_bn")(x)
+    x = k.layers.ReLU(6.0, name=f"{name}_pw_relu")(x)
+    if stride == 1 and inp.shape[-1] == filters:
+        x = k.layers.Add(name=f"{name}_add")([inp, x])
+    return x
+
+
+def classifier(k, input_shape: tuple[int, int, int], num_classes: int, width: float = 1.0, dropout: float = 0.2):
+    """A MobileNet-style classifier: a 3x3 stem, depthwise-separable blocks that halve the grid
+    twice (three times for inputs of 64 px and more), global average pooling, softmax.
+
+    About 140k parameters at width 1 on 28x28x1 (Fashion-MNIST); input values as the metadata's
+    preprocessing gives them (pixels / 255)."""
+    h, w, c = input_shape
+    x = inputs = k.Input(input_shape, name="image")
+    x = _conv_bn(k, x, _channels(32, width), 3, 1 if min(h, w) < 64 else 2, "stem")
+    plan = [(64, 1), (64, 1), (128, 2), (128, 1), (128, 1), (256, 2), (256, 1)]
+    if min(h, w) >= 64:
+        plan += [(256, 2), (256, 1)]
+    for i, (filters, stride) in enumerate(plan):
+        x = _separable(k, x, _channels(filters, width), stride, f"block{i}")
+    x = k.layers.GlobalAveragePooling2D(name="pool")(x)
+    x = k.layers.Dropout(dropout, name="dropout")(x)
+    outputs = k.layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    return k.Model(inputs, outputs, name="edgepilot_classifier")
+
+
+def detector(k, spec: DetectorSpec, decode_layer):
+    """A single-shot anchor-free detector (FCOS/YOLOv8 family) for small CPUs and the Edge TPU.
+
+    Backbone: depthwise-separable blocks down to stride 32. Neck: an FPN-lite top-down path
+    (1x1 lateral convolutions, nearest upsampling, Add, one separable block per level). Heads:
+    per level, a separable block then a 1x1 convolution for the four box-edge distances and one
+    for the class logits. ``decode_layer(stride, rows, cols, reach_px, input_size, name)`` turns
+    the distances into normalized corners inside the graph; scores go through a sigmoid.
+
+    Outputs ``{"boxes": [B, N, 4], "scores": [B, N, C]}`` with N the cells of all levels (1344
+    at 256x256): the edgepilot layout (``edge_runtime.metadata.DETECTOR_LAYOUT``). About 0.5M
+    parameters at width 1."""
+    width = spec.width
+    x = inputs = k.Input((*spec.input_size, 3), name="image")
+    x = _conv_bn(k, x, _channels(24, width), 3, 2, "stem")                          # stride 2
+    # Full 3x3 convolutions at the two finest strides (EfficientNet-EdgeTPU's "fused" blocks):
+    # with few channels they cost little more than separable ones, train several times faster
+    # on CPUs (TensorFlow's depthwise gradients are slow there) and suit the Edge TPU better.
+    x = _conv_bn(k, x, _channels(32, width), 3, 2, "b1")                            # 4
+    x = _conv_bn(k, x, _channels(48, width), 3, 2, "b2")                            # 8
+    c3 = _separable(k, x, _channels(48, width), 1, "b3")
+    x = _separable(k, c3, _channels(96, width), 2, "b4")                            # 16
+    x = _separable(k, x, _channels(96, width), 1, "b5")
+    c4 = _separable(k, x, _channels(96, width), 1, "b6")
+    x = _separable(k, c4, _channels(160, width), 2, "b7")                           # 32
+    x = _separable(k, x, _channels(160, width), 1, "b8")
+    c5 = _separable(k, x, _channels(160, width), 1, "b9")
+
+    neck = _channels(64, width)
+    p5 = _conv_bn(k, c5, neck, 1, 1, "lat5")
+    p4 = k.layers.Add(name="top4")([_conv_bn(k, c4, neck, 1, 1, "lat4"), k.layers.UpSampling2D(2, name="up5")(p5)])
+    p4 = _separable(k, p4, neck, 1, "fpn4")
+    p3 = k.layers.Add(name="top3")([_conv_bn(k, c3, neck, 1, 1, "lat3"), k.layers.UpSampling2D(2, name="up4")(p4)])
+    p3 = _separable(k, p3, neck, 1, "fpn3")
+
+    boxes, scores = [], []
+    for (stride, rows, cols), feature in zip(spec.grids(), (p3, p4, p5)):
+        head = _separable(k, feature, neck, 1, f"head{stride}")
+        distances = k.layers.Conv2D(4, 1, name=f"box{stride}")(head)
+        boxes.append(decode_layer(stride, rows, cols, REACH_CELLS * stride, spec.input_size, f"decode{stride}")(distances))
+        logits = k.layers.Conv2D(spec.num_classes, 1, name=f"cls{stride}")(head)
+        scores.append(k.layers.Reshape((rows * cols, spec.num_classes), name=f"cls{stride}_flat")(logits))
+    box_out = k.layers.Concatenate(axis=1, name="boxes")(boxes)
+    score_out = k.layers.Activation("sigmoid", name="scores")(k.layers.Concatenate(axis=1, name="logits")(scores))
+    return k.Model(inputs, {"boxes": box_out, "scores": score_out}, name="edgepilot_detector")

@@ -1,0 +1,155 @@
+"""``edgepilot train detector``: a small int8-friendly single-shot detector on a YOLO or COCO set.
+
+    from train.detector import train_detector
+    from train.options import TrainOptions
+    result = train_detector(TrainOptions(data="scenes/data.yaml", out="runs/det", epochs=40))
+    result.metrics["map50"]
+
+The architecture and its int8 choices are in :mod:`train.architectures`, the targets in
+:mod:`train.detection_targets`, the losses in :mod:`train.detection_loss`. Validation mAP (COCO's,
+through pycocotools) is measured after every epoch on the validation split; early stopping and
+the kept weights follow it. The final figures are on the test split when the set has one.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from edge_runtime.metadata import DETECTOR_LAYOUT, ModelMetadata, Preprocess
+from train.architectures import DetectorSpec
+from train.options import TrainOptions
+from train.outputs import TrainResult, save_outputs
+
+DEFAULT_INPUT = (256, 256)
+SCORE_THRESHOLD, IOU_THRESHOLD = 0.25, 0.5  # what the camera app uses by default
+EVAL_SCORE_THRESHOLD = 0.001  # mAP ranks every detection: keep low-scoring ones when measuring
+PIXEL_SCALE = 1 / 255
+
+
+def detector_metadata(names, input_size) -> ModelMetadata:
+    return ModelMetadata(
+        task="detection", labels=tuple(names), input_layout="NHWC",
+        preprocess=Preprocess(kind="image", size=tuple(input_size), color="rgb", scale=PIXEL_SCALE,
+                              resize="letterbox", pad_value=114.0),
+        thresholds={"score": SCORE_THRESHOLD, "iou": IOU_THRESHOLD},
+        extra={"decoder": DETECTOR_LAYOUT, "box_format": "xyxy_normalized", "architecture": "edgepilot-ssd-fpn-lite"})
+
+
+def _splits(data: str) -> tuple[str, str | None, str | None]:
+    """(train, validation, test) split names of a detection set (validation/test may be None)."""
+    from train.detection_data import detection_splits
+
+    splits = detection_splits(data)
+    train = next((s for s in splits if s.startswith("train")), None)
+    if train is None:
+        raise ValueError(f"{data}: the data set has no training split (it has {list(splits)}); expected 'train'")
+    val = next((s for s in splits if s.startswith("val")), None)
+    test = next((s for s in splits if s.startswith("test")), None)
+    return train, val, test
+
+
+class ValidationMAP:
+    """Keras callback factory: mAP@0.5 and mAP@0.5:0.95 on the validation images after each
+    epoch, added to the logs as ``val_map50`` / ``val_map50_95`` (before early stopping reads them)."""
+
+    def __new__(cls, keras, dataset, fitted, pre, batch_size):
+        from train.evaluate import detection_metrics_from_outputs
+
+        class _Callback(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                x = np.stack([pre.normalize(image) for image in fitted.images])
+                outputs = self.model.predict(x, batch_size=batch_size, verbose=0)
+                metrics = detection_metrics_from_outputs(dataset, outputs, fitted.geometries)
+                if logs is not None:
+                    logs["val_map50"], logs["val_map50_95"] = metrics.map50, metrics.map50_95
+                print(f" - val_map50: {metrics.map50:.4f} - val_map50_95: {metrics.map50_95:.4f}", flush=True)
+
+        return _Callback()
+
+
+def train_detector(options: TrainOptions, progress=print) -> TrainResult:
+    import keras
+
+    from train import fit
+    from train.detection_data import load_detection_set
+    from train.detection_loss import LOSSES
+    from train.detection_pipeline import FittedImages, batches_of
+    from train.detection_targets import AnchorPoints
+    from train.layers import decode_factory
+    from train.architectures import detector
+
+    fit.prepare_out(options)
+    keras.utils.set_random_seed(options.seed)
+    train_split, val_split, test_split = _splits(options.data)
+    train_set = load_detection_set(options.data, train_split)
+    if options.limit:
+        train_set = train_set.subset(range(min(options.limit, len(train_set))))
+    if val_split:
+        val_set = load_detection_set(options.data, val_split)
+    else:  # hold out a fraction of the training images
+        order = np.random.default_rng(options.seed).permutation(len(train_set))
+        cut = max(1, int(round(len(train_set) * options.val_fraction)))
+        val_set, train_set = train_set.subset(sorted(order[:cut])), train_set.subset(sorted(order[cut:]))
+    size = options.input_size or DEFAULT_INPUT
+    spec = DetectorSpec(size, len(train_set.names), options.width)
+    meta = detector_metadata(train_set.names, size)
+    pre = meta.preprocess
+    progress(f"detector: {len(train_set)} training images ({train_set.num_boxes} boxes), {len(val_set)} validation, "
+             f"{len(train_set.names)} classes, input {size[0]}x{size[1]}")
+    fitted_train = FittedImages(train_set, pre)
+    fitted_val = FittedImages(val_set, pre)
+    anchors = AnchorPoints(spec)
+
+    strategy = fit.make_strategy(options.distribute)
+    replicas = strategy.num_replicas_in_sync
+    global_batch = options.batch_size * replicas
+    shard = _shard()
+    train_batches = batches_of(keras, fitted_train, anchors, pre, global_batch, options.seed, train=options.augment,
+                               flip=options.flip, shard=shard)
+    with strategy.scope():
+        model = detector(keras, spec, decode_factory(keras))
+        schedule = fit.learning_rate(keras, options, len(train_batches))
+        model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=5e-4, global_clipnorm=10.0),
+                      loss=LOSSES)
+    progress(f"detector: {model.count_params():,} parameters, {anchors.spec.num_anchors} cells, "
+             f"{replicas} replica(s) ({type(strategy).__name__}), global batch {global_batch}")
+    extra = [ValidationMAP(keras, val_set, fitted_val, pre, options.batch_size)]
+    timer = fit.Timer()
+    model.fit(train_batches, epochs=options.epochs, verbose=options.verbose,
+              callbacks=fit.callbacks(keras, options, "val_map50", extra))
+    seconds = timer.seconds()
+    history = fit.read_history(options)
+    epochs_run = len(next(iter(history.values()), [])) or options.epochs
+    final_set = load_detection_set(options.data, test_split) if test_split else val_set
+    final_fit = fitted_val if final_set is val_set else FittedImages(final_set, pre)
+    outputs = model.predict(np.stack([pre.normalize(i) for i in final_fit.images]), batch_size=options.batch_size,
+                            verbose=0)
+    from train.evaluate import detection_metrics_from_outputs
+
+    metrics = detection_metrics_from_outputs(final_set, outputs, final_fit.geometries)
+    progress(f"detector: {test_split or val_split or 'validation'} mAP@0.5 {metrics.map50:.3f}, "
+             f"mAP@0.5:0.95 {metrics.map50_95:.3f}")
+    record = {"task": "detection", "data": str(options.data), "splits": {"train": train_split, "val": val_split,
+              "test": test_split}, "final_split": test_split or val_split or "held-out", "metrics": metrics.to_dict(),
+              "parameters": int(model.count_params()), "epochs_run": epochs_run, "seconds": seconds,
+              "images_per_s": len(fitted_train) * epochs_run / seconds if seconds else None,
+              "replicas": replicas, "strategy": type(strategy).__name__, "options": options.to_dict(),
+              "calibration": {"data": str(options.data), "split": train_split}}
+    result = save_outputs(model, meta, options, record, history)
+    if options.qat:
+        from train.qat import qat_detector
+
+        result = qat_detector(result, options, spec, fitted_train, anchors, pre, final_set, final_fit, progress)
+    return result
+
+
+def _shard() -> tuple[int, int]:
+    """(this worker's index, worker count) from TF_CONFIG; (0, 1) in a single process."""
+    from train.fit import cluster_spec
+
+    cluster = cluster_spec()
+    if cluster is None:
+        return 0, 1
+    workers = len(cluster["cluster"]["worker"]) + len(cluster["cluster"].get("chief", []))
+    task = cluster["task"]
+    index = int(task["index"]) + (1 if task["type"] == "worker" and cluster["cluster"].get("chief") else 0)
+    return index, workers

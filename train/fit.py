@@ -1,0 +1,173 @@
+"""What every recipe's training run shares: the distribution strategy, the learning-rate schedule,
+callbacks (checkpoints for ``--resume``, early stopping, TensorBoard, CSV curves), and the
+``training.json`` + ``training.png`` record.
+
+Scaling out uses TensorFlow's own engine: ``MirroredStrategy`` over the local GPUs (or logical
+CPU devices), ``MultiWorkerMirroredStrategy`` when ``TF_CONFIG`` describes a cluster. Under a
+strategy, ``batch_size`` is per replica and the global batch is ``batch_size * replicas``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from train.options import TrainOptions
+
+CHECKPOINTS = "checkpoints"
+
+
+def cluster_spec() -> dict | None:
+    """The parsed ``TF_CONFIG`` when it describes more than one worker, else None."""
+    text = os.environ.get("TF_CONFIG")
+    if not text:
+        return None
+    try:
+        config = json.loads(text)
+        workers = config["cluster"]["worker"] + config["cluster"].get("chief", [])
+        task = config["task"]
+        str(task["type"]), int(task["index"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"TF_CONFIG: expected JSON like {{\"cluster\": {{\"worker\": [\"host:port\", ...]}}, "
+                         f"\"task\": {{\"type\": \"worker\", \"index\": 0}}}}; could not read it ({exc!r})") from None
+    return config if len(workers) > 1 else None
+
+
+def make_strategy(mode: str):
+    """The tf.distribute strategy for ``--distribute`` (auto: multi-worker when TF_CONFIG names a
+    cluster, mirrored when there are several GPUs, else the default one-device strategy)."""
+    import tensorflow as tf
+
+    cluster = cluster_spec()
+    if mode == "multiworker" or (mode == "auto" and cluster):
+        if cluster is None:
+            raise ValueError("--distribute multiworker needs TF_CONFIG describing at least two workers "
+                             "(see docs/training.md, 'Training on several machines')")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    gpus = tf.config.list_logical_devices("GPU")
+    if mode == "mirrored":
+        devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices)
+    if mode == "auto" and len(gpus) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def is_chief() -> bool:
+    """True in a single process and on the cluster's chief (worker 0 when there is no chief)."""
+    cluster = cluster_spec()
+    if cluster is None:
+        return True
+    task = cluster["task"]
+    has_chief = bool(cluster["cluster"].get("chief"))
+    return task["type"] == "chief" or (not has_chief and task["type"] == "worker" and int(task["index"]) == 0)
+
+
+def learning_rate(keras, options: TrainOptions, steps_per_epoch: int):
+    """Peak ``options.lr`` with the chosen schedule, in optimizer steps."""
+    total = max(1, options.epochs * steps_per_epoch)
+    if options.schedule == "constant":
+        return options.lr
+    if options.schedule == "step":
+        third = max(1, total // 3)
+        return keras.optimizers.schedules.PiecewiseConstantDecay([third, 2 * third],
+                                                                  [options.lr, options.lr / 2, options.lr / 4])
+    warmup = min(int(options.warmup_epochs * steps_per_epoch), total // 2)
+    return keras.optimizers.schedules.CosineDecay(
+        options.lr / 10 if warmup else options.lr, total - warmup, alpha=0.01,
+        warmup_target=options.lr if warmup else None, warmup_steps=warmup)
+
+
+def callbacks(keras, options: TrainOptions, monitor: str, extra=()) -> list:
+    """``extra`` callbacks first (they compute the monitored metric), then checkpoints for
+    ``--resume``, early stopping on ``monitor`` (restoring the best weights), the CSV of the
+    curves and TensorBoard."""
+    out = options.out
+    backup = out / CHECKPOINTS
+    result = list(extra)
+    result.append(keras.callbacks.BackupAndRestore(str(backup / "backup"), delete_checkpoint=False))
+    if options.patience:
+        result.append(keras.callbacks.EarlyStopping(monitor=monitor, mode="max", patience=options.patience,
+                                                    restore_best_weights=True, verbose=1))
+    result.append(keras.callbacks.CSVLogger(str(backup / "history.csv"), append=options.resume))
+    if options.tensorboard is not None:
+        result.append(keras.callbacks.TensorBoard(log_dir=str(options.tensorboard)))
+    return result
+
+
+def prepare_out(options: TrainOptions) -> None:
+    """Make the output folder; refuse to train over an earlier run without --resume or --force."""
+    out = options.out
+    if out.exists() and any(out.iterdir()) and not (options.resume or options.force):
+        raise FileExistsError(f"{out}: the output folder is not empty; pass --resume to continue its training, "
+                              f"--force to start over in it, or choose another --out")
+    if options.resume and not (out / CHECKPOINTS).is_dir():
+        raise FileNotFoundError(f"{out}: --resume found no {CHECKPOINTS}/ folder of an earlier run to continue")
+    if options.force and not options.resume:
+        import shutil
+
+        shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
+    (out / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
+
+
+def read_history(options: TrainOptions) -> dict[str, list[float]]:
+    """All epochs' metrics so far (across resumed runs), from the CSV log."""
+    import csv
+
+    path = options.out / CHECKPOINTS / "history.csv"
+    if not path.is_file():
+        return {}
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    keys = [k for k in (rows[0] if rows else {}) if k != "epoch"]
+    return {k: [float(r[k]) for r in rows if r.get(k) not in (None, "")] for k in keys}
+
+
+class Timer:
+    """Wall time and samples seen, for images per second."""
+
+    def __init__(self):
+        self.start = time.perf_counter()
+
+    def seconds(self) -> float:
+        return time.perf_counter() - self.start
+
+
+def write_record(out: Path, record: dict, history: dict[str, list[float]]) -> None:
+    """``training.json`` (curves and final metrics) and ``training.png`` (the curves)."""
+    from convert.files import write_atomic
+
+    record = dict(record, history=history)
+    write_atomic(out / "training.json", json.dumps(record, indent=2, sort_keys=True) + "\n", force=True)
+    if history:
+        write_atomic(out / "training.png", _plot(history, record.get("task", "")), force=True)
+
+
+def _plot(history: dict[str, list[float]], title: str) -> bytes:
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    losses = [k for k in history if k.endswith("loss") and k != "lr"]
+    metrics = [k for k in history if k not in losses and k not in ("lr", "learning_rate")]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for key in losses:
+        axes[0].plot(range(1, len(history[key]) + 1), history[key], label=key)
+    for key in metrics:
+        axes[1].plot(range(1, len(history[key]) + 1), history[key], label=key)
+    for ax, name in zip(axes, ("loss", "metric")):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(name)
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=8)
+    fig.suptitle(f"edgepilot train {title}")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    return buffer.getvalue()

@@ -1,0 +1,73 @@
+"""What a training run leaves in ``--out DIR``, in the form ``edgepilot convert`` takes as it is:
+
+    DIR/model.keras        the Keras 3 model (detectors: ``import train.layers`` before loading)
+    DIR/model.json         its metadata sidecar ({"edgepilot": {...}}: task, labels, preprocessing,
+                           decoder layout, thresholds), which convert stores in every variant
+    DIR/saved_model/       a SavedModel with a ``serving_default`` signature (no Python needed)
+    DIR/saved_model.json   the same metadata, as the SavedModel's sidecar
+    DIR/training.json      options, curves, final metrics, throughput, calibration data source
+    DIR/training.png       the curves
+    DIR/checkpoints/       what --resume continues from
+
+In a multi-worker cluster only the chief writes DIR; the other workers save into a temporary
+folder (saving may involve all workers) that is then removed.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from convert.files import write_atomic
+from convert.metadata_io import sidecar_json
+from edge_runtime.metadata import ModelMetadata
+from train import fit
+from train.options import TrainOptions
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Where a recipe wrote its model and what it measured (``metrics`` as in training.json)."""
+
+    out: Path
+    keras_path: Path
+    saved_model: Path
+    metadata: ModelMetadata
+    metrics: dict
+    record: dict = field(default_factory=dict)
+    extra_files: tuple[Path, ...] = ()
+
+    def summary(self) -> str:
+        parts = [f"{k} {v:.4g}" for k, v in self.metrics.items() if isinstance(v, float)]
+        return f"{self.out}: {', '.join(parts)}"
+
+
+def save_outputs(model, meta: ModelMetadata, options: TrainOptions, record: dict,
+                 history: dict[str, list[float]]) -> TrainResult:
+    chief = fit.is_chief()
+    out = options.out if chief else Path(tempfile.mkdtemp(prefix="edgepilot-worker-"))
+    try:
+        keras_path, saved = out / "model.keras", out / "saved_model"
+        _save_keras(model, keras_path)
+        staging = out / ".saved_model.tmp"
+        shutil.rmtree(staging, ignore_errors=True)
+        model.export(str(staging), format="tf_saved_model", verbose=False)
+        shutil.rmtree(saved, ignore_errors=True)
+        staging.rename(saved)
+        if chief:
+            write_atomic(out / "model.json", sidecar_json(meta), force=True)
+            write_atomic(out / "saved_model.json", sidecar_json(meta), force=True)
+            fit.write_record(out, record, history)
+    finally:
+        if not chief:
+            shutil.rmtree(out, ignore_errors=True)
+    return TrainResult(options.out, options.out / "model.keras", options.out / "saved_model", meta,
+                       record.get("metrics", {}), record)
+
+
+def _save_keras(model, path: Path) -> None:
+    """model.save through a temporary name, so an interrupted save leaves the old file whole."""
+    tmp = path.with_name(f".{path.name}.tmp.keras")
+    model.save(str(tmp))
+    tmp.replace(path)

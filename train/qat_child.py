@@ -1,0 +1,94 @@
+"""The tf_keras side of ``--qat`` (see :mod:`train.qat`): ``python -m train.qat_child job.json``.
+
+Started with ``TF_USE_LEGACY_KERAS=1``. Reads the job, rebuilds the architecture with tf_keras,
+loads the float weights by layer name, applies tfmot's fake quantization, fine-tunes, and writes
+a full-integer TFLite model (int8 input and output) to ``job["out"]``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import numpy as np
+
+
+def _load_weights(model, path: str) -> None:
+    with np.load(path, allow_pickle=False) as archive:
+        saved = {}
+        for key in archive.files:
+            name, index = key.rsplit(":", 1)
+            saved.setdefault(name, {})[int(index)] = archive[key]
+    for layer in model.layers:
+        if layer.weights:
+            if layer.name not in saved:
+                raise ValueError(f"QAT: the float model has no weights for layer {layer.name!r}")
+            layer.set_weights([saved[layer.name][i] for i in range(len(saved[layer.name]))])
+
+
+def _annotated(tfmot, tf_keras, model, keep_float: type | None):
+    """Annotate every layer tfmot supports; leave ``keep_float`` layers (custom ones) in float."""
+    annotate = tfmot.quantization.keras.quantize_annotate_layer
+
+    def clone(layer):
+        if keep_float is not None and isinstance(layer, keep_float):
+            return layer.__class__.from_config(layer.get_config())
+        if isinstance(layer, (tf_keras.layers.Reshape, tf_keras.layers.Concatenate)):
+            return layer.__class__.from_config(layer.get_config())
+        return annotate(layer.__class__.from_config(layer.get_config()))
+
+    annotated = tf_keras.models.clone_model(model, clone_function=clone)
+    annotated.set_weights(model.get_weights())
+    return annotated
+
+
+def main(argv: list[str]) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    job = json.loads(open(argv[0]).read())
+    import tensorflow as tf
+    import tensorflow_model_optimization as tfmot
+    import tf_keras
+
+    from train import architectures
+
+    tf_keras.utils.set_random_seed(job["seed"])
+    data = np.load(job["data"], allow_pickle=False)
+    if job["kind"] == "classifier":
+        model = architectures.classifier(tf_keras, tuple(job["input_shape"]), job["classes"], job["width"])
+        _load_weights(model, job["weights"])
+        qat = tfmot.quantization.keras.quantize_model(model)
+        qat.compile(tf_keras.optimizers.Adam(job["lr"]), "sparse_categorical_crossentropy", metrics=["accuracy"])
+        qat.fit(data["x"], data["y"], batch_size=job["batch_size"], epochs=job["epochs"],
+                validation_data=(data["x_val"], data["y_val"]), verbose=2)
+        representative = data["x"][:200]
+    else:
+        from train.detection_loss import LOSSES
+        from train.layers import decode_factory, grid_decode_class
+
+        spec = architectures.DetectorSpec(tuple(job["input_size"]), job["classes"], job["width"])
+        model = architectures.detector(tf_keras, spec, decode_factory(tf_keras))
+        _load_weights(model, job["weights"])
+        custom = grid_decode_class(tf_keras)
+        with tfmot.quantization.keras.quantize_scope({"GridDecode": custom}):
+            qat = tfmot.quantization.keras.quantize_apply(_annotated(tfmot, tf_keras, model, custom))
+        qat.compile(tf_keras.optimizers.Adam(job["lr"]), loss=LOSSES)
+        x = data["x"].astype(np.float32)
+        qat.fit(x, {"boxes": data["boxes"], "scores": data["scores"].astype(np.float32)},
+                batch_size=job["batch_size"], epochs=job["epochs"], verbose=2, shuffle=False)
+        representative = x[:200]
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(qat)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    # fake-quant layers carry the learned ranges; the samples only range the layers left in float
+    converter.representative_dataset = lambda: ([representative[i:i + 1].astype(np.float32)]
+                                                for i in range(len(representative)))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    with open(job["out"], "wb") as f:
+        f.write(converter.convert())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
