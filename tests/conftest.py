@@ -145,3 +145,66 @@ def face_video(tmp_path_factory):
         writer.write(frame)
     writer.release()
     return path
+
+
+def _listening(port: int) -> bool:
+    """True when a socket listens on TCP ``port`` (read from /proc/net/tcp, without connecting)."""
+    try:
+        rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return False
+    return any(r.split()[1].endswith(f":{port:04X}") and r.split()[3] == "0A" for r in rows)
+
+
+class FfmpegStream:
+    """A live network camera stand-in: Debian's ffmpeg serving a video file as HTTP MJPEG in
+    real time, looping, on a free loopback port; stop() kills it (the stream drops), start()
+    brings it back on the same URL."""
+
+    def __init__(self, video: Path):
+        self.video, self.port, self.process = video, free_port(), None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    def start(self) -> "FfmpegStream":
+        import subprocess
+
+        self.process = subprocess.Popen(
+            ["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i", str(self.video),
+             "-c:v", "mjpeg", "-q:v", "5", "-f", "mpjpeg", "-listen", "1", self.url],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        import time
+
+        # not wait_for_port: ffmpeg -listen 1 serves exactly one client, and a probe would be it
+        deadline = time.monotonic() + 10
+        while not _listening(self.port):
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                self.stop()
+                raise RuntimeError(f"ffmpeg did not listen on {self.url}")
+            time.sleep(0.05)
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(5)
+            self.process = None
+
+
+@pytest.fixture
+def mjpeg_stream():
+    """``mjpeg_stream(video_path) -> FfmpegStream`` (not started), all stopped after the test."""
+    import shutil
+
+    require_system(shutil.which("ffmpeg") is not None, "ffmpeg (Debian package ffmpeg)")
+    streams = []
+
+    def make(video) -> FfmpegStream:
+        streams.append(FfmpegStream(Path(video)))
+        return streams[-1]
+
+    yield make
+    for stream in streams:
+        stream.stop()

@@ -105,14 +105,14 @@ class Pipeline:
         size = 1 if self.live else QUEUE_SIZE
         self._captured = Handoff(size, self.live, self._stop)
         self._prepared = Handoff(size, self.live, self._stop)
-        self._inferred = Handoff(QUEUE_SIZE, False, self._stop)
+        self._inferred = Handoff(size, self.live, self._stop)
         self._threads: list[threading.Thread] = []
         self.frames = 0
 
     @property
     def dropped(self) -> int:
         """Frames captured but never processed (live sources: replaced by a newer one)."""
-        return self._captured.dropped + self._prepared.dropped
+        return self._captured.dropped + self._prepared.dropped + self._inferred.dropped
 
     # ----- stages ------------------------------------------------------------------------
     def _capture(self) -> None:

@@ -48,7 +48,8 @@ class DetectOptions:
 class RunSummary:
     """What a run did. ``fps``: processed frames per second; ``dropped``: frames of a live source
     skipped to stay current; latencies from capture to decoded detections; ``stopped``: ``end``
-    (the source ended), ``max_frames``, ``stopped`` (asked to) or ``interrupted`` (Ctrl-C)."""
+    (the source ended), ``max_frames``, ``stopped`` (asked to), ``interrupted`` (Ctrl-C), or None
+    in the periodic summaries of a run still going."""
 
     frames: int
     dropped: int
@@ -68,7 +69,7 @@ class RunSummary:
     iou: float
     detections: dict[str, int] = field(default_factory=dict)  # per label, over all frames
     tracks: int = 0
-    stopped: str = "end"
+    stopped: str | None = None  # None in the periodic summaries of a run still going
     saved: str | None = None
     served: str | None = None
     mqtt: dict | None = None
@@ -180,7 +181,7 @@ def run(model, source, options: DetectOptions | None = None, *, stdout: TextIO |
         counts: Counter = Counter()
         start = time.monotonic()
         next_summary = start + options.summary_every_s
-        stopped, last_frame, last_t = "end", -1, 0.0
+        stopped, last_frame, last_t = None, -1, 0.0  # None while running (periodic MQTT summaries)
         watcher = _watch(stop, pipeline)
 
         def summary() -> RunSummary:
@@ -234,8 +235,10 @@ def run(model, source, options: DetectOptions | None = None, *, stdout: TextIO |
                                 f"{pipeline.dropped} dropped")
             if stop is not None and stop.is_set():
                 stopped = "stopped"
-            elif stopped == "end" and options.max_frames is not None and pipeline.frames >= options.max_frames:
+            elif stopped is None and options.max_frames is not None and pipeline.frames >= options.max_frames:
                 stopped = "max_frames"
+            elif stopped is None:
+                stopped = "end"
         except KeyboardInterrupt:
             stopped = "interrupted"
         finally:
