@@ -78,3 +78,15 @@ def test_video_file_gives_every_frame_in_order_and_ends():
             assert frame.index == n
             n += 1
     assert 60 <= n < 444 and source.reconnects == 0
+
+
+def test_loop_replays_files_and_folders(images):
+    with open_source(f"{DATA}/tree.avi", loop=True) as source:
+        frames = [source.read() for _ in range(150)]  # 68 decode per pass
+    assert all(f is not None for f in frames) and source.loops == 2 and frames[-1].index == 149
+    np.testing.assert_array_equal(frames[0].image, frames[68].image)
+    with open_source(str(images), loop=True) as source:
+        names = [source.read().name.rsplit("/", 1)[1] for _ in range(7)]
+    assert names == ["img_0.png", "img_1.png", "img_2.png"] * 2 + ["img_0.png"]
+    with pytest.raises(SourceError, match="--loop replays files"):
+        open_source("rtsp://127.0.0.1:1/x", loop=True)

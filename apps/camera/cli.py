@@ -29,6 +29,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, gpu, edgetpu ... (default auto)")
     p.add_argument("--threads", type=int, default=None, help="inference threads (default 1)")
     p.add_argument("--max-frames", type=int, default=None, help="stop after N processed frames")
+    p.add_argument("--loop", action="store_true", help="replay a video file or image folder endlessly")
     p.add_argument("--json", action="store_true", help="one JSON object per frame on stdout, then a summary")
     p.add_argument("--save", metavar="OUT.mp4", help="write the annotated video")
     p.add_argument("--force", action="store_true", help="overwrite --save if it exists")
@@ -47,7 +48,7 @@ def run_detect(args) -> int:
 
     options = DetectOptions(
         decoder=args.decoder, score=args.score, iou=args.iou, device=args.device, threads=args.threads,
-        max_frames=args.max_frames, json=args.json, save=args.save, force=args.force, serve=args.serve,
+        max_frames=args.max_frames, loop=args.loop, json=args.json, save=args.save, force=args.force, serve=args.serve,
         mqtt=args.mqtt, show=args.show, track=not args.no_track, summary_every_s=args.summary_every,
         progress=not args.quiet)
     run(args.model, args.source, options)

@@ -32,6 +32,7 @@ class DetectOptions:
     device: str = "auto"
     threads: int | None = None
     max_frames: int | None = None
+    loop: bool = False  # replay a video file or image folder endlessly
     json: bool = False  # one JSON object per frame on stdout, then {"summary": ...}
     save: str | None = None  # annotated video file
     force: bool = False  # overwrite --save
@@ -99,7 +100,7 @@ def detect_stream(model, source, options: DetectOptions | None = None, *, track:
     options = options or DetectOptions()
     detector = _detector(model, options)
     tracker = IouTracker() if track else None
-    source = open_source(source)
+    source = open_source(source, options.loop)
     try:
         pipeline = Pipeline(detector, source, options.max_frames, options.threaded)
         start = None
@@ -170,7 +171,7 @@ def run(model, source, options: DetectOptions | None = None, *, stdout: TextIO |
     detector = _detector(model, options)
     progress = Progress("detect", stream=stderr or sys.stderr, enabled=options.progress)
     events_out = EventWriter(stdout or sys.stdout, enabled=options.json)
-    source = open_source(source)
+    source = open_source(source, options.loop)
     source.on_note(progress.note)
     outputs = None
     try:

@@ -97,8 +97,11 @@ class FrameSource:
 
     ``stop()`` (from any thread) ends a reconnect wait and makes :meth:`read` return None."""
 
-    def __init__(self, spec: SourceSpec):
-        self.spec = spec
+    def __init__(self, spec: SourceSpec, loop: bool = False):
+        if loop and spec.live:
+            raise SourceError(f"--loop replays files and image folders; {spec.text} is live")
+        self.spec, self.loop = spec, loop
+        self.loops = 0  # times a looping file or folder started again
         self.reconnects = 0
         self.read_failures = 0
         self.fps: float | None = None  # the source's own frame rate, when it says
@@ -158,6 +161,12 @@ class FrameSource:
             image = image if ok else None
         if image is None and self.spec.live:
             image = self._reconnect()
+        elif image is None and self.loop and self._index > 0:  # start the file again
+            self._capture.release()
+            self._capture = self._open_capture()
+            self.loops += 1
+            ok, image = self._capture.read() if self._capture is not None else (False, None)
+            image = image if ok else None
         if image is None:
             return None
         return self._frame(image)
@@ -171,9 +180,11 @@ class FrameSource:
 
     def _read_image(self) -> Frame | None:
         paths = self.spec.target
-        if self._index >= len(paths):
+        if self._index >= len(paths) and not self.loop:
             return None
-        path = paths[self._index]
+        if self._index and self._index % len(paths) == 0:
+            self.loops += 1
+        path = paths[self._index % len(paths)]
         image = _cv2().imread(path, _cv2().IMREAD_COLOR)
         if image is None:
             raise SourceError(f"--source {self.spec.text}: {path} is not an image OpenCV can read")
@@ -220,9 +231,10 @@ class FrameSource:
         self.close()
 
 
-def open_source(text: str | int) -> FrameSource:
-    """Parse and open a source string (see the module docstring)."""
-    return FrameSource(parse_source(text)).open()
+def open_source(text: str | int, loop: bool = False) -> FrameSource:
+    """Parse and open a source string (see the module docstring); ``loop`` replays a file or a
+    folder endlessly (a kiosk, a demo, a soak test)."""
+    return FrameSource(parse_source(text), loop).open()
 
 
 def _cv2():
