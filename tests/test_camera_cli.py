@@ -104,3 +104,15 @@ def test_python_api(model, face_video):
     results = list(detect_stream(model, str(face_video), track=True))
     assert len(results) == 45 and results[2].events[0].event == "appear"
     assert results[5].detections.track_ids.tolist() == [1]
+
+
+def test_detect_runs_without_importing_tensorflow(model, face_video):
+    """Apps use edge_runtime only: a whole run in a fresh interpreter imports no TensorFlow."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from edgepilot.cli import main; "
+            f"rc = main(['detect', {model!r}, '--source', {str(face_video)!r}, '--max-frames', '5', '--quiet']); "
+            "assert rc == 0; assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'TF imported'")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
