@@ -116,3 +116,16 @@ def test_detect_runs_without_importing_tensorflow(model, face_video):
             "assert rc == 0; assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'TF imported'")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_camera_index_without_a_camera_is_one_line(model, capfd):
+    """No camera on this machine (checked, not assumed): the index fails cleanly, without
+    OpenCV's own warnings on the terminal."""
+    import os
+
+    if os.path.exists("/dev/video0"):
+        pytest.skip("a camera is attached here: /dev/video0 exists")
+    assert main(["detect", model, "--source", "0"]) == 1
+    err = capfd.readouterr().err  # the process's own stderr, where OpenCV's C++ warnings would go
+    assert "edgepilot detect: error: --source 0: cannot be opened; expected a camera OpenCV can open (V4L2)\n" in err
+    assert "WARN" not in err

@@ -44,7 +44,13 @@ def add_parsers(sub) -> None:
 
 
 def run_detect(args) -> int:
+    from edge_runtime import deps
+
     from apps.camera.runner import DetectOptions, run
+
+    cv2 = deps.require("cv2", "edgepilot detect")
+    # OpenCV's own warnings ("can't open camera by index") would repeat what our one-line errors say
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
     options = DetectOptions(
         decoder=args.decoder, score=args.score, iou=args.iou, device=args.device, threads=args.threads,
