@@ -1,9 +1,10 @@
 """``train_policy(env_id, out_dir)``: expert -> behaviour cloning + DAgger -> a training folder
 that ``edgepilot convert DIR`` converts as it is.
 
-The folder holds ``saved_model/`` and ``model.keras`` (the same Keras 3 MLP), ``calib.npz``
-(``x``: observations in the model's input form, i.e. already standardized, visited by the
-student in the last DAgger round and by the expert, for int8 calibration) and
+The folder holds ``saved_model/`` and ``model.keras`` (the same Keras 3 MLP), the sidecar
+``saved_model.json`` with the model's edgepilot metadata (which convert stores in every variant), ``calib.npz``
+(``x``: observations in the model's input form, i.e. already standardized, for int8
+calibration: see :func:`calibration_samples`) and
 ``training.json``: what was trained, the model's metadata (task ``policy``, per-feature
 standardization in ``preprocess.mean/std``, :class:`~apps.control.policy.PolicySpec` in
 ``extra["policy"]``), the expert's and the student's returns, and the DAgger history."""
@@ -20,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from apps.control.policy import POLICY_TASK, PolicySpec
-from edge_runtime.metadata import ModelMetadata, Preprocess
-from train.policy.bc import BCConfig, default_config, numpy_forward, train_bc
+from edge_runtime.metadata import METADATA_KEY, ModelMetadata, Preprocess
+from train.policy.bc import BCConfig, default_config, numpy_forward, rollout, train_bc
 from train.policy.experts import make_expert, rollout_return
 
 # Units of each observation / action value, as the environments document them.
@@ -35,6 +36,7 @@ UNITS = {
 }
 
 CALIB_SAMPLES = 1000
+CALIB_LIMIT_SIGMA = 6.0
 
 
 def policy_metadata(env, norm, rate_hz: float) -> ModelMetadata:
@@ -49,6 +51,24 @@ def policy_metadata(env, norm, rate_hz: float) -> ModelMetadata:
                       obs_units=obs_units, action_units=action_units)
     pre = Preprocess(kind="array", mean=tuple(float(v) for v in norm.obs_mean), std=tuple(float(v) for v in norm.obs_std))
     return ModelMetadata(task=POLICY_TASK, input_layout="NC", preprocess=pre, extra={"policy": spec.to_json()})
+
+
+def calibration_samples(norm, trained_on: np.ndarray, deployed: np.ndarray, seed: int,
+                        limit_sigma: float = CALIB_LIMIT_SIGMA) -> np.ndarray:
+    """int8 calibration samples in the model's input form: half from the states the trained
+    student visits (what it meets when deployed), half from all the training data (the
+    recoveries DAgger taught it, so a push does not saturate the int8 input). Samples with a
+    feature beyond ``limit_sigma`` standard deviations are left out: early DAgger students
+    wander far, and one such state would stretch the input scale for all the others."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for pool in (norm.obs_in(deployed), norm.obs_in(trained_on)):
+        pool = pool[np.all(np.abs(pool) <= limit_sigma, axis=1)]
+        if len(pool):
+            parts.append(pool[rng.choice(len(pool), size=min(CALIB_SAMPLES // 2, len(pool)), replace=False)])
+    if not parts:
+        raise ValueError(f"no observation within {limit_sigma} standard deviations to calibrate with")
+    return np.concatenate(parts).astype(np.float32)
 
 
 def train_policy(env_id: str, out_dir: str | os.PathLike, *, rate_hz: float | None = None, config: BCConfig | None = None,
@@ -80,22 +100,24 @@ def train_policy(env_id: str, out_dir: str | os.PathLike, *, rate_hz: float | No
 
     eval_seeds = [10_000 + seed * 1000 + i for i in range(eval_episodes)]
     expert_returns = [rollout_return(env, expert, s) for s in eval_seeds]
-    student_returns = [rollout_return(env, student, s) for s in eval_seeds]
+    student_runs = [rollout(env, student, expert, s, None) for s in eval_seeds]
+    student_returns = [total for _, _, total in student_runs]
+    visited = np.concatenate([o for o, _, _ in student_runs])
+    labels = np.concatenate([a for _, a, _ in student_runs])
+    predicted = np.array([student(o) for o in visited[:: max(1, len(visited) // 2000)]])
+    action_rmse = float(np.sqrt(np.mean((predicted - labels[:: max(1, len(visited) // 2000)]) ** 2)))
     say(f"expert return {np.mean(expert_returns):.2f}, student (float, Keras) {np.mean(student_returns):.2f} "
         f"over {eval_episodes} seeds")
 
     metadata = policy_metadata(env, norm, rate)
-    obs, _ = data.arrays()
-    rng = np.random.default_rng(seed)
-    pick = rng.choice(len(obs), size=min(CALIB_SAMPLES, len(obs)), replace=False)
-    calib = norm.obs_in(obs[pick])
+    calib = calibration_samples(norm, data.arrays()[0], visited, seed)
     report = {
-        "kind": "policy", "env_id": env_id, "rate_hz": rate, "model": "model.keras", "saved_model": "saved_model",
+        "kind": "policy", "task": POLICY_TASK, "env_id": env_id, "rate_hz": rate, "model": "model.keras", "saved_model": "saved_model",
         "calib": "calib.npz", "metadata": json.loads(metadata.to_json()), "config": _jsonable(asdict(config)),
         "expert": {"name": type(expert).__name__, "return_mean": float(np.mean(expert_returns)),
                    "return_std": float(np.std(expert_returns)), "returns": expert_returns},
         "student": {"return_mean": float(np.mean(student_returns)), "return_std": float(np.std(student_returns)),
-                    "returns": student_returns},
+                    "returns": student_returns, "action_rmse": action_rmse},
         "eval_seeds": eval_seeds, "history": history, "samples": len(data), "train_s": round(train_s, 1),
         "qat": False,
     }
@@ -113,6 +135,9 @@ def _write_folder(out: Path, model, calib: np.ndarray, report: dict, force: bool
         model.export(str(work / "saved_model"), format="tf_saved_model", verbose=False)
         np.savez(work / "calib.npz", x=calib.astype(np.float32))
         (work / "training.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        # the sidecar convert reads next to the SavedModel (edge_runtime's sidecar form)
+        sidecar = {METADATA_KEY: report["metadata"]}
+        (work / "saved_model.json").write_text(json.dumps(sidecar, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         if out.exists():
             if not force:
                 raise FileExistsError(f"{out}: appeared while training; pass force=True to replace it")
