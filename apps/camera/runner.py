@@ -159,13 +159,91 @@ class _Outputs:
         return saved
 
 
+class _Run:
+    """The state of one run and what happens to each result (run() drives it)."""
+
+    def __init__(self, detector, source, pipeline: Pipeline, outputs: _Outputs, options: DetectOptions,
+                 events_out: EventWriter, progress: Progress):
+        from apps.camera.tracker import IouTracker
+
+        self.detector, self.source, self.pipeline, self.outputs = detector, source, pipeline, outputs
+        self.options, self.events_out, self.progress = options, events_out, progress
+        self.tracker = IouTracker() if options.track else None
+        self.timer, self.inference = LoopTimer(), LoopTimer()
+        self.counts: Counter = Counter()
+        self.start = time.monotonic()
+        self.next_summary = self.start + options.summary_every_s
+        self.stopped: str | None = None  # None while running (the periodic MQTT summaries say so)
+        self.last_frame, self.last_t = -1, 0.0
+
+    def summary(self) -> RunSummary:
+        s, det, outputs = self.timer.summary(), self.detector, self.outputs
+        return RunSummary(
+            frames=s.count, dropped=self.pipeline.dropped, fps=s.rate_hz, resize=det.resize,
+            decoder=det.decoder_name, reconnects=self.source.reconnects, latency_ms_p50=s.latency_ms_p50,
+            latency_ms_p99=s.latency_ms_p99, inference_ms_p50=self.inference.summary().latency_ms_p50,
+            duration_s=time.monotonic() - self.start, source=self.source.spec.text, model=det.model.path,
+            accelerator=det.model.accelerator, preprocess=det.preprocess_source, score=det.score, iou=det.iou,
+            detections=dict(sorted(self.counts.items())), tracks=self.tracker.total if self.tracker else 0,
+            stopped=self.stopped, served=outputs.server.url if outputs.server else None,
+            mqtt=outputs.mqtt.stats() if outputs.mqtt else None)
+
+    def handle(self, result: Result) -> bool:
+        """Track, count and send one result everywhere asked; False when the user closed the window."""
+        from apps.camera.draw import annotate
+
+        now, frame, outputs = time.monotonic(), result.frame, self.outputs
+        self.last_frame, self.last_t = frame.index, frame.t - self.start
+        self.timer.record(now, result.latency_s)
+        self.inference.record(now, result.inference_s)
+        detections, events = result.detections, []
+        if self.tracker is not None:
+            detections, events = self.tracker.update(detections, frame.index, self.last_t)
+        self.counts.update(detections.count_by_label())
+        row = {"frame": frame.index, "t": round(self.last_t, 4), "detections": detections.to_dicts(),
+               "latency_ms": round(result.latency_s * 1000, 2)}
+        if frame.name:
+            row["file"] = frame.name
+        if events:
+            row["events"] = [e.to_dict() for e in events]
+        self.events_out.emit(row)
+        fps = self.timer.rate_hz
+        if outputs.mqtt is not None:
+            for event in events:
+                outputs.mqtt.publish("event", event.to_dict())
+            if now >= self.next_summary:
+                outputs.mqtt.publish("summary", self.summary().to_dict())
+                self.next_summary = now + self.options.summary_every_s
+        if outputs.wants_image:
+            image = annotate(frame.image, detections, fps, self.detector.decoder_name)
+            if outputs.recorder is not None:
+                outputs.recorder.write(image)
+            if outputs.server is not None:
+                outputs.server.update(image, {"frame": frame.index, "fps": fps, "source": self.source.spec.text,
+                                              "detections": row["detections"]})
+            if outputs.window is not None and not outputs.window.show(image):
+                self.stopped = "stopped"
+                return False
+        self.progress.update(f"frame {frame.index + 1}, {fps:.1f} FPS, {len(detections)} objects, "
+                             f"{self.pipeline.dropped} dropped")
+        return True
+
+    def finish(self) -> RunSummary:
+        """Leave events for the objects still tracked, the last MQTT summary; outputs closed."""
+        leave = self.tracker.finish(self.last_frame, self.last_t) if self.tracker is not None else []
+        if self.outputs.mqtt is not None:
+            for event in leave:
+                self.outputs.mqtt.publish("event", event.to_dict())
+            self.outputs.mqtt.publish("summary", self.summary().to_dict(), retain=True)
+        final = self.summary()
+        return replace(final, saved=self.outputs.close())
+
+
 def run(model, source, options: DetectOptions | None = None, *, stdout: TextIO | None = None,
         stderr: TextIO | None = None, stop: threading.Event | None = None) -> RunSummary:
     """Detect objects in ``source`` with every output ``options`` asks for; ``stop`` (an Event
     set from another thread) ends a run early, as Ctrl-C does."""
-    from apps.camera.draw import annotate
     from apps.camera.sources import open_source
-    from apps.camera.tracker import IouTracker
 
     options = options or DetectOptions()
     detector = _detector(model, options)
@@ -177,83 +255,24 @@ def run(model, source, options: DetectOptions | None = None, *, stdout: TextIO |
     try:
         outputs = _Outputs(options, source, progress)
         pipeline = Pipeline(detector, source, options.max_frames, options.threaded)
-        tracker = IouTracker() if options.track else None
-        timer, inference = LoopTimer(), LoopTimer()
-        counts: Counter = Counter()
-        start = time.monotonic()
-        next_summary = start + options.summary_every_s
-        stopped, last_frame, last_t = None, -1, 0.0  # None while running (periodic MQTT summaries)
+        state = _Run(detector, source, pipeline, outputs, options, events_out, progress)
         watcher = _watch(stop, pipeline)
-
-        def summary() -> RunSummary:
-            s = timer.summary()
-            return RunSummary(
-                frames=s.count, dropped=pipeline.dropped, fps=s.rate_hz, resize=detector.resize,
-                decoder=detector.decoder_name, reconnects=source.reconnects, latency_ms_p50=s.latency_ms_p50,
-                latency_ms_p99=s.latency_ms_p99, inference_ms_p50=inference.summary().latency_ms_p50,
-                duration_s=time.monotonic() - start, source=source.spec.text, model=detector.model.path,
-                accelerator=detector.model.accelerator, preprocess=detector.preprocess_source, score=detector.score,
-                iou=detector.iou, detections=dict(sorted(counts.items())), tracks=tracker.total if tracker else 0,
-                stopped=stopped, served=outputs.server.url if outputs.server else None,
-                mqtt=outputs.mqtt.stats() if outputs.mqtt else None)
-
         try:
             for result in pipeline:
-                now = time.monotonic()
-                frame = result.frame
-                last_frame, last_t = frame.index, frame.t - start
-                timer.record(now, result.latency_s)
-                inference.record(now, result.inference_s)
-                detections, events = result.detections, []
-                if tracker is not None:
-                    detections, events = tracker.update(detections, frame.index, last_t)
-                counts.update(detections.count_by_label())
-                row = {"frame": frame.index, "t": round(last_t, 4), "detections": detections.to_dicts(),
-                       "latency_ms": round(result.latency_s * 1000, 2)}
-                if frame.name:
-                    row["file"] = frame.name
-                if events:
-                    row["events"] = [e.to_dict() for e in events]
-                events_out.emit(row)
-                fps = timer.rate_hz
-                if outputs.mqtt is not None:
-                    for event in events:
-                        outputs.mqtt.publish("event", event.to_dict())
-                    if now >= next_summary:
-                        outputs.mqtt.publish("summary", summary().to_dict())
-                        next_summary = now + options.summary_every_s
-                if outputs.wants_image:
-                    image = annotate(frame.image, detections, fps, detector.decoder_name)
-                    if outputs.recorder is not None:
-                        outputs.recorder.write(image)
-                    if outputs.server is not None:
-                        outputs.server.update(image, {"frame": frame.index, "fps": fps, "source": source.spec.text,
-                                                      "detections": row["detections"]})
-                    if outputs.window is not None and not outputs.window.show(image):
-                        stopped = "stopped"
-                        break
-                progress.update(f"frame {frame.index + 1}, {fps:.1f} FPS, {len(detections)} objects, "
-                                f"{pipeline.dropped} dropped")
+                if not state.handle(result):
+                    break
             if stop is not None and stop.is_set():
-                stopped = "stopped"
-            elif stopped is None and options.max_frames is not None and pipeline.frames >= options.max_frames:
-                stopped = "max_frames"
-            elif stopped is None:
-                stopped = "end"
+                state.stopped = "stopped"
+            elif state.stopped is None:
+                limited = options.max_frames is not None and pipeline.frames >= options.max_frames
+                state.stopped = "max_frames" if limited else "end"
         except KeyboardInterrupt:
-            stopped = "interrupted"
+            state.stopped = "interrupted"
         finally:
             pipeline.close()
             watcher.set()
-        leave = tracker.finish(last_frame, last_t) if tracker is not None else []
-        if outputs.mqtt is not None:
-            for event in leave:
-                outputs.mqtt.publish("event", event.to_dict())
-            outputs.mqtt.publish("summary", summary().to_dict(), retain=True)
-        final = summary()
-        saved = outputs.close()
+        final = state.finish()
         outputs = None
-        final = replace(final, saved=saved)
         events_out.summary(final.to_dict())
         progress.done(f"{final.frames} frames, {final.fps:.1f} FPS, {final.dropped} dropped, "
                       f"{final.reconnects} reconnects, decoder {final.decoder}, resize {final.resize}")
