@@ -141,10 +141,6 @@ class _Outputs:
             self.close(failed=True)
             raise
 
-    @property
-    def wants_image(self) -> bool:
-        return any(o is not None for o in (self.recorder, self.server, self.window))
-
     def close(self, failed: bool = False) -> str | None:
         saved = None
         if self.recorder is not None:
@@ -214,13 +210,14 @@ class _Run:
             if now >= self.next_summary:
                 outputs.mqtt.publish("summary", self.summary().to_dict())
                 self.next_summary = now + self.options.summary_every_s
-        if outputs.wants_image:
-            image = annotate(frame.image, detections, fps, self.detector.decoder_name)
+        caption = self.detector.decoder_name
+        if outputs.server is not None:  # drawn in the viewer's thread, when someone watches
+            outputs.server.update(frame.image, detections, fps, caption, {
+                "frame": frame.index, "fps": fps, "source": self.source.spec.text, "detections": row["detections"]})
+        if outputs.recorder is not None or outputs.window is not None:
+            image = annotate(frame.image, detections, fps, caption)
             if outputs.recorder is not None:
                 outputs.recorder.write(image)
-            if outputs.server is not None:
-                outputs.server.update(image, {"frame": frame.index, "fps": fps, "source": self.source.spec.text,
-                                              "detections": row["detections"]})
             if outputs.window is not None and not outputs.window.show(image):
                 self.stopped = "stopped"
                 return False

@@ -3,8 +3,9 @@
 ``/`` is a small page showing the live video with the current detections and FPS;
 ``/stream.mjpg`` the annotated frames as MJPEG (``multipart/x-mixed-replace``, which every
 browser and VLC play); ``/frame.jpg`` the latest frame; ``/status.json`` the latest detections.
-Frames are JPEG-encoded in each client's own server thread, and only while someone watches, so
-an unwatched server costs the detection loop nothing.
+The detection loop only hands over the frame and its detections; drawing and JPEG encoding
+happen in each viewer's own server thread, and only while someone watches, so an unwatched
+server costs the loop nothing.
 """
 from __future__ import annotations
 
@@ -58,12 +59,13 @@ class FrameServer:
         host, port = parse_address(address)
         self.quality = jpeg_quality
         self._cond = threading.Condition()
-        self._image: np.ndarray | None = None
+        self._latest = None  # (frame image, Detections, fps, caption): drawn on demand
         self._status = {"frame": None, "fps": 0.0, "detections": []}
         self._seq = 0
         self._closing = False
         self.clients = 0
         self.frames_sent = 0
+        self._count_lock = threading.Lock()
         try:
             self._httpd = ThreadingHTTPServer((host, port), _handler(self))
         except OSError as exc:
@@ -80,10 +82,10 @@ class FrameServer:
         self._thread.start()
         return self
 
-    def update(self, image: np.ndarray, status: dict) -> None:
-        """The newest annotated frame (not modified afterwards) and its status."""
+    def update(self, image: np.ndarray, detections, fps: float, caption: str, status: dict) -> None:
+        """The newest frame (never modified afterwards), its detections and status."""
         with self._cond:
-            self._image, self._status = image, status
+            self._latest, self._status = (image, detections, fps, caption), status
             self._seq += 1
             self._cond.notify_all()
 
@@ -98,13 +100,21 @@ class FrameServer:
     def _wait_frame(self, seen: int, timeout_s: float = 1.0):
         with self._cond:
             self._cond.wait_for(lambda: self._seq != seen or self._closing, timeout_s)
-            return self._seq, self._image, self._closing
+            return self._seq, self._latest, self._closing
 
-    def _jpeg(self, image: np.ndarray) -> bytes:
+    def _jpeg(self, latest) -> bytes:
         import cv2
 
-        ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
+        from apps.camera.draw import annotate
+
+        image, detections, fps, caption = latest
+        ok, data = cv2.imencode(".jpg", annotate(image, detections, fps, caption),
+                                [cv2.IMWRITE_JPEG_QUALITY, self.quality])
         return data.tobytes() if ok else b""
+
+    def _count(self, delta: int) -> None:
+        with self._count_lock:
+            self.clients += delta
 
 
 def _handler(server: FrameServer):
@@ -129,11 +139,11 @@ def _handler(server: FrameServer):
                     status = server._status
                 self._send(json.dumps(status).encode(), "application/json")
             elif path == "/frame.jpg":
-                _, image, _ = server._wait_frame(-1, 0)
-                if image is None:
+                _, latest, _ = server._wait_frame(-1, 0)
+                if latest is None:
                     self._send(b"no frame yet", "text/plain", 503)
                 else:
-                    self._send(server._jpeg(image), "image/jpeg")
+                    self._send(server._jpeg(latest), "image/jpeg")
             elif path == "/stream.mjpg":
                 self._stream()
             else:
@@ -144,23 +154,23 @@ def _handler(server: FrameServer):
             self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
             self.send_header("Cache-Control", "no-store")
             self.end_headers()
-            server.clients += 1
+            server._count(+1)
             seen = 0
             try:
                 while True:
-                    seq, image, closing = server._wait_frame(seen)
+                    seq, latest, closing = server._wait_frame(seen)
                     if closing:
                         return
-                    if seq == seen or image is None:
+                    if seq == seen or latest is None:
                         continue
                     seen = seq
-                    data = server._jpeg(image)
+                    data = server._jpeg(latest)
                     self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
                                      + str(len(data)).encode() + b"\r\n\r\n" + data + b"\r\n")
                     server.frames_sent += 1
             except (BrokenPipeError, ConnectionResetError):
                 return
             finally:
-                server.clients -= 1
+                server._count(-1)
 
     return Handler
