@@ -9,9 +9,9 @@ its timestep), so the same code serves the native 25 Hz and a rate-matched 500 H
 | expert | env | how | return it reaches (20 seeds, native rate) |
 |---|---|---|---|
 | :class:`LQRExpert` | InvertedPendulum-v5 | discrete LQR on the MuJoCo step linearized by central differences | 1000 (the maximum) |
-| :class:`LQRExpert` | InvertedDoublePendulum-v5 | same, angles read back from sin/cos | ~9350 (max ~9360) |
-| :class:`SwingUpExpert` | Pendulum-v1 | energy pumping, then discrete LQR near upright | ~-145 (RL zoo SAC/TD3: ~-150) |
-| :class:`ReacherExpert` | Reacher-v5 | inverse kinematics + joint PD (a Jacobian-transpose PD reached only ~-5.3) | ~-3.6 (RL zoo TD3/SAC: ~-3.6 to -3.8 on v2-v4) |
+| :class:`LQRExpert` | InvertedDoublePendulum-v5 | same, angles read back from sin/cos | ~9360 (the reward's ceiling) |
+| :class:`SwingUpExpert` | Pendulum-v1 | energy pumping, then discrete LQR near upright | ~-140 (RL zoo v1: SAC -157, TD3 -152) |
+| :class:`ReacherExpert` | Reacher-v5 | inverse kinematics + joint PD (a Jacobian-transpose PD reached only ~-5.3) | ~-3.5 |
 
 The figures are measured by ``tests/test_policy_experts.py`` (a few seeds) and
 ``bench/control.py`` (20 seeds); docs/benchmarks.md holds the latest run.
