@@ -72,6 +72,11 @@ def run_control(args) -> int:
     from apps.control.runner import run
     from apps.control.sim import sim_env
 
+    from pathlib import Path
+
+    for option, value in (("--log", args.log), ("--plot", args.plot)):
+        if value and Path(value).exists() and not args.force:  # refuse before the robot moves, not after
+            raise ValueError(f"{option} {value}: already exists; pass --force to overwrite it")
     events = EventWriter(enabled=args.json)
     model = edge_runtime.load(args.model, device="cpu")
     info = model.info
