@@ -41,7 +41,7 @@ DEFAULTS = {
     "InvertedPendulum-v5": BCConfig(expert_episodes=6, dagger_episodes=3, epochs=20, max_steps=500),
     "InvertedDoublePendulum-v5": BCConfig(hidden=(64, 64), expert_episodes=8, dagger_rounds=4, dagger_episodes=4,
                                           epochs=30, max_steps=500),
-    "Pendulum-v1": BCConfig(hidden=(64, 64), expert_episodes=60, dagger_rounds=4, dagger_episodes=30, epochs=40),
+    "Pendulum-v1": BCConfig(hidden=(128, 128), expert_episodes=60, dagger_rounds=6, dagger_episodes=30, epochs=40),
     "Reacher-v5": BCConfig(hidden=(128, 128), expert_episodes=300, dagger_rounds=4, dagger_episodes=150, epochs=40),
 }
 
