@@ -21,7 +21,8 @@ example: edgepilot convert model.keras --out out/ --calib calib.npz --eval test.
 def add_parsers(sub) -> None:
     p = sub.add_parser("convert", help="Keras / SavedModel / .tflite -> TFLite and ONNX variants with a report card",
                        epilog=CONVERT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", type=Path, help="SavedModel directory, .keras / .h5 file (Keras 3 or tf_keras), or .tflite")
+    p.add_argument("model", type=Path, help="SavedModel directory, .keras / .h5 file (Keras 3 or tf_keras), .tflite, "
+                   "or a folder written by edgepilot train (its model, metadata and data are found there)")
     p.add_argument("--out", type=Path, required=True, help="output directory")
     p.add_argument("--calib", help="calibration data: image or WAV folder, .npy, or .npz with x (and y)")
     p.add_argument("--eval", help="evaluation data, same forms; labels (y or sub-folders) give top-1")
@@ -39,6 +40,7 @@ def add_parsers(sub) -> None:
                    help="fix the batch dimension (e.g. 1): no shape ops, so XNNPACK takes more of the graph")
     _metadata_arguments(p)
     p.add_argument("--json", action="store_true", help="print report.json instead of report.md")
+    p.add_argument("--verbose", action="store_true", help="show TensorFlow's own start-up and converter logs")
     p.set_defaults(func=run_convert)
 
     p = sub.add_parser("quant-debug", help="per-layer int8 quantization error, worst layers first",
@@ -65,8 +67,31 @@ def _metadata_arguments(p) -> None:
     g.add_argument("--sample-rate", type=int, default=None, help="audio sample rate in Hz")
 
 
-def _metadata(args, input_hint: str | None):
+_METADATA_DEFAULTS = {"task": "", "labels": None, "input_kind": None, "scale": 1.0, "mean": [0.0], "std": [1.0],
+                      "color": "rgb", "sample_rate": None}
+
+
+def _metadata(args, input_hint: str | None, stored=None):
+    """The metadata options; with ``stored`` metadata (from the model's sidecar), only the options
+    given on the command line replace what it says."""
+    from dataclasses import replace
+
     from edge_runtime.metadata import ModelMetadata, Preprocess
+
+    given = {k for k, default in _METADATA_DEFAULTS.items() if getattr(args, k) != default}
+    if stored is not None:
+        pre = stored.preprocess
+        changes = {"kind": args.input_kind, "color": args.color, "scale": args.scale, "mean": tuple(args.mean),
+                   "std": tuple(args.std), "sample_rate_hz": args.sample_rate}
+        keys = {"input_kind": "kind", "color": "color", "scale": "scale", "mean": "mean", "std": "std",
+                "sample_rate": "sample_rate_hz"}
+        pre = replace(pre, **{keys[k]: changes[keys[k]] for k in given if k in keys})
+        fields = {"preprocess": pre}
+        if "task" in given:
+            fields["task"] = args.task
+        if "labels" in given:
+            fields["labels"] = _metadata(args, input_hint).labels
+        return replace(stored, **fields)
 
     labels: tuple[str, ...] = ()
     if args.labels:
@@ -95,16 +120,31 @@ def _progress(message: str) -> None:
 
 
 def run_convert(args) -> int:
+    import os
+
+    from convert import training_folder
     from convert.data import DEFAULT_CALIBRATION_SAMPLES, DEFAULT_EVAL_SAMPLES
     from convert.options import ConvertOptions
+    from convert.quiet import VERBOSE_ENV
     from convert.workflow import convert_model
 
+    if args.verbose:
+        os.environ[VERBOSE_ENV] = "1"
+    model, calib, evaluation, stored = args.model, args.calib, args.eval, None
+    trained = training_folder.find(args.model)
+    if trained is not None:
+        model, stored = trained.model, trained.metadata
+        calib, evaluation = calib or trained.calib, evaluation or trained.eval
+        _progress(f"training folder {trained.folder}: model {model.name}, calibration {calib or 'none'}, "
+                  f"evaluation {evaluation or 'none'}")
+    elif args.model.exists():
+        stored = training_folder.stored_metadata(args.model)
     targets = ("tflite_int8",) if args.int8 else tuple(args.targets)
     options = ConvertOptions(
-        model=args.model, out_dir=args.out, targets=targets, calib=args.calib, eval=args.eval,
+        model=model, out_dir=args.out, targets=targets, calib=calib, eval=evaluation,
         calib_samples=args.calib_samples or DEFAULT_CALIBRATION_SAMPLES,
         eval_samples=args.eval_samples or DEFAULT_EVAL_SAMPLES, budget=args.budget, auto_fix=args.auto_fix,
-        force=args.force, int8_io=args.int8_io, metadata=_metadata(args, _input_hint(args.calib)),
+        force=args.force, int8_io=args.int8_io, metadata=_metadata(args, _input_hint(calib), stored),
         bench_runs=args.bench_runs, batch=args.batch)
     card = convert_model(options, progress=_progress)
     print(card.to_json() if args.json else card.markdown())

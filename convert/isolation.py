@@ -75,7 +75,10 @@ def run_isolated(step: str, fn, *args, log_path: Path, timeout_s: float = 900, *
     parent, child = ctx.Pipe(duplex=False)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     process = ctx.Process(target=_child, args=(child, str(log_path), fn, args, kwargs), daemon=True)
-    process.start()
+    from convert.quiet import quiet_stderr
+
+    with quiet_stderr():  # the first start launches the forkserver, which loads TensorFlow
+        process.start()
     child.close()
     outcome = None
     if parent.poll(timeout_s):

@@ -42,6 +42,9 @@ class ConvertOptions:
     def __post_init__(self):
         object.__setattr__(self, "model", Path(self.model))
         object.__setattr__(self, "out_dir", Path(self.out_dir))
+        if not self.model.exists():  # before anything about data: the model is what the user asked about
+            raise FileNotFoundError(f"{self.model}: no such model file or folder; expected a SavedModel folder, a "
+                                    f".keras / .h5 file, a .tflite file or a folder written by edgepilot train")
         targets = tuple(dict.fromkeys(self.targets))
         unknown = [t for t in targets if t not in TARGETS]
         if unknown or not targets:
@@ -69,6 +72,8 @@ class ConvertOptions:
 
     def output_stem(self) -> str:
         name = self.model.name
+        if name == "saved_model" and self.model.parent.name:  # a training folder's: name it after the folder
+            return self.model.parent.resolve().name
         for suffix in (".keras", ".h5", ".tflite"):
             if name.endswith(suffix):
                 return name[: -len(suffix)]

@@ -11,7 +11,9 @@ class VariantResult:
 
     ``top1`` and ``agreement`` are percentages; ``agreement`` is the share of samples where the
     variant's top class equals the float model's (or, for non-class outputs, where every value
-    is within 1% of the float output's range)."""
+    is within 1% of the float output's range). ``map50`` / ``map50_95`` (fractions, as COCO
+    reports them) are measured when the evaluation data is a detection set; the card's metric is
+    then mAP@0.5 in points (x100), so ``--budget`` reads in points of mAP."""
 
     target: str
     path: str = ""
@@ -30,8 +32,12 @@ class VariantResult:
     delegated: str = ""
     float_layers: tuple[str, ...] = ()
     traps: tuple[str, ...] = ()
+    map50: float | None = None
+    map50_95: float | None = None
 
     def metric(self, labelled: bool) -> float | None:
+        if self.map50 is not None:
+            return 100.0 * self.map50
         return self.top1 if labelled else self.agreement
 
 
@@ -58,12 +64,22 @@ class ReportCard:
     fix_steps: tuple[FixStep, ...] = ()
     edgetpu_table: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
+    reference_map50: float | None = None  # the float model's, on a detection set
+    reference_map50_95: float | None = None
+
+    @property
+    def detection(self) -> bool:
+        return self.reference_map50 is not None
 
     @property
     def metric_name(self) -> str:
+        if self.detection:
+            return "mAP@0.5 (x100)"
         return "top-1 %" if self.labelled else "agreement %"
 
     def reference_metric(self) -> float:
+        if self.detection:
+            return 100.0 * self.reference_map50
         return self.reference_top1 if self.labelled and self.reference_top1 is not None else 100.0
 
     def drop(self, result: VariantResult) -> float | None:
@@ -102,20 +118,25 @@ class ReportCard:
             return "n/a" if value is None else f"{value:.{digits}f}"
 
         ref = f"{self.reference_top1:.2f}%" if self.reference_top1 is not None else "n/a (no labels)"
+        if self.detection:
+            ref = (f"mAP@0.5 {self.reference_map50:.3f}, mAP@0.5:0.95 "
+                   f"{fmt(self.reference_map50_95, 3)} (COCO, pycocotools)")
         lines = [
             f"# Report card: {self.source}",
             "",
             f"Source kind: {self.source_kind}. Evaluated on {self.eval_samples} samples of {self.eval_source}. "
-            f"Float model top-1: {ref}. Metric: {self.metric_name}"
+            f"Float model {'top-1: ' if not self.detection else ''}{ref}. Metric: {self.metric_name}"
             + (f"; budget: {self.budget} points." if self.budget is not None else "."),
             "",
-            f"| variant | size KiB | {self.metric_name} | drop (points) | max abs diff | mean abs diff | p50 ms | p99 ms | accelerator | delegated | status |",
-            "|---|---|---|---|---|---|---|---|---|---|---|",
+            f"| variant | size KiB | {self.metric_name} | drop (points) |{' mAP@0.5:0.95 |' if self.detection else ''} "
+            "max abs diff | mean abs diff | p50 ms | p99 ms | accelerator | delegated | status |",
+            "|---|---|---|---|" + ("---|" if self.detection else "") + "---|---|---|---|---|---|---|",
         ]
         for r in self.results:
             status = "ok" if r.ok else ("skipped (see below)" if r.skipped else "FAILED (see below)")
+            coco = f" {fmt(r.map50_95, 3)} |" if self.detection else ""
             lines.append(
-                f"| {r.target} | {r.size_bytes / 1024:.1f} | {fmt(r.metric(self.labelled))} | {fmt(self.drop(r))} | "
+                f"| {r.target} | {r.size_bytes / 1024:.1f} | {fmt(r.metric(self.labelled))} | {fmt(self.drop(r))} |{coco} "
                 f"{fmt(r.max_abs_diff, 4)} | {fmt(r.mean_abs_diff, 5)} | {fmt(r.p50_ms, 3)} | {fmt(r.p99_ms, 3)} | "
                 f"{r.accelerator} | {r.delegated} | {status} |"
             )
@@ -162,8 +183,8 @@ class ReportCard:
                 ax.annotate(r.target, (r.p50_ms, r.metric(self.labelled)), fontsize=8, xytext=(4, 4),
                             textcoords="offset points")
             ax.set_xscale("log")
-        if self.labelled and self.reference_top1 is not None:
-            ax.axhline(self.reference_top1, linestyle="--", linewidth=1, color="gray", label="float model")
+        if self.detection or (self.labelled and self.reference_top1 is not None):
+            ax.axhline(self.reference_metric(), linestyle="--", linewidth=1, color="gray", label="float model")
             ax.legend(loc="lower right", fontsize=8)
         ax.set_xlabel("p50 latency, ms (log scale, this machine, 1 thread)")
         ax.set_ylabel(self.metric_name)

@@ -156,9 +156,11 @@ def fix_batch(saved_model_dir: str, out_dir: str, batch: int = 1) -> ModelFacts:
     return _facts(tf.saved_model.load(out_dir).signatures["serving_default"])
 
 
-def reference_outputs(saved_model_dir: str, x_path: str, out_path: str, batch: int = 64) -> None:
+def reference_outputs(saved_model_dir: str, x_path: str, out_path: str, batch: int = 64,
+                      all_path: str | None = None) -> None:
     """Child-process step: the float model's output with the first signature key (sorted, as
-    :class:`ModelFacts` lists them) on the samples in ``x_path`` (.npy)."""
+    :class:`ModelFacts` lists them) on the samples in ``x_path`` (.npy); with ``all_path``, every
+    output, by signature key, in an .npz there too (detectors need boxes and scores)."""
     import numpy as np
     import tensorflow as tf
 
@@ -168,7 +170,7 @@ def reference_outputs(saved_model_dir: str, x_path: str, out_path: str, batch: i
     x = np.load(x_path)
     fixed = spec.shape[0] is not None
     step = int(spec.shape[0]) if fixed else batch
-    outputs = []
+    outputs, every = [], {}
     for start in range(0, len(x), step):
         chunk = x[start : start + step]
         if fixed and len(chunk) < step:  # pad the last chunk of a fixed-batch model
@@ -176,4 +178,8 @@ def reference_outputs(saved_model_dir: str, x_path: str, out_path: str, batch: i
         result = signature(**{name: tf.constant(chunk, dtype=spec.dtype)})
         first = result[sorted(result)[0]].numpy()
         outputs.append(first[: min(step, len(x) - start)])
+        for key, value in result.items():
+            every.setdefault(key, []).append(value.numpy()[: min(step, len(x) - start)])
     np.save(out_path, np.concatenate(outputs))
+    if all_path is not None:
+        np.savez(all_path, **{key: np.concatenate(parts) for key, parts in every.items()})

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from convert import evaluate
+from convert import detection_eval, evaluate
 from edge_runtime.errors import EdgeRuntimeError
 from convert.data import Dataset, load_dataset
 from convert.files import check_writable, write_atomic
@@ -290,6 +290,7 @@ class Conversion:
         self._need(self.produced or None, "convert")
         reference = self._reference()
         labels = self.eval.y if self.eval is not None else None
+        detecting = self.eval is not None and self.eval.detections is not None
         measured, sizes, results = {}, {}, {}
         for target in self.options.targets:
             made = self.produced[target]
@@ -305,6 +306,8 @@ class Conversion:
                     if reference is not None:
                         outputs = evaluate.predict(str(made.path), self.eval.x, self._output_key())
                         row.update(evaluate.compare(outputs, reference, labels))
+                    if detecting:
+                        row.update(detection_eval.variant_map(str(made.path), self.eval))
             except (EdgeRuntimeError, KeyError, ValueError) as exc:  # produced, but not usable: not handed over
                 reason = f"converted, but the result does not run or match in edge_runtime: {str(exc)[:600]}"
                 self.produced[target] = replace(made, path=None, reason=reason)
@@ -320,10 +323,11 @@ class Conversion:
                 mean_abs_diff=row.get("mean_abs_diff"), p50_ms=row.get("p50_ms"), p99_ms=row.get("p99_ms"),
                 accelerator=row.get("accelerator", "edgetpu (not measured: no Edge TPU here)"),
                 delegated=row.get("delegated", ""), float_layers=made.float_layers,
-                traps=evaluate.traps(target, measured, sizes))
+                traps=evaluate.traps(target, measured, sizes), map50=row.get("map50"), map50_95=row.get("map50_95"))
         ref_top1 = None
         if reference is not None and labels is not None and evaluate.is_classifier(reference):
             ref_top1 = float((reference.argmax(axis=1) == labels).mean() * 100)
+        ref_map = self._reference_map() if detecting else {}
         notes = list(self._notes)
         if self.eval is not None and self.eval is self.calib:
             notes.append("no --eval data: evaluated on the calibration samples (pass --eval for an honest figure)")
@@ -336,7 +340,7 @@ class Conversion:
             labelled=labels is not None and ref_top1 is not None, reference_top1=ref_top1,
             results=tuple(results[t] for t in self.options.targets), budget=self.options.budget,
             fix_steps=self._fix_steps, edgetpu_table=self._edgetpu.markdown() if self._edgetpu else "",
-            notes=tuple(notes))
+            notes=tuple(notes), reference_map50=ref_map.get("map50"), reference_map50_95=ref_map.get("map50_95"))
         return self.card
 
     def _output_key(self) -> str | None:
@@ -353,8 +357,18 @@ class Conversion:
                 np.save(path, evaluate.predict(str(self.options.model), self.eval.x))
             else:
                 run_isolated("float reference", reference_outputs, str(self.saved_model), str(self.work / "eval.npy"),
-                             str(path), log_path=self.work / "logs" / "reference.log")
+                             str(path), all_path=str(self.work / "reference_all.npz"),
+                             log_path=self.work / "logs" / "reference.log")
         return np.load(path).astype(np.float64)
+
+    def _reference_map(self) -> dict:
+        """mAP of the float model on the detection set (the source .tflite itself for a .tflite)."""
+        if self.kind == "tflite":
+            return detection_eval.variant_map(str(self.options.model), self.eval)
+        self._reference()
+        with np.load(self.work / "reference_all.npz") as archive:
+            outputs = {key: archive[key] for key in archive.files}
+        return detection_eval.reference_map(outputs, self.eval, self._metadata("float"))
 
     # ----- quantization debugging and auto-fix --------------------------------------------
     def layer_errors(self) -> list[dict]:

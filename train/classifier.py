@@ -186,8 +186,9 @@ def train_classifier(options: TrainOptions, progress=print) -> TrainResult:
         model = classifier(keras, shape, len(data.labels), options.width)
         model.compile(keras.optimizers.AdamW(fit.learning_rate(keras, options, steps), weight_decay=1e-4),
                       keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
-    progress(f"classifier: {model.count_params():,} parameters, {replicas} replica(s) ({type(strategy).__name__}), "
+    progress(f"classifier: {model.count_params():,} parameters, {replicas} replica(s) ({fit.strategy_name(strategy)}), "
              f"global batch {global_batch}")
+    fit.build_for_strategy(model, strategy, (data.x_train[:global_batch], data.y_train[:global_batch]))
     timer = fit.Timer()
     model.fit(train_ds, validation_data=val_ds, epochs=options.epochs, verbose=options.verbose,
               callbacks=fit.callbacks(keras, options, "val_accuracy"))
@@ -203,7 +204,7 @@ def train_classifier(options: TrainOptions, progress=print) -> TrainResult:
     record = {"task": "classification", "data": str(options.data), "final_split": data.test_name,
               "metrics": metrics.to_dict(), "parameters": int(model.count_params()), "epochs_run": epochs_run,
               "seconds": seconds, "images_per_s": len(data.x_train) * epochs_run / seconds if seconds else None,
-              "replicas": replicas, "strategy": type(strategy).__name__, "options": options.to_dict(),
+              "replicas": replicas, "strategy": fit.strategy_name(strategy), "options": options.to_dict(),
               "calibration": calibration}
     result = save_outputs(model, meta, options, record, history)
     if options.qat:

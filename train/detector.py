@@ -102,7 +102,7 @@ def train_detector(options: TrainOptions, progress=print) -> TrainResult:
     strategy = fit.make_strategy(options.distribute)
     replicas = strategy.num_replicas_in_sync
     global_batch = options.batch_size * replicas
-    shard = _shard()
+    shard = (fit.worker_index(), 1)  # each worker augments with its own random stream
     train_batches = batches_of(keras, fitted_train, anchors, pre, global_batch, options.seed, train=options.augment,
                                flip=options.flip, shard=shard)
     with strategy.scope():
@@ -111,8 +111,9 @@ def train_detector(options: TrainOptions, progress=print) -> TrainResult:
         model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=5e-4, global_clipnorm=10.0),
                       loss=LOSSES)
     progress(f"detector: {model.count_params():,} parameters, {anchors.spec.num_anchors} cells, "
-             f"{replicas} replica(s) ({type(strategy).__name__}), global batch {global_batch}")
+             f"{replicas} replica(s) ({fit.strategy_name(strategy)}), global batch {global_batch}")
     extra = [ValidationMAP(keras, val_set, fitted_val, pre, options.batch_size)]
+    fit.build_for_strategy(model, strategy, train_batches[0])
     timer = fit.Timer()
     model.fit(train_batches, epochs=options.epochs, verbose=options.verbose,
               callbacks=fit.callbacks(keras, options, "val_map50", extra))
@@ -132,7 +133,7 @@ def train_detector(options: TrainOptions, progress=print) -> TrainResult:
               "test": test_split}, "final_split": test_split or val_split or "held-out", "metrics": metrics.to_dict(),
               "parameters": int(model.count_params()), "epochs_run": epochs_run, "seconds": seconds,
               "images_per_s": len(fitted_train) * epochs_run / seconds if seconds else None,
-              "replicas": replicas, "strategy": type(strategy).__name__, "options": options.to_dict(),
+              "replicas": replicas, "strategy": fit.strategy_name(strategy), "options": options.to_dict(),
               "calibration": {"data": str(options.data), "split": train_split}}
     result = save_outputs(model, meta, options, record, history)
     if options.qat:
@@ -140,16 +141,3 @@ def train_detector(options: TrainOptions, progress=print) -> TrainResult:
 
         result = qat_detector(result, options, spec, fitted_train, anchors, pre, final_set, final_fit, progress)
     return result
-
-
-def _shard() -> tuple[int, int]:
-    """(this worker's index, worker count) from TF_CONFIG; (0, 1) in a single process."""
-    from train.fit import cluster_spec
-
-    cluster = cluster_spec()
-    if cluster is None:
-        return 0, 1
-    workers = len(cluster["cluster"]["worker"]) + len(cluster["cluster"].get("chief", []))
-    task = cluster["task"]
-    index = int(task["index"]) + (1 if task["type"] == "worker" and cluster["cluster"].get("chief") else 0)
-    return index, workers

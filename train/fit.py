@@ -54,6 +54,60 @@ def make_strategy(mode: str):
     return tf.distribute.get_strategy()
 
 
+def build_for_strategy(model, strategy, sample_batch) -> None:
+    """Work around Keras 3.15 under MultiWorkerMirroredStrategy: ``fit`` first builds the model
+    from a batch it averages across workers with ``strategy.reduce`` on an (x, y) tuple, which
+    collective all-reduce refuses ("Attempt to convert a value (PerReplica...) to a Tensor").
+    Building the model, loss and metrics from one local batch first (shapes are all it reads)
+    and skipping that step on this model instance only gives the same model; every gradient is
+    still all-reduced by the strategy. Other strategies are left alone."""
+    import tensorflow as tf
+
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return
+    with strategy.scope():
+        model._symbolic_build(data_batch=sample_batch)
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+    _scalar_logs_reduce_fix()
+
+
+def _scalar_logs_reduce_fix() -> None:
+    """Keras 3.15 averages each step's logs across workers with ``strategy.reduce("MEAN", v,
+    axis=0)``, which fails for the scalar loss and metrics ("Invalid reduction dimension 0 for
+    input with 0 dimensions"). Scalars are averaged with ``axis=None`` instead; everything else
+    goes through Keras' own function unchanged."""
+    import tensorflow as tf
+    from keras.src.backend.tensorflow import trainer
+    from keras.src import tree
+
+    original = getattr(trainer.reduce_per_replica, "__wrapped__", trainer.reduce_per_replica)
+
+    def reduce_per_replica(values, strategy, reduction):
+        if reduction not in ("auto", "mean") or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            return original(values, strategy, reduction)
+
+        def one(v):
+            local = strategy.experimental_local_results(v)[0] if hasattr(v, "values") else v
+            if getattr(local, "shape", None) is not None and local.shape.rank == 0:
+                return strategy.reduce("MEAN", v, axis=None)
+            return original(v, strategy, reduction)
+
+        return tree.map_structure(one, values)
+
+    reduce_per_replica.__wrapped__ = original
+    trainer.reduce_per_replica = reduce_per_replica
+
+
+def strategy_name(strategy) -> str:
+    """The strategy's public name (MultiWorkerMirroredStrategy's own class is named
+    CollectiveAllReduceStrategy; the default one is "_DefaultDistributionStrategy")."""
+    import tensorflow as tf
+
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return "MultiWorkerMirroredStrategy"
+    return type(strategy).__name__.lstrip("_")
+
+
 def is_chief() -> bool:
     """True in a single process and on the cluster's chief (worker 0 when there is no chief)."""
     cluster = cluster_spec()
@@ -62,6 +116,16 @@ def is_chief() -> bool:
     task = cluster["task"]
     has_chief = bool(cluster["cluster"].get("chief"))
     return task["type"] == "chief" or (not has_chief and task["type"] == "worker" and int(task["index"]) == 0)
+
+
+def worker_index() -> int:
+    """This process's position in the cluster (0 in a single process, the chief first)."""
+    cluster = cluster_spec()
+    if cluster is None:
+        return 0
+    task = cluster["task"]
+    has_chief = bool(cluster["cluster"].get("chief"))
+    return int(task["index"]) + (1 if has_chief and task["type"] == "worker" else 0)
 
 
 def learning_rate(keras, options: TrainOptions, steps_per_epoch: int):

@@ -9,13 +9,13 @@
     DIR/training.png       the curves
     DIR/checkpoints/       what --resume continues from
 
-In a multi-worker cluster only the chief writes DIR; the other workers save into a temporary
-folder (saving may involve all workers) that is then removed.
+In a multi-worker cluster every worker saves (saving may involve all of them): the chief into
+DIR, worker *i* into ``DIR/worker-<i>/`` (its own copy of the same weights, on a shared or a local
+disk), which holds the model files only.
 """
 from __future__ import annotations
 
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,22 +46,19 @@ class TrainResult:
 def save_outputs(model, meta: ModelMetadata, options: TrainOptions, record: dict,
                  history: dict[str, list[float]]) -> TrainResult:
     chief = fit.is_chief()
-    out = options.out if chief else Path(tempfile.mkdtemp(prefix="edgepilot-worker-"))
-    try:
-        keras_path, saved = out / "model.keras", out / "saved_model"
-        _save_keras(model, keras_path)
-        staging = out / ".saved_model.tmp"
-        shutil.rmtree(staging, ignore_errors=True)
-        model.export(str(staging), format="tf_saved_model", verbose=False)
-        shutil.rmtree(saved, ignore_errors=True)
-        staging.rename(saved)
-        if chief:
-            write_atomic(out / "model.json", sidecar_json(meta), force=True)
-            write_atomic(out / "saved_model.json", sidecar_json(meta), force=True)
-            fit.write_record(out, record, history)
-    finally:
-        if not chief:
-            shutil.rmtree(out, ignore_errors=True)
+    out = options.out if chief else options.out / f"worker-{fit.worker_index()}"
+    out.mkdir(parents=True, exist_ok=True)
+    keras_path, saved = out / "model.keras", out / "saved_model"
+    _save_keras(model, keras_path)
+    staging = out / ".saved_model.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    model.export(str(staging), format="tf_saved_model", verbose=False)
+    shutil.rmtree(saved, ignore_errors=True)
+    staging.rename(saved)
+    if chief:
+        write_atomic(out / "model.json", sidecar_json(meta), force=True)
+        write_atomic(out / "saved_model.json", sidecar_json(meta), force=True)
+        fit.write_record(out, record, history)
     return TrainResult(options.out, options.out / "model.keras", options.out / "saved_model", meta,
                        record.get("metrics", {}), record)
 
