@@ -1,5 +1,10 @@
-"""``make bench``: overhead of edge_runtime over the raw interpreter, and the same model on
-LiteRT vs ONNX Runtime, 1 vs 2 threads, fp32 vs int8. Writes docs/benchmarks.md."""
+"""``make bench``: every benchmark, each a section of docs/benchmarks.md.
+
+Sections: ``runtime`` (overhead of edge_runtime over the raw interpreter, LiteRT vs ONNX Runtime,
+1 vs 2 threads, fp32 vs int8, the Fashion-MNIST report card), ``vision`` (the training recipes:
+detector and classifier, float / int8 / QAT, throughput of two workers), ``camera`` (the
+detection pipeline on vtest.avi) and ``control`` (policies at a fixed rate). ``--sections`` runs
+some of them and replaces only those sections in the file, between their markers."""
 from __future__ import annotations
 
 import argparse
@@ -24,8 +29,84 @@ def main(argv=None) -> int:
     parser.add_argument("--calls", type=int, default=3000, help="interleaved calls for the overhead figures")
     parser.add_argument("--runs", type=int, default=300, help="timed runs per model for the comparison")
     parser.add_argument("--epochs", type=int, default=3, help="Fashion-MNIST training epochs")
+    parser.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {SECTIONS}")
     args = parser.parse_args(argv)
+    chosen = [s.strip() for s in args.sections.split(",") if s.strip()]
+    unknown = sorted(set(chosen) - set(SECTIONS))
+    if unknown:
+        parser.error(f"--sections: unknown {unknown}; expected any of {SECTIONS}")
+    out = Path(args.out)
+    text = out.read_text() if out.is_file() else ""
+    if not text.startswith("# Benchmarks") or MARK.format("runtime") not in text:
+        text = HEADER + "".join(f"{MARK.format(n)}\n{END.format(n)}\n" for n in SECTIONS)
+    for name in chosen:
+        body = SECTION_FUNCTIONS[name](args)
+        text = _replace(text, name, body)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)  # after each section, so a later failure keeps what was measured
+        print(f"wrote section {name} of {out}", flush=True)
+    return 0
 
+
+SECTIONS = ("runtime", "vision", "camera", "control")
+MARK, END = "<!-- section:{} -->", "<!-- /section:{} -->"
+HEADER = f"""# Benchmarks
+
+Produced by `make bench` (`python bench/run.py`; one part: `python bench/run.py --sections vision`).
+This machine is shared and noisy: read the medians and the ratios, not single absolute times.
+Each section says when and where it was measured.
+
+"""
+
+
+def _replace(text: str, name: str, body: str) -> str:
+    start, end = MARK.format(name), END.format(name)
+    if start not in text:
+        text += f"{start}\n{end}\n"
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{body.strip()}\n{end}{tail}"
+
+
+def _machine() -> str:
+    return (f"{date.today().isoformat()}, {platform.machine()}, {os.cpu_count()} cores, "
+            f"Python {platform.python_version()}")
+
+
+def vision_section(args) -> str:
+    from bench import vision
+
+    body = vision.run(Path(args.cache), runs=args.runs, progress=lambda m: print(m, flush=True))
+    return body.replace("\n", f"\n\nMeasured {_machine()}.\n", 1)
+
+
+def camera_section(args) -> str:
+    from bench import camera, vision
+
+    folders = vision.train_cached(Path(args.cache), progress=lambda m: print(m, flush=True))
+    converted = folders["detector"] / "converted"
+    models = [("BlazeFace short range (fp32)", str(assets_path("blazeface_short_range.tflite")))]
+    for target in ("tflite_fp32", "tflite_int8"):
+        path = converted / f"detector_{target}.tflite"
+        if path.is_file():
+            models.append((f"edgepilot detector ({target})", str(path)))
+    return f"## Camera: `edgepilot detect`\n\nMeasured {_machine()}.\n\n" + camera.run(models)
+
+
+def control_section(args) -> str:
+    from bench import control
+
+    return f"## Robot control: `edgepilot control`\n\nMeasured {_machine()}.\n\n" + control.run(
+        Path(args.cache), progress=lambda m: print(m, flush=True))
+
+
+def assets_path(name: str) -> Path:
+    import assets
+
+    return assets.fetch(name)
+
+
+def runtime_section(args) -> str:
     import assets
 
     paths = models.build(Path(args.cache))
@@ -57,14 +138,11 @@ def main(argv=None) -> int:
                  f"({card.drop(int8):+.2f} points; budget 1.0)")
     print(int8_line, flush=True)
 
-    command = "make bench  (python bench/run.py)"
-    text = f"""# Benchmarks
+    text = f"""## Runtime
 
-Produced by `{command}` on {date.today().isoformat()}, {platform.machine()}, {os.cpu_count()} cores,
-Python {platform.python_version()}. This machine is shared and noisy: read the medians and the
-ratios, not single absolute times. Regenerate with `make bench`.
+`python bench/run.py --sections runtime`, measured {_machine()}.
 
-## Overhead of `Model.run` over the raw interpreter
+### Overhead of `Model.run` over the raw interpreter
 
 The same .tflite file in `edge_runtime` and in a bare `ai_edge_litert.Interpreter`
 (set_tensor / invoke / get_tensor), one thread, {args.calls} calls interleaved one by one so noise
@@ -74,7 +152,7 @@ hits both alike. Targets: at most +5% on a ~500 us model, at most +15 us per cal
 |---|---|---|---|---|---|
 {chr(10).join(rows)}
 
-## The same CNN on LiteRT and ONNX Runtime, 1 vs 2 threads, fp32 vs int8
+### The same CNN on LiteRT and ONNX Runtime, 1 vs 2 threads, fp32 vs int8
 
 CNN with ~160k parameters on 64x64x3; int8 is full-integer TFLite; the ONNX files are tf2onnx
 conversions of the two .tflite files. {args.runs} timed runs after 30 warm-up runs; the last
@@ -82,7 +160,7 @@ column is p50 relative to the first row.
 
 {table(results)}
 
-## Conversion report card: Fashion-MNIST CNN, every variant
+### Conversion report card: Fashion-MNIST CNN, every variant
 
 A CNN of ~100k parameters trained {args.epochs} epochs on the 60,000 Fashion-MNIST training images
 (Debian's `dataset-fashion-mnist`; the Keras model scores {keras_top1:.2f}% on the test split),
@@ -91,10 +169,11 @@ images through `edge_runtime` ({args.runs} timed runs per variant, one thread). 
 
 {card_md}
 """
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
-    print(f"wrote {args.out}")
-    return 0
+    return text
+
+
+SECTION_FUNCTIONS = {"runtime": runtime_section, "vision": vision_section, "camera": camera_section,
+                     "control": control_section}
 
 
 if __name__ == "__main__":

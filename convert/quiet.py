@@ -36,4 +36,5 @@ def import_tensorflow():
     with quiet_stderr():
         import tensorflow
 
+        tensorflow.config.list_logical_devices()  # device start-up ("failed call to cuInit") happens here too
     return tensorflow

@@ -147,6 +147,30 @@ def _from_folder(path: Path, options: TrainOptions) -> ClassificationData:
                               train.labels, pre, "test" if test else "validation")
 
 
+EVAL_BYTES = 64 << 20  # eval.npz is written when the held-out images take at most this much
+
+
+def _write_convert_data(out: Path, data: ClassificationData, seed: int) -> None:
+    """``calib.npz`` (200 training samples) and ``eval.npz`` (the held-out split, up to 2000
+    samples) in the model's input form, which ``edgepilot convert DIR`` picks up."""
+    import io
+
+    from convert.files import write_atomic
+
+    def npz(x, y) -> bytes:
+        buffer = io.BytesIO()
+        np.savez(buffer, x=x, y=y, labels=np.array(data.labels))
+        return buffer.getvalue()
+
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.choice(len(data.x_train), size=min(200, len(data.x_train)), replace=False))
+    write_atomic(out / "calib.npz", npz(data.x_train[pick], data.y_train[pick]), force=True)
+    x, y = (data.x_test, data.y_test) if data.x_test is not None else (data.x_val, data.y_val)
+    keep = np.sort(rng.choice(len(x), size=min(2000, len(x)), replace=False))
+    if x[keep].nbytes <= EVAL_BYTES:
+        write_atomic(out / "eval.npz", npz(x[keep], y[keep]), force=True)
+
+
 def _augmenter(keras, shape, flip: bool):
     """Random shifts (up to 8% of each side), a little zoom, and horizontal flips when ``flip``."""
     layers = [keras.layers.RandomTranslation(0.08, 0.08, fill_mode="constant"),
@@ -207,6 +231,8 @@ def train_classifier(options: TrainOptions, progress=print) -> TrainResult:
               "replicas": replicas, "strategy": fit.strategy_name(strategy), "options": options.to_dict(),
               "calibration": calibration}
     result = save_outputs(model, meta, options, record, history)
+    if fit.is_chief():
+        _write_convert_data(options.out, data, options.seed)
     if options.qat:
         from train.qat import qat_classifier
 

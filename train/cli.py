@@ -55,6 +55,7 @@ def _train_arguments(p, epochs: int, batch: int, lr: float) -> None:
                    help="auto: every local GPU (MirroredStrategy), or the cluster TF_CONFIG describes "
                         "(MultiWorkerMirroredStrategy)")
     p.add_argument("--quiet", action="store_true", help="one line per epoch instead of progress bars")
+    p.add_argument("--verbose", action="store_true", help="show TensorFlow's own start-up logs")
 
 
 def add_parsers(sub) -> None:
@@ -111,7 +112,14 @@ def _progress(message: str) -> None:
 
 
 def run_train(args) -> int:
+    import os
+
+    from convert.quiet import VERBOSE_ENV, import_tensorflow
     from train.options import TrainOptions
+
+    if args.verbose:
+        os.environ[VERBOSE_ENV] = "1"
+    import_tensorflow()  # now, quietly, rather than with its start-up lines inside the recipe
 
     options = TrainOptions(
         data=args.data, out=args.out, epochs=args.epochs, batch_size=args.batch_size, input_size=args.input_size,

@@ -12,6 +12,8 @@ the kept weights follow it. The final figures are on the test split when the set
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from edge_runtime.metadata import DETECTOR_LAYOUT, ModelMetadata, Preprocess
@@ -129,12 +131,14 @@ def train_detector(options: TrainOptions, progress=print) -> TrainResult:
     metrics = detection_metrics_from_outputs(final_set, outputs, final_fit.geometries)
     progress(f"detector: {test_split or val_split or 'validation'} mAP@0.5 {metrics.map50:.3f}, "
              f"mAP@0.5:0.95 {metrics.map50_95:.3f}")
-    record = {"task": "detection", "data": str(options.data), "splits": {"train": train_split, "val": val_split,
+    data_path = str(Path(options.data).resolve())  # convert DIR may run from another folder
+    record = {"task": "detection", "data": data_path, "splits": {"train": train_split, "val": val_split,
               "test": test_split}, "final_split": test_split or val_split or "held-out", "metrics": metrics.to_dict(),
               "parameters": int(model.count_params()), "epochs_run": epochs_run, "seconds": seconds,
               "images_per_s": len(fitted_train) * epochs_run / seconds if seconds else None,
               "replicas": replicas, "strategy": fit.strategy_name(strategy), "options": options.to_dict(),
-              "calibration": {"data": str(options.data), "split": train_split}}
+              "calibration": {"data": data_path, "split": train_split},
+              "evaluation": {"data": data_path, "split": test_split or val_split}}
     result = save_outputs(model, meta, options, record, history)
     if options.qat:
         from train.qat import qat_detector

@@ -149,10 +149,9 @@ def _evaluate_classifier(path: Path, metadata, data, split, limit, device, threa
 
 def _tensorflow_runner(path: Path):
     """A callable ``x -> {output name: array}`` for a Keras file or SavedModel folder."""
-    import os
+    from convert.quiet import import_tensorflow
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     if path.is_dir():
         signature = tf.saved_model.load(str(path)).signatures["serving_default"]

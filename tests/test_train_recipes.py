@@ -1,0 +1,245 @@
+"""The vision recipes: detector targets and graph, and each recipe trained for a few steps end to
+end through `edgepilot train`, `edgepilot convert DIR` (which finds model, metadata and data by
+itself), the runtime and `edgepilot eval`."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, has
+
+needs_tf = pytest.mark.skipif(not has("tensorflow"), reason="needs TensorFlow")
+
+
+# ----- targets (numpy only) ------------------------------------------------------------------
+
+def _anchors(size=(96, 128), classes=3):
+    from train.architectures import DetectorSpec
+    from train.detection_targets import AnchorPoints
+
+    return AnchorPoints(DetectorSpec(size, classes))
+
+
+def test_every_box_gets_cells_inside_it_on_the_level_that_reaches_it():
+    anchors = _anchors()
+    boxes = np.array([[10, 10, 34, 30], [40, 20, 110, 90], [60, 60, 63, 63]], np.float32)  # small, large, tiny
+    box_t, cls_t = anchors.encode(boxes, np.array([0, 1, 2]))
+    positive = box_t[:, 4] > 0
+    scale = np.array([128, 96, 128, 96])
+    owners = [np.flatnonzero(positive & np.all(np.isclose(box_t[:, :4] * scale, b, atol=1e-3), axis=1)) for b in boxes]
+    assert all(len(o) > 0 for o in owners), "a labelled box was left without a cell"
+    for box, cells in zip(boxes[:2], owners[:2]):  # centres inside the box (the tiny one gets its nearest cell)
+        centers = anchors.centers[cells]
+        assert np.all((centers[:, 0] > box[0]) & (centers[:, 0] < box[2]) & (centers[:, 1] > box[1]) & (centers[:, 1] < box[3]))
+    assert set(anchors.strides[owners[0]]) <= {8.0, 16.0}  # farthest edge <= 24 px: the fine levels
+    assert 16.0 in set(anchors.strides[owners[1]])  # farthest edge up to ~50 px: the next level takes it too
+    assert cls_t[owners[1]][:, 1].all() and cls_t[positive].sum(axis=1).max() == 1  # one class per cell
+    assert box_t[~positive].sum() == 0 and cls_t[~positive].sum() == 0
+
+
+def test_a_cell_claimed_by_two_boxes_learns_the_smaller_one():
+    anchors = _anchors()
+    big, small = np.array([20, 20, 100, 80.0]), np.array([50, 40, 70, 60.0])
+    box_t, cls_t = anchors.encode(np.stack([big, small]), np.array([0, 1]))
+    shared = [i for i, (x, y) in enumerate(anchors.centers) if 50 < x < 70 and 40 < y < 60 and box_t[i, 4] > 0
+              and anchors.strides[i] == 8]
+    assert shared and all(cls_t[i, 1] == 1 and cls_t[i, 0] == 0 for i in shared)
+
+
+def test_an_image_without_boxes_has_no_positive_cells():
+    box_t, cls_t = _anchors().encode(np.zeros((0, 4)), np.zeros(0, np.int64))
+    assert box_t.sum() == 0 and cls_t.sum() == 0
+
+
+def test_augmentation_keeps_boxes_on_their_objects():
+    from train.detection_pipeline import augment
+
+    image = np.zeros((96, 128, 3), np.uint8)
+    image[30:50, 40:80] = 255  # one white object
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        out, boxes, classes = augment(rng, image, np.array([[40, 30, 80, 50]], np.float32), np.array([1]), 114)
+        if len(boxes) == 0:
+            continue  # cropped away: that copy has no object
+        # brightness jitter keeps the white object above 255 * 0.65; the padding (114) stays below 160
+        bright = out.max(axis=-1) > 160
+        ys, xs = np.nonzero(bright)
+        visible = [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+        np.testing.assert_allclose(boxes[0], visible, atol=2.0)
+
+
+# ----- graph ---------------------------------------------------------------------------------
+
+@needs_tf
+def test_detector_graph_is_small_and_decodes_inside_the_graph():
+    import keras
+
+    from train.architectures import DetectorSpec, detector
+    from train.layers import decode_factory, grid_constants
+
+    spec = DetectorSpec((256, 256), 80)
+    model = detector(keras, spec, decode_factory(keras))
+    assert model.count_params() < 2_000_000
+    out = model(np.zeros((1, 256, 256, 3), np.float32))
+    assert out["boxes"].shape == (1, spec.num_anchors, 4) and out["scores"].shape == (1, spec.num_anchors, 80)
+    layer = model.get_layer("decode8")
+    logits = np.random.default_rng(0).normal(size=(1, 32, 32, 4)).astype(np.float32)
+    centers, scale = grid_constants(32, 32, 64, (256, 256))
+    expected = np.clip(1 / (1 + np.exp(-logits.reshape(1, -1, 4))) * scale + centers, 0, 1)
+    np.testing.assert_allclose(np.asarray(layer(logits)), expected, atol=1e-6)
+
+
+# ----- end to end ----------------------------------------------------------------------------
+
+def _edgepilot(*argv, cwd=None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.pop("EDGEPILOT_VERBOSE", None)
+    return subprocess.run([sys.executable, "-m", "edgepilot.cli", *map(str, argv)], capture_output=True, text=True,
+                          env=env, cwd=cwd, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory) -> Path:
+    from train.scenes import make_scenes
+
+    if not Path("/usr/share/datasets/fashion-mnist").is_dir() or not Path("/usr/share/darknet/data").is_dir():
+        from conftest import require_system
+
+        require_system(False, "Debian packages dataset-fashion-mnist and darknet (make test installs them)")
+    out = tmp_path_factory.mktemp("scenes") / "set"
+    make_scenes(out, seed=5, counts={"train": 24, "val": 8, "test": 8})
+    return out
+
+
+@needs_tf
+@pytest.mark.slow
+def test_detector_trains_converts_runs_and_evaluates(scenes, tmp_path):
+    run = tmp_path / "det"
+    done = _edgepilot("train", "detector", "--data", scenes / "data.yaml", "--out", run, "--epochs", "1",
+                      "--batch-size", "8", "--input-size", "96x128", "--quiet")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "cudart_stub" not in done.stderr and "oneDNN" not in done.stderr  # TensorFlow's start-up lines
+    for name in ("model.keras", "model.json", "saved_model/saved_model.pb", "saved_model.json", "training.json",
+                 "training.png", "checkpoints/history.csv"):
+        assert (run / name).exists(), name
+    meta = json.loads((run / "saved_model.json").read_text())["edgepilot"]
+    assert meta["task"] == "detection" and meta["extra"]["decoder"] == "edgepilot"
+    assert meta["labels"] == ["Trouser", "Pullover", "Sneaker", "Bag", "Ankle boot"]
+    assert meta["preprocess"]["resize"] == "letterbox" and meta["preprocess"]["size"] == [96, 128]
+    record = json.loads((run / "training.json").read_text())
+    assert record["metrics"]["task"] == "detection" and record["metrics"]["images"] == 8
+    assert len(record["history"]["loss"]) == 1 and "val_map50" in record["history"]
+
+    again = _edgepilot("train", "detector", "--data", scenes, "--out", run, "--epochs", "1")
+    assert again.returncode == 1 and "--resume" in again.stderr  # never over an earlier run
+    resumed = _edgepilot("train", "detector", "--data", scenes, "--out", run, "--epochs", "2", "--batch-size", "8",
+                         "--input-size", "96x128", "--resume", "--quiet")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert len(json.loads((run / "training.json").read_text())["history"]["loss"]) == 2  # one more epoch, not two
+
+    conv = tmp_path / "conv"
+    done = _edgepilot("convert", run, "--out", conv, "--targets", "tflite_fp32", "tflite_int8", "--bench-runs", "3",
+                      "--json")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "cudart_stub" not in done.stderr and "oneDNN" not in done.stderr
+    card = json.loads(done.stdout)
+    assert card["reference_map50"] is not None and card["metric"] == "mAP@0.5 (x100)"
+    assert all(r["map50"] is not None and r["map50_95"] is not None for r in card["results"])
+    int8 = conv / "det_tflite_int8.tflite"
+    assert int8.is_file() and json.loads(int8.with_suffix(".json").read_text())["edgepilot"]["extra"]["decoder"] == "edgepilot"
+
+    import edge_runtime
+    from apps.camera.detector import Detector
+
+    model = edge_runtime.load(int8, device="cpu")
+    assert model.inputs[0].dtype == np.int8 and model.info.task == "detection"
+    detector = Detector(model)
+    assert detector.decoder_name == "edgepilot" and detector.resize == "letterbox"
+
+    done = _edgepilot("eval", int8, "--data", scenes, "--json")
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    assert result["task"] == "detection" and result["split"] == "test" and result["images"] == 8
+    assert set(result["per_class"]) == set(meta["labels"]) and 0.0 <= result["map50"] <= 1.0
+    assert result["map50_95"] <= result["map50"]
+    # the Keras file gives the float model's figure through TensorFlow
+    done = _edgepilot("eval", run / "model.keras", "--data", scenes / "data.yaml", "--json")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert abs(json.loads(done.stdout)["map50"] - card["reference_map50"]) < 1e-6
+
+
+@pytest.fixture(scope="module")
+def squares_npz(tmp_path_factory) -> Path:
+    """A tiny two-class set: class 1 images hold a bright square, class 0 do not (uint8 pixels)."""
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 70, (160, 20, 20), dtype=np.uint8)
+    y = np.arange(160) % 2
+    for i in np.flatnonzero(y):
+        r, c = rng.integers(0, 12, 2)
+        x[i, r:r + 8, c:c + 8] = 240
+    path = tmp_path_factory.mktemp("cls") / "squares.npz"
+    np.savez(path, x=x[:120], y=y[:120], x_test=x[120:], y_test=y[120:], labels=np.array(["plain", "square"]))
+    return path
+
+
+@needs_tf
+@pytest.mark.slow
+def test_classifier_trains_with_qat_and_converts_from_its_folder(squares_npz, tmp_path):
+    run = tmp_path / "cls"
+    done = _edgepilot("train", "classifier", "--data", squares_npz, "--out", run, "--epochs", "6", "--batch-size",
+                      "16", "--qat", "--qat-epochs", "1", "--quiet", "--patience", "0")
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = json.loads((run / "training.json").read_text())
+    assert record["metrics"]["task"] == "classification" and record["metrics"]["images"] == 40
+    assert record["metrics"]["top1"] >= 75.0, record["metrics"]  # a bright square is easy to see
+    assert record["qat"]["top1"] >= record["metrics"]["top1"] - 10.0, record["qat"]
+    import edge_runtime
+
+    qat = edge_runtime.load(run / "model_qat_int8.tflite", device="cpu")
+    assert qat.inputs[0].dtype == np.int8 and qat.info.labels == ("plain", "square")
+    assert qat.info.preprocess.scale == pytest.approx(1 / 255)
+    conv = tmp_path / "conv"
+    done = _edgepilot("convert", run, "--out", conv, "--targets", "tflite_int8", "--bench-runs", "3", "--json")
+    assert done.returncode == 0, done.stderr[-3000:]
+    card = json.loads(done.stdout)
+    assert card["labelled"] and card["eval_samples"] == 40 and card["results"][0]["top1"] is not None
+    done = _edgepilot("eval", conv / "cls_tflite_int8.tflite", "--data", run / "eval.npz", "--json")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout)["top1"] == pytest.approx(card["results"][0]["top1"])
+
+
+def test_train_errors_are_one_line(tmp_path):
+    done = _edgepilot("train", "detector", "--data", tmp_path / "missing.yaml", "--out", tmp_path / "o")
+    assert done.returncode == 1
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "missing.yaml" in lines[0] and "Traceback" not in done.stderr
+    bad = tmp_path / "bad"
+    (bad / "images" / "train").mkdir(parents=True)
+    (bad / "labels" / "train").mkdir(parents=True)
+    import cv2
+
+    cv2.imwrite(str(bad / "images" / "train" / "a.jpg"), np.zeros((40, 40, 3), np.uint8))
+    (bad / "labels" / "train" / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n7 0.5 0.5 0.2 0.2\n")
+    (bad / "data.yaml").write_text("train: images/train\nval: images/train\nnames: [thing]\n")
+    done = _edgepilot("train", "detector", "--data", bad, "--out", tmp_path / "o2", "--epochs", "1")
+    assert done.returncode == 1 and "a.txt" in done.stderr and "line 2" in done.stderr
+
+
+def test_convert_names_a_missing_model_before_anything_else(tmp_path):
+    done = _edgepilot("convert", tmp_path / "missing.keras", "--out", tmp_path / "o")
+    assert done.returncode == 1
+    assert "missing.keras: no such model file" in done.stderr and "calib" not in done.stderr
+
+
+def test_runtime_model_and_loader_do_not_import_each_other():
+    import ast
+
+    source = (ROOT / "edge_runtime" / "model.py").read_text()
+    imported = {node.module for node in ast.walk(ast.parse(source)) if isinstance(node, ast.ImportFrom)}
+    assert "edge_runtime.loader" not in imported
