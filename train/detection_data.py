@@ -30,7 +30,6 @@ The readers live in :mod:`train.detection_readers`; :func:`write_yolo_split` and
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -159,14 +158,15 @@ class DetectionSet:
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def fit_image(rgb: np.ndarray, preprocess: Preprocess) -> tuple[np.ndarray, ResizeGeometry]:
-    """``rgb`` (uint8 ``[h, w, 3]``) as a model input: float32 ``[H, W, C]`` and its geometry.
+def fit_pixels(rgb: np.ndarray, preprocess: Preprocess) -> tuple[np.ndarray, ResizeGeometry]:
+    """``rgb`` (uint8 ``[h, w, 3]``) fitted to the model input but not yet normalized: uint8
+    ``[H, W, C]`` and its geometry (what training stores once and augments every epoch).
 
     The one place images meet a model: ``preprocess.geometry(h, w)`` says where the image lands
     (``stretch`` fills the input; ``letterbox`` keeps the aspect ratio, centred), OpenCV resizes
-    it bilinearly (``INTER_LINEAR``) onto a canvas of ``pad_value``, ``color`` orders the
-    channels (``gray``: one channel, OpenCV's luma), and ``normalize`` scales the result, padding
-    included. Map boxes between image and input with ``geometry.to_input`` / ``to_image``."""
+    it bilinearly (``INTER_LINEAR``) onto a canvas of ``pad_value`` (rounded to a whole pixel
+    value), and ``color`` orders the channels (``gray``: one channel, OpenCV's luma). Map boxes
+    between image and input with ``geometry.to_input`` / ``to_image``."""
     cv2 = require("cv2", "fitting images to a model input")
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"fit_image expects an RGB uint8 image [height, width, 3], got {rgb.dtype}{rgb.shape}")
@@ -176,10 +176,18 @@ def fit_image(rgb: np.ndarray, preprocess: Preprocess) -> tuple[np.ndarray, Resi
         resized = cv2.cvtColor(resized, cv2.COLOR_RGB2GRAY)[..., None]
     elif preprocess.color == "bgr":
         resized = resized[..., ::-1]
-    canvas = np.full((geo.input_h, geo.input_w, resized.shape[2]), preprocess.pad_value, np.float32)
+    pad = int(np.clip(round(preprocess.pad_value), 0, 255))
+    canvas = np.full((geo.input_h, geo.input_w, resized.shape[2]), pad, np.uint8)
     top, left = int(geo.pad_top), int(geo.pad_left)
     canvas[top:top + geo.resized_h, left:left + geo.resized_w] = resized
-    return preprocess.normalize(canvas), geo
+    return canvas, geo
+
+
+def fit_image(rgb: np.ndarray, preprocess: Preprocess) -> tuple[np.ndarray, ResizeGeometry]:
+    """``rgb`` (uint8 ``[h, w, 3]``) as a model input: float32 ``[H, W, C]`` (:func:`fit_pixels`,
+    then ``preprocess.normalize``, padding included) and its geometry."""
+    pixels, geo = fit_pixels(rgb, preprocess)
+    return preprocess.normalize(pixels), geo
 
 
 # ---------------------------------------------------------------------------------------------
@@ -247,17 +255,11 @@ def _yaml_file(path: Path) -> Path:
 
 
 def _write_atomic(path: Path, data: bytes, force: bool):
-    if path.exists() and not force:
+    from convert.files import write_atomic
+
+    if path.exists() and not force:  # the Python API's own wording: force=, not --force
         raise FileExistsError(f"{path}: already exists; pass force=True to overwrite it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, data, force=True)
 
 
 def write_yolo_split(out_dir: str | os.PathLike, split: str,

@@ -13,24 +13,11 @@ import math
 
 import numpy as np
 
-from edge_runtime.metadata import Preprocess, ResizeGeometry
+from edge_runtime.metadata import Preprocess
+from train.detection_data import fit_pixels
 from train.detection_targets import AnchorPoints
 
 KEEP_FRACTION = 0.4
-
-
-def fit_image_uint8(rgb: np.ndarray, pre: Preprocess) -> tuple[np.ndarray, ResizeGeometry]:
-    """``rgb`` (H x W x 3 uint8) resized to the model input the way ``pre`` says, still uint8."""
-    import cv2
-
-    geometry = pre.geometry(*rgb.shape[:2])
-    resized = cv2.resize(rgb, (geometry.resized_w, geometry.resized_h), interpolation=cv2.INTER_LINEAR)
-    if pre.resize == "stretch":
-        return resized, geometry
-    canvas = np.full((geometry.input_h, geometry.input_w, 3), int(round(pre.pad_value)), np.uint8)
-    top, left = int(geometry.pad_top), int(geometry.pad_left)
-    canvas[top:top + geometry.resized_h, left:left + geometry.resized_w] = resized
-    return canvas, geometry
 
 
 class FittedImages:
@@ -42,7 +29,7 @@ class FittedImages:
         self.images = np.empty((n, h, w, 3), np.uint8)
         self.boxes, self.classes, self.geometries = [], [], []
         for i in range(n):
-            self.images[i], geometry = fit_image_uint8(dataset.read_image(i), pre)
+            self.images[i], geometry = fit_pixels(dataset.read_image(i), pre)
             self.boxes.append(geometry.to_input(dataset.boxes[i]).astype(np.float32).reshape(-1, 4))
             self.classes.append(np.asarray(dataset.classes[i], np.int64))
             self.geometries.append(geometry)
