@@ -34,6 +34,7 @@ class VariantResult:
     traps: tuple[str, ...] = ()
     map50: float | None = None
     map50_95: float | None = None
+    closed_loop_return: float | None = None  # a policy's mean return in its simulator (what it is worth)
 
     def metric(self, labelled: bool) -> float | None:
         if self.map50 is not None:
@@ -140,6 +141,11 @@ class ReportCard:
                 f"{fmt(r.max_abs_diff, 4)} | {fmt(r.mean_abs_diff, 5)} | {fmt(r.p50_ms, 3)} | {fmt(r.p99_ms, 3)} | "
                 f"{r.accelerator} | {r.delegated} | {status} |"
             )
+        returns = [r for r in self.results if r.closed_loop_return is not None]
+        if returns:
+            lines += ["", "## Closed-loop return (policy in its simulator, mean over seeds)", "",
+                      "| variant | return | max abs action diff |", "|---|---|---|"]
+            lines += [f"| {r.target} | {r.closed_loop_return:.2f} | {fmt(r.max_abs_diff, 4)} |" for r in returns]
         traps = [(r.target, t) for r in self.results for t in r.traps]
         if traps:
             lines += ["", "## Traps the measurements show", ""]

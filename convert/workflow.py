@@ -82,6 +82,9 @@ def advice_for(reason: str) -> str:
     return ""
 
 
+POLICY_SEEDS = 10  # episodes per variant for a policy's closed-loop return
+
+
 class Conversion:
     def __init__(self, options: ConvertOptions, progress=None):
         self.options = options
@@ -308,6 +311,8 @@ class Conversion:
                         row.update(evaluate.compare(outputs, reference, labels))
                     if detecting:
                         row.update(detection_eval.variant_map(str(made.path), self.eval))
+                    if self.options.metadata.task == "policy":
+                        row["closed_loop_return"] = self._policy_return(str(made.path))
             except (EdgeRuntimeError, KeyError, ValueError) as exc:  # produced, but not usable: not handed over
                 reason = f"converted, but the result does not run or match in edge_runtime: {str(exc)[:600]}"
                 self.produced[target] = replace(made, path=None, reason=reason)
@@ -323,7 +328,8 @@ class Conversion:
                 mean_abs_diff=row.get("mean_abs_diff"), p50_ms=row.get("p50_ms"), p99_ms=row.get("p99_ms"),
                 accelerator=row.get("accelerator", "edgetpu (not measured: no Edge TPU here)"),
                 delegated=row.get("delegated", ""), float_layers=made.float_layers,
-                traps=evaluate.traps(target, measured, sizes), map50=row.get("map50"), map50_95=row.get("map50_95"))
+                traps=evaluate.traps(target, measured, sizes), map50=row.get("map50"), map50_95=row.get("map50_95"),
+                closed_loop_return=row.get("closed_loop_return"))
         ref_top1 = None
         if reference is not None and labels is not None and evaluate.is_classifier(reference):
             ref_top1 = float((reference.argmax(axis=1) == labels).mean() * 100)
@@ -360,6 +366,13 @@ class Conversion:
                              str(path), all_path=str(self.work / "reference_all.npz"),
                              log_path=self.work / "logs" / "reference.log")
         return np.load(path).astype(np.float64)
+
+    def _policy_return(self, path: str) -> float:
+        """A policy's worth is its return, not its per-step error: mean over POLICY_SEEDS seeds."""
+        from train.policy.evaluate import evaluate_policy
+
+        self.progress(f"closed-loop return of {Path(path).name} over {POLICY_SEEDS} seeds")
+        return evaluate_policy(path, episodes=POLICY_SEEDS, seed=0)["return_mean"]
 
     def _reference_map(self) -> dict:
         """mAP of the float model on the detection set (the source .tflite itself for a .tflite)."""

@@ -38,6 +38,9 @@ def test_bc_into_convert_and_the_loop(tmp_path):
     card = convert_model(ConvertOptions(model=out / "saved_model", out_dir=tmp_path / "conv", calib=out / "calib.npz",
                                  targets=("tflite_fp32", "tflite_int8"), metadata=meta, bench_runs=5))
     assert all(r.ok for r in card.results), [(r.target, r.reason) for r in card.results]
+    # a policy's report card shows its closed-loop return next to the action error
+    assert all(r.closed_loop_return is not None and r.closed_loop_return > 0 for r in card.results)
+    assert "Closed-loop return" in card.markdown()
     (int8,) = (tmp_path / "conv").glob("*_tflite_int8.tflite")
     result = evaluate_policy(int8, episodes=2, seed=0)
     assert result["env_id"] == "InvertedPendulum-v5" and result["episodes"] == 2
