@@ -79,7 +79,7 @@ def augment(rng: np.random.Generator, image: np.ndarray, boxes: np.ndarray, clas
 
 def batches_of(keras, fitted: FittedImages, anchors: AnchorPoints, pre: Preprocess, batch_size: int, seed: int,
                train: bool, flip: bool = True, shard: tuple[int, int] = (0, 1)):
-    """A ``keras.utils.PyDataset`` of (x, {"boxes", "scores"}) batches; augmented and reshuffled
+    """A ``keras.utils.PyDataset`` of (x, targets ``[B, N, 5 + C]``) batches; augmented and reshuffled
     every epoch when ``train``. ``shard`` = (index, count) gives a worker its own random stream."""
 
     class DetectionBatches(keras.utils.PyDataset):
@@ -109,7 +109,7 @@ def batches_of(keras, fitted: FittedImages, anchors: AnchorPoints, pre: Preproce
                 xs.append(pre.normalize(image))
                 box_t.append(b)
                 cls_t.append(c)
-            return np.stack(xs), {"boxes": np.stack(box_t), "scores": np.stack(cls_t)}
+            return np.stack(xs), np.concatenate([np.stack(box_t), np.stack(cls_t)], axis=-1)
 
         def on_epoch_end(self):
             self.epoch += 1

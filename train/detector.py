@@ -53,13 +53,13 @@ class ValidationMAP:
     """Keras callback factory: mAP@0.5 and mAP@0.5:0.95 on the validation images after each
     epoch, added to the logs as ``val_map50`` / ``val_map50_95`` (before early stopping reads them)."""
 
-    def __new__(cls, keras, dataset, fitted, pre, batch_size):
+    def __new__(cls, keras, model, dataset, fitted, pre, batch_size):
         from train.evaluate import detection_metrics_from_outputs
 
         class _Callback(keras.callbacks.Callback):
             def on_epoch_end(self, epoch, logs=None):
                 x = np.stack([pre.normalize(image) for image in fitted.images])
-                outputs = self.model.predict(x, batch_size=batch_size, verbose=0)
+                outputs = model.predict(x, batch_size=batch_size, verbose=0)  # the two-output model
                 metrics = detection_metrics_from_outputs(dataset, outputs, fitted.geometries)
                 if logs is not None:
                     logs["val_map50"], logs["val_map50_95"] = metrics.map50, metrics.map50_95
@@ -73,7 +73,7 @@ def train_detector(options: TrainOptions, progress=print) -> TrainResult:
 
     from train import fit
     from train.detection_data import load_detection_set
-    from train.detection_loss import LOSSES
+    from train.detection_loss import detection_loss, training_view
     from train.detection_pipeline import FittedImages, batches_of
     from train.detection_targets import AnchorPoints
     from train.layers import decode_factory
@@ -109,15 +109,16 @@ def train_detector(options: TrainOptions, progress=print) -> TrainResult:
                                flip=options.flip, shard=shard)
     with strategy.scope():
         model = detector(keras, spec, decode_factory(keras))
+        trainer = training_view(keras, model)  # same weights, outputs joined for the loss
         schedule = fit.learning_rate(keras, options, len(train_batches))
-        model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=5e-4, global_clipnorm=10.0),
-                      loss=LOSSES)
+        trainer.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=5e-4, global_clipnorm=10.0),
+                        loss=detection_loss)
     progress(f"detector: {model.count_params():,} parameters, {anchors.spec.num_anchors} cells, "
              f"{replicas} replica(s) ({fit.strategy_name(strategy)}), global batch {global_batch}")
-    extra = [ValidationMAP(keras, val_set, fitted_val, pre, options.batch_size)]
-    fit.build_for_strategy(model, strategy, train_batches[0])
+    extra = [ValidationMAP(keras, model, val_set, fitted_val, pre, options.batch_size)]
+    fit.build_for_strategy(trainer, strategy, train_batches[0])
     timer = fit.Timer()
-    model.fit(train_batches, epochs=options.epochs, verbose=options.verbose,
+    trainer.fit(train_batches, epochs=options.epochs, verbose=options.verbose,
               callbacks=fit.callbacks(keras, options, "val_map50", extra))
     seconds = timer.seconds()
     history = fit.read_history(options)

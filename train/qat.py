@@ -110,15 +110,14 @@ def qat_detector(result, options, spec, fitted_train, anchors, pre, final_set, f
         # one augmented pass per QAT epoch, made here so the child needs no data code
         batches = batches_of(keras, fitted_train, anchors, pre, options.batch_size, options.seed + 1, train=True,
                              flip=options.flip)
-        xs, boxes, scores = [], [], []
+        xs, targets = [], []
         for epoch in range(options.qat_epochs):
             for i in range(len(batches)):
                 x, y = batches[i]
                 xs.append(x.astype(np.float16))
-                boxes.append(y["boxes"])
-                scores.append(y["scores"].astype(np.uint8))
+                targets.append(y.astype(np.float16))
             batches.on_epoch_end()
-        np.savez(work / "data.npz", x=np.concatenate(xs), boxes=np.concatenate(boxes), scores=np.concatenate(scores))
+        np.savez(work / "data.npz", x=np.concatenate(xs), targets=np.concatenate(targets))
         job = {"kind": "detector", "weights": str(work / "weights.npz"), "data": str(work / "data.npz"),
                "out": str(work / "model.tflite"), "epochs": 1, "lr": options.lr / 10,
                "batch_size": options.batch_size, "input_size": list(spec.input_size),

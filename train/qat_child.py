@@ -62,7 +62,7 @@ def main(argv: list[str]) -> int:
                 validation_data=(data["x_val"], data["y_val"]), verbose=2)
         representative = data["x"][:200]
     else:
-        from train.detection_loss import LOSSES
+        from train.detection_loss import detection_loss, training_view
         from train.layers import decode_factory, grid_decode_class
 
         spec = architectures.DetectorSpec(tuple(job["input_size"]), job["classes"], job["width"])
@@ -71,10 +71,11 @@ def main(argv: list[str]) -> int:
         custom = grid_decode_class(tf_keras)
         with tfmot.quantization.keras.quantize_scope({"GridDecode": custom}):
             qat = tfmot.quantization.keras.quantize_apply(_annotated(tfmot, tf_keras, model, custom))
-        qat.compile(tf_keras.optimizers.Adam(job["lr"]), loss=LOSSES)
+        trainer = training_view(tf_keras, qat)
+        trainer.compile(tf_keras.optimizers.Adam(job["lr"]), loss=detection_loss)
         x = data["x"].astype(np.float32)
-        qat.fit(x, {"boxes": data["boxes"], "scores": data["scores"].astype(np.float32)},
-                batch_size=job["batch_size"], epochs=job["epochs"], verbose=2, shuffle=False)
+        trainer.fit(x, data["targets"].astype(np.float32), batch_size=job["batch_size"], epochs=job["epochs"],
+                    verbose=2, shuffle=False)
         representative = x[:200]
 
     converter = tf.lite.TFLiteConverter.from_keras_model(qat)
