@@ -64,9 +64,36 @@ def _channels(n: int, width: float) -> int:
     return max(8, int(round(n * width / 8)) * 8)
 
 
+def _bn(k, name: str):
+    """Batch normalization; synchronized across replicas (batch statistics all-reduced, so every
+    worker keeps the same running statistics) while a multi-replica strategy is training."""
+    if _SYNC_BN:
+        return k.layers.BatchNormalization(momentum=BN_MOMENTUM, synchronized=True, name=name)
+    return k.layers.BatchNormalization(momentum=BN_MOMENTUM, name=name)
+
+
+_SYNC_BN = False
+
+
+def synchronized_bn(enabled: bool):
+    """Context manager: build models with synchronized batch normalization (Keras 3, TensorFlow)."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def scope():
+        global _SYNC_BN
+        previous, _SYNC_BN = _SYNC_BN, bool(enabled)
+        try:
+            yield
+        finally:
+            _SYNC_BN = previous
+
+    return scope()
+
+
 def _conv_bn(k, x, filters: int, kernel: int, stride: int, name: str):
     x = k.layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False, name=f"{name}_conv")(x)
-    x = k.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
+    x = _bn(k, f"{name}_bn")(x)
     return k.layers.ReLU(6.0, name=f"{name}_relu")(x)
 
 
@@ -75,10 +102,10 @@ def _separable(k, x, filters: int, stride: int, name: str):
     Add when shape allows (MobileNet v2's skip, without the expansion that costs latency here)."""
     inp = x
     x = k.layers.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False, name=f"{name}_dw")(x)
-    x = k.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_dw_bn")(x)
+    x = _bn(k, f"{name}_dw_bn")(x)
     x = k.layers.ReLU(6.0, name=f"{name}_dw_relu")(x)
     x = k.layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_pw")(x)
-    x = k.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_pw_bn")(x)
+    x = _bn(k, f"{name}_pw_bn")(x)
     x = k.layers.ReLU(6.0, name=f"{name}_pw_relu")(x)
     if stride == 1 and inp.shape[-1] == filters:
         x = k.layers.Add(name=f"{name}_add")([inp, x])

@@ -185,7 +185,7 @@ def train_classifier(options: TrainOptions, progress=print) -> TrainResult:
     import tensorflow as tf
 
     from train import fit
-    from train.architectures import classifier
+    from train.architectures import classifier, synchronized_bn
     from train.metrics import classification_metrics
 
     fit.prepare_out(options)
@@ -207,7 +207,8 @@ def train_classifier(options: TrainOptions, progress=print) -> TrainResult:
     train_ds = train_ds.prefetch(tf.data.AUTOTUNE)
     val_ds = tf.data.Dataset.from_tensor_slices((data.x_val, data.y_val)).batch(256)
     with strategy.scope():
-        model = classifier(keras, shape, len(data.labels), options.width)
+        with synchronized_bn(replicas > 1):
+            model = classifier(keras, shape, len(data.labels), options.width)
         model.compile(keras.optimizers.AdamW(fit.learning_rate(keras, options, steps), weight_decay=1e-4),
                       keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
     progress(f"classifier: {model.count_params():,} parameters, {replicas} replica(s) ({fit.strategy_name(strategy)}), "

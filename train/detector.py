@@ -77,7 +77,7 @@ def train_detector(options: TrainOptions, progress=print) -> TrainResult:
     from train.detection_pipeline import FittedImages, batches_of
     from train.detection_targets import AnchorPoints
     from train.layers import decode_factory
-    from train.architectures import detector
+    from train.architectures import detector, synchronized_bn
 
     fit.prepare_out(options)
     keras.utils.set_random_seed(options.seed)
@@ -108,7 +108,8 @@ def train_detector(options: TrainOptions, progress=print) -> TrainResult:
     train_batches = batches_of(keras, fitted_train, anchors, pre, global_batch, options.seed, train=options.augment,
                                flip=options.flip, shard=shard)
     with strategy.scope():
-        model = detector(keras, spec, decode_factory(keras))
+        with synchronized_bn(replicas > 1):
+            model = detector(keras, spec, decode_factory(keras))
         trainer = training_view(keras, model)  # same weights, outputs joined for the loss
         schedule = fit.learning_rate(keras, options, len(train_batches))
         trainer.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=5e-4, global_clipnorm=10.0),
