@@ -37,8 +37,10 @@ def main(argv=None) -> int:
         parser.error(f"--sections: unknown {unknown}; expected any of {SECTIONS}")
     out = Path(args.out)
     text = out.read_text() if out.is_file() else ""
-    if not text.startswith("# Benchmarks") or MARK.format("runtime") not in text:
-        text = HEADER + "".join(f"{MARK.format(n)}\n{END.format(n)}\n" for n in SECTIONS)
+    if MARK.format("runtime") not in text:  # a file from before the sections: its body is the runtime part
+        earlier = text.split("\n", 1)[1].strip() if text.startswith("# Benchmarks") else ""
+        text = HEADER + "".join(f"{MARK.format(n)}\n{earlier if n == 'runtime' else ''}\n{END.format(n)}\n"
+                                for n in SECTIONS)
     for name in chosen:
         body = SECTION_FUNCTIONS[name](args)
         text = _replace(text, name, body)
