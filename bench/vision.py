@@ -16,7 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-DETECTOR = {"input_size": (192, 256), "epochs": 25, "batch_size": 32, "lr": 3e-3, "qat": True, "qat_epochs": 3}
+DETECTOR = {"input_size": (192, 256), "epochs": 14, "batch_size": 32, "lr": 3e-3, "qat": True, "qat_epochs": 2}
 CLASSIFIER = {"epochs": 20, "batch_size": 128, "lr": 3e-3, "qat": True, "qat_epochs": 2}
 
 
@@ -150,7 +150,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def workers_section(cache: Path, images: int = 12000, epochs: int = 2) -> str:
+def workers_section(cache: Path, images: int = 8000, epochs: int = 2) -> str:
     """Training throughput: one process vs two MultiWorkerMirroredStrategy workers on loopback,
     the classifier on ``images`` Fashion-MNIST images for ``epochs`` epochs."""
     base = ["train", "classifier", "--data", "fashion-mnist", "--limit", str(images), "--epochs", str(epochs),
