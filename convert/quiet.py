@@ -36,5 +36,6 @@ def import_tensorflow():
     with quiet_stderr():
         import tensorflow
 
-        tensorflow.config.list_logical_devices()  # device start-up ("failed call to cuInit") happens here too
+        if not os.environ.get("TF_CONFIG"):  # a cluster's collective ops must be configured before devices start
+            tensorflow.config.list_logical_devices()  # device start-up ("failed call to cuInit") happens here too
     return tensorflow

@@ -10,6 +10,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def main(mode: str, data: str, out: str) -> int:
+    if mode == "multiworker":  # as a user starts each worker: the command line, with TF_CONFIG set
+        from edgepilot.cli import main as edgepilot
+
+        return edgepilot(["train", "classifier", "--data", data, "--out", out, "--epochs", "2", "--batch-size", "8",
+                          "--patience", "0", "--no-augment", "--distribute", "multiworker", "--seed", "3", "--quiet"])
     import tensorflow as tf
 
     if mode == "mirrored":
