@@ -52,7 +52,7 @@ def main(argv=None) -> int:
 
 SECTIONS = ("runtime", "vision", "camera", "control")
 MARK, END = "<!-- section:{} -->", "<!-- /section:{} -->"
-HEADER = f"""# Benchmarks
+HEADER = """# Benchmarks
 
 Produced by `make bench` (`python bench/run.py`; one part: `python bench/run.py --sections vision`).
 This machine is shared and noisy: read the medians and the ratios, not single absolute times.

@@ -9,7 +9,6 @@ from pathlib import Path
 from edge_runtime import deps
 from edge_runtime.devices import Device
 from edge_runtime.errors import DeviceError, ModelFileError
-from edge_runtime.metadata import sidecar_metadata
 from edge_runtime.model import Fallback, Model
 from edge_runtime.onnx_file import ONNXFormatError, read_onnx
 from edge_runtime.tflite_file import TFLiteFormatError, has_identifier, read_tflite
