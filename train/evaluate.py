@@ -10,12 +10,11 @@ after NMS at IoU 0.6 (Ultralytics' validation uses 0.001 / 0.7), at most 100 per
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.metadata import METADATA_KEY, ModelMetadata, sidecar_metadata
+from edge_runtime.metadata import ModelMetadata
 
 EVAL_SCORE, EVAL_IOU, MAX_PER_IMAGE = 0.001, 0.6, 100
 FILE_SUFFIXES = (".tflite", ".onnx")
@@ -29,10 +28,9 @@ def stored_metadata(path: str | Path) -> ModelMetadata | None:
         import edge_runtime
 
         return edge_runtime.load(path, device="cpu").info
-    sidecar = sidecar_metadata(path)
-    if METADATA_KEY not in sidecar:
-        return None
-    return ModelMetadata.from_json(json.dumps(sidecar[METADATA_KEY]))
+    from convert.training_folder import stored_metadata as from_sidecar
+
+    return from_sidecar(path)
 
 
 def predictions_from_outputs(outputs: dict, geometries, metadata: ModelMetadata | None):
