@@ -16,14 +16,13 @@ from edge_runtime.metadata import ModelMetadata
 def variant_map(path: str, dataset: Dataset) -> dict:
     """{"map50", "map50_95"} of a .tflite / .onnx detector on ``dataset`` (already fitted inputs)."""
     from apps.camera.detector import Detector
-    from train.evaluate import EVAL_IOU, EVAL_SCORE, MAX_PER_IMAGE
+    from train.evaluate import EVAL_IOU, EVAL_SCORE, ranked
     from train.metrics import detection_map
 
     detector = Detector(path, score=EVAL_SCORE, iou=EVAL_IOU, device="cpu")
     predictions = []
     for x, geometry in zip(dataset.x, dataset.geometries):
-        d = detector.decode(detector.infer(x[None]), geometry)
-        predictions.append((d.xyxy[:MAX_PER_IMAGE], d.scores[:MAX_PER_IMAGE], d.class_ids[:MAX_PER_IMAGE]))
+        predictions.append(ranked(detector.decode(detector.infer(x[None]), geometry)))
     metrics = detection_map(dataset.detections, predictions)
     return {"map50": metrics.map50, "map50_95": metrics.map50_95}
 

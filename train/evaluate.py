@@ -33,6 +33,23 @@ def stored_metadata(path: str | Path) -> ModelMetadata | None:
     return from_sidecar(path)
 
 
+def ranked(d) -> tuple:
+    """(boxes, scores, class ids) of :class:`apps.camera.detections.Detections`, best first, cut
+    to the detections COCO evaluation counts per image."""
+    return d.xyxy[:MAX_PER_IMAGE], d.scores[:MAX_PER_IMAGE], d.class_ids[:MAX_PER_IMAGE]
+
+
+def file_predictions(detector, dataset, progress=None) -> list[tuple]:
+    """:func:`ranked` detections of an :class:`apps.camera.detector.Detector` (made with
+    ``score=EVAL_SCORE, iou=EVAL_IOU``) on every image of a DetectionSet."""
+    predictions = []
+    for i in range(len(dataset)):
+        predictions.append(ranked(detector.detect(dataset.read_image(i)[..., ::-1])))  # Detector takes BGR
+        if progress:
+            progress(i + 1, len(dataset))
+    return predictions
+
+
 def predictions_from_outputs(outputs: dict, geometries, metadata: ModelMetadata | None):
     """Per-image (boxes in original pixels, scores, class ids) from batched detector outputs."""
     from apps.camera.decoders import make_decoder
@@ -42,8 +59,7 @@ def predictions_from_outputs(outputs: dict, geometries, metadata: ModelMetadata 
     results = []
     for i, geometry in enumerate(geometries):
         one = {name: np.asarray(value)[i:i + 1] for name, value in outputs.items()}
-        d = decoder(one, geometry, EVAL_SCORE, EVAL_IOU)
-        results.append((d.xyxy[:MAX_PER_IMAGE], d.scores[:MAX_PER_IMAGE], d.class_ids[:MAX_PER_IMAGE]))
+        results.append(ranked(decoder(one, geometry, EVAL_SCORE, EVAL_IOU)))
     return results
 
 
@@ -94,11 +110,7 @@ def _evaluate_detector(path: Path, metadata, data, split, limit, device, threads
         from apps.camera.detector import Detector
 
         detector = Detector(path, score=EVAL_SCORE, iou=EVAL_IOU, device=device, threads=threads)
-        for i in range(len(dataset)):
-            d = detector.detect(dataset.read_image(i)[..., ::-1])  # the detector takes BGR frames, as OpenCV reads
-            predictions.append((d.xyxy[:MAX_PER_IMAGE], d.scores[:MAX_PER_IMAGE], d.class_ids[:MAX_PER_IMAGE]))
-            if progress:
-                progress(i + 1, len(dataset))
+        predictions = file_predictions(detector, dataset, progress)
         how = {"decoder": detector.decoder_name, "resize": detector.resize, "accelerator": detector.model.accelerator}
     else:
         if metadata is None or metadata.preprocess.size is None:

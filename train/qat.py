@@ -102,6 +102,7 @@ def qat_detector(result, options, spec, fitted_train, anchors, pre, final_set, f
 
     from apps.camera.detector import Detector
     from train.detection_pipeline import batches_of
+    from train.evaluate import EVAL_IOU, EVAL_SCORE, file_predictions
     from train.metrics import detection_map
 
     with tempfile.TemporaryDirectory(prefix="edgepilot-qat-") as tmp:
@@ -125,11 +126,8 @@ def qat_detector(result, options, spec, fitted_train, anchors, pre, final_set, f
         content = _run_child(job, work, progress)
         path = work / "q.tflite"
         path.write_bytes(embed_tflite(content, replace(result.metadata, variant="tflite_int8_qat")))
-        detector = Detector(path, score=0.001, iou=0.6, device="cpu")
-        predictions = []
-        for i in range(len(final_set)):
-            d = detector.detect(final_set.read_image(i)[..., ::-1])
-            predictions.append((d.xyxy[:100], d.scores[:100], d.class_ids[:100]))
+        detector = Detector(path, score=EVAL_SCORE, iou=EVAL_IOU, device="cpu")
+        predictions = file_predictions(detector, final_set)
     metrics = detection_map(final_set, predictions)
     return _finish(result, content, {"map50": metrics.map50, "map50_95": metrics.map50_95,
                                      "float_map50": result.metrics.get("map50"), "epochs": options.qat_epochs,
