@@ -6,8 +6,11 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 # libportaudio2: sounddevice; dataset-fashion-mnist, darknet (test photos), opencv-doc (videos):
-# offline data; mosquitto, ffmpeg, chromium(-driver): real broker, stream and browser in tests.
-APT_PACKAGES = libportaudio2 dataset-fashion-mnist darknet opencv-doc mosquitto ffmpeg chromium chromium-driver
+# offline data; mosquitto, ffmpeg, chromium(-driver): real broker, stream and browser in tests;
+# espeak-ng, flite, festival + festvox voices, wamerican, fortunes: offline synthetic speech for keyword
+# spotting; alsa-utils: the file-backed microphone.
+APT_PACKAGES = libportaudio2 dataset-fashion-mnist darknet opencv-doc mosquitto ffmpeg chromium chromium-driver \
+  espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts wamerican fortunes alsa-utils
 
 .PHONY: demo test bench setup system-deps test-legacy clean
 

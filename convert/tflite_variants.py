@@ -76,6 +76,10 @@ def convert_tflite(saved_model_dir: str, variant: str, calib_path: str | None = 
                 converter=converter, debug_dataset=_representative(calib_path, input_dtype, batch), debug_options=options)
             return bytes(debugger.get_nondebug_quantized_model())
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        # Streaming models keep state in resource variables (ASSIGN_VARIABLE); without this the
+        # variables stay float with QUANTIZE/DEQUANTIZE around every read and write. Models
+        # without mutable variables are unaffected (their weights are frozen to constants).
+        converter._experimental_variable_quantization = True
     elif variant == "int16x8":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = _representative(calib_path, input_dtype, batch)

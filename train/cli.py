@@ -1,4 +1,4 @@
-"""``edgepilot train classifier|detector|policy``, ``edgepilot data make-scenes`` and
+"""``edgepilot train classifier|detector|policy|kws``, ``edgepilot data make-scenes`` and
 ``edgepilot eval``: argument parsing and output only. Registered by :mod:`edgepilot.cli`;
 TensorFlow is imported only when a command runs."""
 from __future__ import annotations
@@ -80,7 +80,10 @@ def add_parsers(sub) -> None:
         pass
     else:
         add_policy_parser(recipes)
-    train.set_defaults(func=lambda args: _missing(train, "a recipe: classifier, detector or policy"))
+    from train.kws.cli import add_kws_parser
+
+    add_kws_parser(recipes)
+    train.set_defaults(func=lambda args: _missing(train, "a recipe: classifier, detector, policy or kws"))
 
     data = sub.add_parser("data", help="built-in data sets")
     data_sub = data.add_subparsers(dest="data_command", metavar="COMMAND")

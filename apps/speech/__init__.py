@@ -1,0 +1,1 @@
+"""Keyword spotting on a live audio stream: ``edgepilot listen``."""

@@ -1,0 +1,1 @@
+"""Keyword spotting: ``edgepilot train kws`` (:func:`train.kws.recipe.train_kws`)."""

@@ -1,0 +1,51 @@
+"""``edgepilot train kws --words ... --out DIR``: argument parsing only; the work is
+:func:`train.kws.recipe.train_kws`. Nothing heavy is imported until the command runs."""
+from __future__ import annotations
+
+import json
+import sys
+
+EXAMPLE = "edgepilot train kws --words zero one two three four five six seven eight nine --out runs/digits"
+
+
+def add_kws_parser(train_subparsers) -> None:
+    p = train_subparsers.add_parser(
+        "kws", help="keyword spotter for spoken commands, trained on synthetic voices (offline)",
+        description="Trains a small streaming keyword spotter on the words given, spoken by the speech "
+                    "synthesizers of Debian main (espeak-ng, flite, festival) and augmented with noise, music, "
+                    "reverberation and band-limiting; whole voices are held out for validation.",
+        epilog=f"example: {EXAMPLE}\nthen: edgepilot kws-calibrate DIR; edgepilot listen DIR --mic")
+    p.add_argument("--words", nargs="+", required=True, metavar="WORD",
+                   help="command words; events are named by them exactly (quote phrases: 'hey robot')")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--epochs", type=int, default=30, help="epochs (default 30)")
+    p.add_argument("--batch-size", type=int, default=128, help="clips per step (default 128)")
+    p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (default 3e-3)")
+    p.add_argument("--channels", type=int, default=64, help="network width (default 64: about 34k parameters)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the data and the training (default 0)")
+    p.add_argument("--limit", type=int, default=None, help="at most N clips per class and split (quick runs)")
+    p.add_argument("--augment-copies", type=int, default=None, help="augmented copies of each utterance")
+    p.add_argument("--cache", default=None, metavar="DIR", help="speech cache (default ~/.cache/edgepilot/kws)")
+    p.add_argument("--force", action="store_true", help="replace a non-empty --out")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.add_argument("--verbose", action="store_true", help="show TensorFlow's own start-up logs")
+    p.set_defaults(func=run_train_kws)
+
+
+def run_train_kws(args) -> int:
+    import os
+
+    from convert.quiet import VERBOSE_ENV, import_tensorflow
+    from train.kws.options import KwsOptions
+
+    options = KwsOptions(words=tuple(args.words), out=args.out, seed=args.seed, epochs=args.epochs,
+                         batch_size=args.batch_size, lr=args.lr, channels=args.channels, force=args.force,
+                         cache_dir=args.cache, limit=args.limit, augment_copies=args.augment_copies)
+    if args.verbose:
+        os.environ[VERBOSE_ENV] = "1"
+    import_tensorflow()
+    from train.kws.recipe import train_kws
+
+    result = train_kws(options, progress=lambda m: print(f"[edgepilot] {m}", file=sys.stderr, flush=True))
+    print(json.dumps(result.metrics) if args.json else result.summary())
+    return 0

@@ -1,0 +1,235 @@
+"""``edgepilot train kws``: command words learned from synthetic voices, as a streaming int8 model.
+
+1. Clips of the words, of other words (``_unknown_``) and of noise (``_silence_``), spoken by the
+   TTS voices of Debian main and augmented (:mod:`train.speech`); whole voices are held out for
+   validation, so the figures say how the model does on speakers it never heard.
+2. Features from the one frontend the app streams with (:mod:`apps.speech.frontend`).
+3. The non-streaming network (:mod:`train.kws.architecture`) trained with Adam, a cosine
+   schedule and SpecAugment-style masks; the best epoch on held-out voices is kept.
+4. Its streaming form converted by convert's own TFLite path to ``kws_stream_fp32.tflite`` and a
+   full-integer ``kws_stream_int8.tflite`` calibrated on consecutive steps of training streams,
+   both measured on the held-out clips by streaming them (as ``listen`` does).
+
+``DIR`` then holds ``model.keras``, ``saved_model/`` (the non-streaming float model, with
+``calib.npz`` / ``eval.npz`` so ``edgepilot convert DIR`` gives the window model as TFLite or
+ONNX), ``kws_stream/`` (the streaming SavedModel), the two streaming .tflite files with their
+sidecars, and ``training.json``."""
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from train.kws.architecture import KwsArchitecture, build_model, count_params, save_streaming
+from train.kws.options import KwsOptions
+from train.kws.streaming import STREAM_STEM, convert_streaming, kws_metadata, streaming_accuracy
+
+
+@dataclass(frozen=True)
+class KwsResult:
+    out: Path
+    metrics: dict
+    record: dict
+
+    def summary(self) -> str:
+        m = self.metrics
+        return (f"{self.out}: held-out voices top-1 float {m['val_top1_float']:.2f}%, streaming fp32 "
+                f"{m['val_top1_stream_fp32']:.2f}%, streaming int8 {m['val_top1_stream_int8']:.2f}%")
+
+
+def clip_features(audio: np.ndarray, progress=None) -> np.ndarray:
+    """[N, samples] clips -> [N, frames, 40] features, each clip from a fresh frontend."""
+    from apps.speech.frontend import features
+
+    out = None
+    for i, clip in enumerate(audio):
+        f = features(clip)
+        if out is None:
+            out = np.empty((len(audio),) + f.shape, np.float32)
+        out[i] = f
+        if progress and (i + 1) % 5000 == 0:
+            progress(f"features: {i + 1}/{len(audio)} clips")
+    return out
+
+
+def _limit(clips, limit: int | None, seed: int):
+    """At most ``limit`` clips per class and split (quick runs)."""
+    if limit is None:
+        return np.arange(len(clips.labels))
+    rng = np.random.default_rng(seed)
+    keep = []
+    for split in ("train", "val"):
+        for label in range(len(clips.classes)):
+            idx = np.flatnonzero((clips.labels == label) & (clips.split == split))
+            keep.extend(rng.permutation(idx)[:limit])
+    return np.sort(np.asarray(keep, np.int64))
+
+
+def _dataset(tf, x, y, batch: int, seed: int, spec_augment: bool):
+    """Shuffled batches; with ``spec_augment`` one time mask (up to 10 frames) and one frequency
+    mask (up to 6 bins) per clip, set to the clip's mean, as in SpecAugment."""
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+
+    def mask(features, label):
+        frames, bins = features.shape
+        t0 = tf.random.uniform([], 0, frames, tf.int32)
+        tw = tf.random.uniform([], 0, 11, tf.int32)
+        f0 = tf.random.uniform([], 0, bins, tf.int32)
+        fw = tf.random.uniform([], 0, 7, tf.int32)
+        t = tf.range(frames)[:, None]
+        f = tf.range(bins)[None, :]
+        hide = ((t >= t0) & (t < t0 + tw)) | ((f >= f0) & (f < f0 + fw))
+        return tf.where(hide, tf.reduce_mean(features), features), label
+
+    if spec_augment:
+        ds = ds.map(mask, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.batch(batch).prefetch(tf.data.AUTOTUNE)
+
+
+class _KeepBest:
+    """Keras callback: remember the weights of the epoch with the best validation accuracy."""
+
+    def __new__(cls, keras):
+        class KeepBest(keras.callbacks.Callback):
+            def __init__(self):
+                super().__init__()
+                self.best, self.weights, self.epoch = -1.0, None, -1
+
+            def on_epoch_end(self, epoch, logs=None):
+                acc = float((logs or {}).get("val_accuracy", -1))
+                if acc > self.best:
+                    self.best, self.weights, self.epoch = acc, self.model.get_weights(), epoch
+
+        return KeepBest()
+
+
+def _npz(**arrays) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def _calibration_streams(clips, x_idx: np.ndarray, seed: int, arch: KwsArchitecture, count: int = 240) -> np.ndarray:
+    """Consecutive streaming steps of one long stream made of ``count`` training clips played
+    back to back: what the int8 model's activations and states see when it listens."""
+    from apps.speech.frontend import features
+
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(x_idx, size=min(count, len(x_idx)), replace=False)
+    stream = np.concatenate([clips.audio[i] for i in pick])
+    from train.kws.architecture import stream_steps
+
+    return stream_steps(features(stream), arch)
+
+
+def train_kws(options: KwsOptions, progress=None) -> KwsResult:
+    import keras
+    import tensorflow as tf
+
+    from convert.files import write_atomic
+    from convert.metadata_io import sidecar_json
+    from train.speech import build_clips
+
+    say = progress or (lambda message: None)
+    out = options.out
+    if out.exists() and any(out.iterdir()) and not options.force:
+        raise FileExistsError(f"{out}: the output folder is not empty; pass --force to replace it, or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+
+    say(f"data: synthetic voices saying {list(options.words)} (cached after the first run)")
+    build = {"seed": options.seed, "cache_dir": options.cache_dir, "progress": say}
+    if options.augment_copies is not None:
+        build["augment_copies"] = options.augment_copies
+    clips = build_clips(options.words, **build)
+    if tuple(clips.classes) != options.classes:
+        raise RuntimeError(f"the data builder's classes {clips.classes} differ from {options.classes}")
+    keep = _limit(clips, options.limit, options.seed)
+    data_s = time.perf_counter() - started
+    say(f"features of {len(keep)} clips ({clips.clip_seconds:.1f} s each)")
+    x_all = clip_features(clips.audio[keep], say)
+    y_all, split = clips.labels[keep].astype(np.int32), clips.split[keep]
+    arch = KwsArchitecture.for_clip(x_all.shape[1], first_channels=options.channels, channels=options.channels)
+    x_all = x_all[:, -arch.window_frames:]
+    train_i, val_i = np.flatnonzero(split == "train"), np.flatnonzero(split == "val")
+    if len(val_i) == 0 or len(train_i) == 0:
+        raise RuntimeError("the data builder gave no held-out voices (or no training voices); cannot validate")
+
+    model = build_model(arch, len(options.classes), seed=options.seed)
+    steps = int(np.ceil(len(train_i) / options.batch_size)) * options.epochs
+    schedule = keras.optimizers.schedules.CosineDecay(options.lr, steps, alpha=0.01)
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    say(f"model: {count_params(model)} parameters, window {arch.window_frames} frames, "
+        f"{len(train_i)} training / {len(val_i)} held-out-voice clips")
+    keep_best = _KeepBest(keras)
+    fit_start = time.perf_counter()
+    history = model.fit(_dataset(tf, x_all[train_i], y_all[train_i], options.batch_size, options.seed,
+                                 options.spec_augment),
+                        validation_data=(x_all[val_i], y_all[val_i]), epochs=options.epochs,
+                        verbose=2, callbacks=[keep_best])
+    fit_s = time.perf_counter() - fit_start
+    model.set_weights(keep_best.weights)
+    val_prob = model.predict(x_all[val_i], batch_size=512, verbose=0)
+    float_top1 = float((val_prob.argmax(1) == y_all[val_i]).mean() * 100)
+
+    meta = kws_metadata(options.words, options.classes, arch, streaming=False)
+    stream_meta = kws_metadata(options.words, options.classes, arch, streaming=True)
+    model.save(str(out / ".model.tmp.keras"))
+    (out / ".model.tmp.keras").replace(out / "model.keras")
+    write_atomic(out / "model.json", sidecar_json(meta), force=True)
+    for folder, save in (("saved_model", lambda d: model.export(d, format="tf_saved_model", verbose=False)),
+                         (STREAM_STEM, lambda d: save_streaming(model, arch, d))):
+        staging = out / f".{folder}.tmp"
+        shutil.rmtree(staging, ignore_errors=True)
+        save(str(staging))
+        shutil.rmtree(out / folder, ignore_errors=True)
+        staging.rename(out / folder)
+    write_atomic(out / "saved_model.json", sidecar_json(meta), force=True)
+    rng = np.random.default_rng(options.seed)
+    calib_pick = np.sort(rng.choice(train_i, size=min(400, len(train_i)), replace=False))
+    write_atomic(out / "calib.npz", _npz(x=x_all[calib_pick], y=y_all[calib_pick], labels=np.array(options.classes)),
+                 force=True)
+    write_atomic(out / "eval.npz", _npz(x=x_all[val_i], y=y_all[val_i], labels=np.array(options.classes)), force=True)
+
+    say("converting the streaming model: fp32 and full-integer int8")
+    work = Path(tempfile.mkdtemp(prefix="edgepilot-kws-"))
+    try:
+        calib_steps = _calibration_streams(clips, keep[train_i], options.seed, arch)
+        written = convert_streaming(out / STREAM_STEM, out, calib_steps, stream_meta, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    say("measuring the streaming models on the held-out voices")
+    stream = {v: streaming_accuracy(p, x_all[val_i], y_all[val_i], arch) for v, p in written.items()}
+
+    val_voices = sorted(set(clips.voices[keep][val_i]) - {""})
+    train_voices = sorted(set(clips.voices[keep][train_i]) - {""})
+    metrics = {"val_top1_float": float_top1, "val_top1_stream_fp32": stream["fp32"]["top1"],
+               "val_top1_stream_int8": stream["int8"]["top1"], "val_clips": int(len(val_i)),
+               "train_clips": int(len(train_i)), "parameters": count_params(model), "best_epoch": keep_best.epoch + 1}
+    record = {"task": "keyword_spotting", "options": options.to_dict(), "classes": list(options.classes),
+              "architecture": {**arch.to_dict(), "final_kernel": arch.final_kernel},
+              "frontend": json.loads(meta.extra["frontend"]), "metrics": metrics,
+              "validation": "leave-voices-out: the held-out voices never appear in training",
+              "voices": {"train": train_voices, "val": val_voices},
+              "per_class_val_top1_int8": _per_class(stream["int8"]["predictions"], y_all[val_i], options.classes),
+              "counts": {name: int((y_all == i).sum()) for i, name in enumerate(options.classes)},
+              "seconds": {"data": round(data_s, 1), "fit": round(fit_s, 1),
+                          "total": round(time.perf_counter() - started, 1)},
+              "files": {"streaming_fp32": written["fp32"].name, "streaming_int8": written["int8"].name}}
+    history_dict = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    from train.fit import write_record
+
+    write_record(out, record, history_dict)
+    return KwsResult(out, metrics, record)
+
+
+def _per_class(predictions: np.ndarray, labels: np.ndarray, classes) -> dict:
+    return {name: round(float((predictions[labels == i] == i).mean() * 100), 2)
+            for i, name in enumerate(classes) if (labels == i).any()}
