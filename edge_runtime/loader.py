@@ -64,7 +64,7 @@ def _text(value: bytes) -> str:
 
 def load(path: str | os.PathLike, device: str | Device = "auto", threads: int | None = None, *,
          interpreter: str | None = None, gpu_delegate: str | None = None, delegate_options: dict | None = None,
-         provider_options: dict | None = None) -> Model:
+         provider_options: dict | None = None, xnnpack: bool = True) -> Model:
     """Load a .tflite or .onnx model and start it on ``device``.
 
     Args:
@@ -77,6 +77,10 @@ def load(path: str | os.PathLike, device: str | Device = "auto", threads: int | 
         gpu_delegate: path of a TFLite GPU / external delegate library (also ``$EDGEPILOT_GPU_DELEGATE``).
         delegate_options: options passed to the delegate library.
         provider_options: options for the ONNX Runtime execution provider.
+        xnnpack: False builds a TFLite interpreter without its default XNNPACK delegate (built-in
+            kernels only, bit-identical to the reference kernels; slower for large models; needs an
+            interpreter with ``OpResolverType``). ONNX models ignore it: ONNX Runtime's CPU
+            provider uses no XNNPACK unless asked, so the request already holds.
     """
     dev = Device.parse(device)
     if threads is not None and (not isinstance(threads, int) or threads < 1):
@@ -86,7 +90,7 @@ def load(path: str | os.PathLike, device: str | Device = "auto", threads: int | 
     path, content = read_model_file(path)
     kind, onnx_problem = _sniff(content)
     if kind == "tflite":
-        return _load_tflite(path, content, dev, threads, interpreter, gpu_delegate, delegate_options)
+        return _load_tflite(path, content, dev, threads, interpreter, gpu_delegate, delegate_options, xnnpack)
     if kind == "onnx":
         return _load_onnx(path, content, dev, threads, provider_options)
     raise ModelFileError(
@@ -95,7 +99,7 @@ def load(path: str | os.PathLike, device: str | Device = "auto", threads: int | 
     )
 
 
-def _load_tflite(path, content, dev, threads, interpreter, gpu_delegate, delegate_options) -> Model:
+def _load_tflite(path, content, dev, threads, interpreter, gpu_delegate, delegate_options, xnnpack=True) -> Model:
     from edge_runtime.tflite_backend import EDGETPU_INSTALL, GPU_DELEGATE_ENV, TFLiteBackend
 
     try:
@@ -105,7 +109,8 @@ def _load_tflite(path, content, dev, threads, interpreter, gpu_delegate, delegat
     metadata = {name: _text(value) for name, value in info.metadata.items()}
 
     def make(device: Device):
-        return TFLiteBackend(path, content, info, device, threads, interpreter, gpu_delegate, delegate_options)
+        return TFLiteBackend(path, content, info, device, threads, interpreter, gpu_delegate, delegate_options,
+                             xnnpack=xnnpack)
 
     if info.edgetpu_compiled and dev.kind not in ("edgetpu", "auto"):
         raise DeviceError(

@@ -70,6 +70,31 @@ def _interpreter_module(preferred: str | None):
     return name, module.Interpreter, module.load_delegate
 
 
+def _without_default_delegates(runtime: str):
+    """The op-resolver value that builds an interpreter with the built-in kernels only (no
+    default XNNPACK delegate), or a clear error for an interpreter that cannot."""
+    if runtime == "tensorflow":
+        import tensorflow as tf
+
+        resolver = getattr(getattr(tf.lite, "experimental", None), "OpResolverType", None)
+    elif runtime == "tflite_runtime":
+        from tflite_runtime import interpreter as module
+
+        resolver = getattr(module, "OpResolverType", None)
+    else:
+        from ai_edge_litert import interpreter as module
+
+        resolver = getattr(module, "OpResolverType", None)
+    value = getattr(resolver, "BUILTIN_WITHOUT_DEFAULT_DELEGATES", None)
+    if value is None:
+        raise MissingDependencyError(
+            f"xnnpack=False needs an interpreter that can leave out its default delegates "
+            f"(OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES); {_runtime_label(runtime)} cannot. "
+            "Upgrade it: pip install -U ai-edge-litert"
+        )
+    return value
+
+
 def _check_library(library: str, what: str) -> None:
     """Open the library ourselves first: a missing one or one that is not a delegate is then a
     clear DeviceError, without the runtime's half-built Delegate object (whose __del__ prints a
@@ -116,13 +141,16 @@ def _spec(detail: dict) -> TensorSpec:
 
 
 class TFLiteBackend:
-    """One TFLite interpreter with at most one delegate applied."""
+    """One TFLite interpreter with at most one delegate applied. ``xnnpack=False`` builds it
+    without LiteRT's default XNNPACK delegate (built-in kernels, bit-exact with the reference)."""
 
     format = "tflite"
 
     def __init__(self, path: str, content: bytes, info: TFLiteFileInfo, device: Device, threads: int | None,
-                 interpreter: str | None = None, gpu_delegate: str | None = None, delegate_options: dict | None = None):
+                 interpreter: str | None = None, gpu_delegate: str | None = None, delegate_options: dict | None = None,
+                 xnnpack: bool = True):
         self.path, self.info, self.device = path, info, device
+        self.xnnpack = xnnpack
         self.threads = threads or 1
         self._delegate_args = (gpu_delegate, delegate_options)
         self.runtime, interpreter_cls, load_delegate = _interpreter_module(interpreter)
@@ -151,6 +179,8 @@ class TFLiteBackend:
         elif device.kind != "cpu":
             raise DeviceError(f"TFLite backend cannot run on device '{device}'")
         kwargs = {"model_content": content, "num_threads": self.threads}
+        if not xnnpack:
+            kwargs["experimental_op_resolver_type"] = _without_default_delegates(self.runtime)
         if delegates:
             kwargs["experimental_delegates"] = delegates
         try:
@@ -211,7 +241,8 @@ class TFLiteBackend:
                     continue
                 taken.add(node)
                 stack.extend(int(t) for t in by_index[node]["inputs"] if t >= 0)
-        name = self._delegate_name or ("xnnpack" if self.runtime != "tflite_runtime" or kernels else "builtin")
+        default = "xnnpack" if self.xnnpack and (self.runtime != "tflite_runtime" or kernels) else "builtin"
+        name = self._delegate_name or default
         outside = Counter(d["op_name"] for d in original if d["index"] not in taken)
         return Delegation(name, len(taken), len(original), len(kernels), tuple(sorted(outside.items())))
 
@@ -260,7 +291,7 @@ class TFLiteBackend:
         if self.info.stateful:
             shapes = self._shapes
             self.__init__(self.path, self._content, self.info, self.device, self.threads, self.runtime,
-                          *self._delegate_args)
+                          *self._delegate_args, xnnpack=self.xnnpack)
             self.ensure_shapes(shapes)
         else:
             self._it.reset_all_variables()

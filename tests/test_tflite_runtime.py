@@ -266,3 +266,31 @@ def test_the_first_installed_interpreter_runs_the_model(asset):
     assert model.runtime == deps.tflite_interpreters()[0]
     if not deps.is_available("ai_edge_litert"):
         assert model.runtime == "tflite_runtime"
+
+
+def test_without_xnnpack_outputs_equal_the_reference_interpreter(asset):
+    """xnnpack=False: LiteRT's built-in kernels only, bit-identical to the TFLite C library that
+    pymicro-wakeword runs (XNNPACK's int8 kernels round some of this model's outputs differently);
+    a reset rebuilds the interpreter the same way."""
+    import ctypes
+
+    pymicro = pytest.importorskip("pymicro_wakeword")
+    model = edge_runtime.load(asset("wakeword_okay_nabu.tflite"), device="cpu", xnnpack=False)
+    assert model.accelerator == "cpu/builtin kernels x1 threads" and model.delegation.partitions == 0
+    reference = pymicro.MicroWakeWord.from_builtin(pymicro.Model.OKAY_NABU)
+    frames = [np.round(f * 0.6 - 128).clip(-128, 127).astype(np.int8) for f in _raw_inputs(np.random.default_rng(5), 300)]
+
+    def reference_output(frame) -> int:
+        lib = reference.lib
+        lib.TfLiteTensorCopyFromBuffer(reference.input_tensor, frame.ctypes.data_as(ctypes.c_void_p), frame.nbytes)
+        lib.TfLiteInterpreterInvoke(reference.interpreter)
+        out = np.empty(1, np.uint8)
+        lib.TfLiteTensorCopyToBuffer(reference.output_tensor, out.ctypes.data_as(ctypes.c_void_p), 1)
+        return int(out[0])
+
+    expected = [reference_output(f) for f in frames]
+    assert len(set(expected)) > 3  # the stream moves the output
+    assert [int(model.run(f, raw=True)[0].item()) for f in frames] == expected
+    model.reset()
+    assert model.accelerator == "cpu/builtin kernels x1 threads"
+    assert [int(model.run(f, raw=True)[0].item()) for f in frames] == expected
