@@ -88,18 +88,31 @@ def build_parser() -> argparse.ArgumentParser:
                    help="input shape for open dimensions, e.g. --shape input=1x576 (repeatable)")
     p.set_defaults(func=_cmd_bench)
 
-    from convert.cli import add_parsers  # argparse only: TensorFlow is imported when a command runs
+    from convert.cli import (
+        add_parsers,  # argparse only: TensorFlow is imported when a command runs
+    )
 
     add_parsers(sub)
-    from train.cli import add_parsers as add_train_parsers  # argparse only: TensorFlow loads when a command runs
+    from train.cli import (
+        add_parsers as add_train_parsers,  # argparse only: TensorFlow loads when a command runs
+    )
 
     add_train_parsers(sub)
-    from apps.camera.cli import add_parsers as add_camera_parsers  # argparse only: OpenCV/LiteRT load when it runs
+    from apps.camera.cli import (
+        add_parsers as add_camera_parsers,  # argparse only: OpenCV/LiteRT load when it runs
+    )
 
     add_camera_parsers(sub)
-    from apps.control.cli import add_parser as add_control_parser  # argparse only: the loop loads when it runs
+    from apps.control.cli import (
+        add_parser as add_control_parser,  # argparse only: the loop loads when it runs
+    )
 
     add_control_parser(sub)
+    from apps.speech.cli import (
+        add_parser as add_listen_parser,  # argparse only: the spotter loads when it runs
+    )
+
+    add_listen_parser(sub)
     return parser
 
 
