@@ -121,7 +121,7 @@ def listen(model, source, options: ListenOptions = ListenOptions(), stdout: Text
         source.close()
     summary = _summary(spotter, model, source, stop_reason, files, time.monotonic() - started)
     if publisher is not None:
-        publisher.publish("summary", summary, retain=True)
+        publisher.publish("summary", {"summary": summary}, retain=True)
         publisher.close()
         summary["mqtt"] = publisher.stats()
     if options.json:

@@ -57,6 +57,20 @@ class WavFiles:
         pass
 
 
+class Capture:
+    """PortAudio's input callback: copies each block into a queue and counts input overflows
+    (blocks PortAudio had to drop because they were not read in time)."""
+
+    def __init__(self):
+        self.queue: queue.Queue = queue.Queue()
+        self.overflows = 0
+
+    def __call__(self, indata, frames, time_info, status) -> None:
+        if status.input_overflow:
+            self.overflows += 1
+        self.queue.put(indata.copy())
+
+
 def _device_arg(device: str | None):
     """sounddevice's device argument: None (the default input), an index, or a name fragment."""
     if device in (None, "", "default"):
@@ -75,8 +89,7 @@ class Microphone:
         self.sd = deps.require("sounddevice", "listening to a microphone (--mic)")
         self.device = _device_arg(device)
         self.block_s, self.duration_s = block_s, duration_s
-        self.overflows = 0
-        self._queue: queue.Queue = queue.Queue()
+        self.capture = Capture()
         self._stream = None
         self.info = self._query()
         self.rate_hz, self.channels, self.dtype = self._settings()
@@ -118,10 +131,9 @@ class Microphone:
             f"{self.rate_hz:g} Hz x{self.channels}, resampled to 16 kHz mono"
         return f"microphone {self.info.get('name')!r} ({how})"
 
-    def _callback(self, indata, frames, time_info, status) -> None:
-        if status.input_overflow:
-            self.overflows += 1
-        self._queue.put(indata.copy())
+    @property
+    def overflows(self) -> int:
+        return self.capture.overflows
 
     def streams(self) -> Iterator[Stream]:
         yield Stream(None, self._blocks)
@@ -132,7 +144,7 @@ class Microphone:
         try:
             self._stream = sd.InputStream(device=self.device, samplerate=self.rate_hz, channels=self.channels,
                                           dtype=self.dtype, blocksize=round(self.rate_hz * self.block_s),
-                                          callback=self._callback)
+                                          callback=self.capture)
             self._stream.start()
         except sd.PortAudioError as exc:
             raise AudioError(f"--mic: cannot open {self.info.get('name')!r}: {exc}") from None
@@ -140,7 +152,7 @@ class Microphone:
         given = 0
         while wanted is None or given < wanted:
             try:
-                block = self._queue.get(timeout=max(2.0, 20 * self.block_s))
+                block = self.capture.queue.get(timeout=max(2.0, 20 * self.block_s))
             except queue.Empty:
                 raise AudioError(f"--mic: {self.info.get('name')!r} delivered no audio for "
                                  f"{max(2.0, 20 * self.block_s):g} s") from None
