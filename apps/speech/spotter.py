@@ -63,6 +63,8 @@ class SpotterStats:
     steps: int
     vad_skipped: int
     compute_s: float
+    model_s: float  # time in the model's steps (the replays after a gap excluded)
+    replayed: int  # steps run again after a voice-gate gap to rebuild the model's state
     detections: dict
     latency_ms_p50: float
     latency_ms_p99: float
@@ -74,6 +76,7 @@ class SpotterStats:
     def to_dict(self) -> dict:
         data = asdict(self)
         data.update(rtf=round(self.rtf, 6), seconds=round(self.seconds, 3), compute_s=round(self.compute_s, 4),
+                    model_s=round(self.model_s, 4),
                     latency_ms_p50=round(self.latency_ms_p50, 4), latency_ms_p99=round(self.latency_ms_p99, 4))
         return data
 
@@ -124,13 +127,18 @@ class Spotter:
         self._pending = np.zeros((self.stride, BINS), np.float32)
         self._probs = np.zeros((self.smoothing_steps, len(self.keywords)), np.float64)
         self.timer = LoopTimer()
-        self._totals = {"samples": 0, "steps": 0, "vad_skipped": 0, "compute_s": 0.0}
+        self._totals = {"samples": 0, "steps": 0, "vad_skipped": 0, "compute_s": 0.0, "model_s": 0.0, "replayed": 0}
+        # frames of the model's receptive field, replayed when the voice gate opens again
+        history = -(-max(model.spec.receptive_frames, self.stride) // self.stride) * self.stride
+        self._history = np.zeros((history, BINS), np.float32) if gate is not None else None
         self.counts: Counter = Counter()
         self._start_stream()
 
     def _start_stream(self) -> None:
         self._n_pending = 0
         self._n_probs = 0
+        self._n_history = 0
+        self._gap = False
         self.frames = 0  # frames handed to the model (or the gate) in this stream
         self.samples = 0  # samples received in this stream
         self._quiet_until = np.full(len(self.keywords), -np.inf)
@@ -174,25 +182,49 @@ class Spotter:
     def _step(self, found: list) -> None:
         self.frames += self.stride
         t = self.frames * STEP_SAMPLES / SAMPLE_RATE_HZ + _TAIL_S
-        if self.gate is not None and not self.gate.allow(self, t):
-            self._totals["vad_skipped"] += 1
-            return
+        if self.gate is not None:
+            self._remember(self._pending)
+            if not self.gate.speech_at(t):
+                self._totals["vad_skipped"] += 1
+                self._gap = True
+                return
+            if self._gap:
+                self._replay(t)
+                self._gap = False
         self._run(self._pending, t, found)
+
+    def _remember(self, frames: np.ndarray) -> None:
+        h, n = self._history, len(frames)
+        h[:-n] = h[n:]
+        h[-n:] = frames
+        self._n_history = min(len(h), self._n_history + n)
+
+    def _replay(self, t: float) -> None:
+        """The gate opens after a gap: a fresh model state, rebuilt from the remembered frames
+        before this step (no events while replaying)."""
+        self.model.reset()
+        self._n_probs = 0
+        earlier = self._history[len(self._history) - self._n_history:len(self._history) - self.stride]
+        for i in range(0, len(earlier), self.stride):
+            self._run(earlier[i:i + self.stride], t, None)
 
     def _run(self, frames: np.ndarray, t: float, found: list | None) -> None:
         """One model step on ``frames`` ending at stream time ``t``; ``found`` None: state only (a replay)."""
         t0 = time.perf_counter()
         probs = self.model.step(frames)
+        model_s = time.perf_counter() - t0
         self._probs[self._n_probs % self.smoothing_steps] = probs
         self._n_probs += 1
         if self._n_probs < self.smoothing_steps:
             scores = np.zeros(len(self.keywords))
         else:
             scores = self._probs.sum(axis=0) / self.smoothing_steps
-        self._totals["steps"] += 1
-        self.timer.record(time.perf_counter(), time.perf_counter() - t0)
         if found is None:
+            self._totals["replayed"] += 1
             return
+        self._totals["steps"] += 1
+        self._totals["model_s"] += model_s
+        self.timer.record(time.perf_counter(), time.perf_counter() - t0)
         if self.on_step is not None:
             self.on_step(t, scores)
         above = scores > self.thresholds
@@ -205,14 +237,11 @@ class Spotter:
                 self.counts[keyword] += 1
                 found.append(Detection(keyword, float(scores[k]), round(t, 6)))
 
-    def clear_smoothing(self) -> None:
-        """Forget the probabilities being averaged (after a gap in the model's input)."""
-        self._n_probs = 0
-
     def stats(self) -> SpotterStats:
         timing = self.timer.summary()
         return SpotterStats(
             seconds=self._totals["samples"] / SAMPLE_RATE_HZ, steps=self._totals["steps"],
             vad_skipped=self._totals["vad_skipped"], compute_s=self._totals["compute_s"],
+            model_s=self._totals["model_s"], replayed=self._totals["replayed"],
             detections={k: self.counts.get(k, 0) for k in self.keywords},
             latency_ms_p50=timing.latency_ms_p50, latency_ms_p99=timing.latency_ms_p99)
