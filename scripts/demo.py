@@ -75,6 +75,8 @@ def main() -> int:
     camera_demo(paths["blazeface_short_range.tflite"], detector)
     section("edgepilot control: an int8 policy at 500 Hz on the MuJoCo simulator")
     control_demo()
+    section("edgepilot listen: spoken digits, learned from synthetic voices, heard in running speech")
+    speech_demo()
     return 0
 
 
@@ -83,12 +85,14 @@ DEMO = CACHE / "demo"
 VIDEO = "/usr/share/doc/opencv-doc/examples/data/vtest.avi"
 
 
-def edgepilot(*argv, check: bool = True) -> int:
+def edgepilot(*argv, check: bool = True, env: dict | None = None) -> int:
     """Run one ``edgepilot`` command as a user would, showing it first."""
+    import os
     import subprocess
 
     print(f"$ edgepilot {' '.join(str(a) for a in argv)}", flush=True)
-    code = subprocess.call([sys.executable, "-m", "edgepilot.cli", *map(str, argv)], cwd=ROOT)
+    code = subprocess.call([sys.executable, "-m", "edgepilot.cli", *map(str, argv)], cwd=ROOT,
+                           env={**os.environ, **(env or {})})
     if check and code != 0:
         raise SystemExit(f"demo: edgepilot {argv[0]} failed with exit code {code}")
     return code
@@ -135,6 +139,52 @@ def control_demo() -> None:
     edgepilot("control", model, "--robot", "sim:InvertedPendulum-v5", "--rate", 500, "--duration", 10)
     edgepilot("control", model, "--robot", "sim:InvertedPendulum-v5", "--rate", 500, "--duration", 10,
               "--inject", "nan", check=False)  # a fault the safety layer handles: exit 5 says it stopped
+
+
+DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+
+
+def speech_demo() -> None:
+    """The benchmark's digits model when `make bench` trained one, else a shorter run cached in
+    ~/.cache/edgepilot/demo (about 6 minutes here: synthesizing the voices is most of it); then
+    `listen` on a WAV of held-out voices saying digits inside sentences, and on a microphone that
+    ALSA's file plugin backs with the same audio (PortAudio sees a real capture device)."""
+    import json
+    import wave
+
+    bench = CACHE / "bench-models" / "kws-digits"
+    run = bench if (bench / "training.json").is_file() else DEMO / "kws-digits"
+    if not (run / "training.json").is_file():
+        edgepilot("train", "kws", "--words", *DIGITS, "--out", run, "--epochs", 10, "--force")
+    record = json.loads((run / "training.json").read_text())
+    m = record["metrics"]
+    print(f"held-out voices: top-1 float {m['val_top1_float']:.2f}%, streaming int8 {m['val_top1_stream_int8']:.2f}%")
+    from train.speech import running_speech
+
+    audio, spoken = running_speech(DIGITS, voices=record["voices"]["val"], seconds=30, seed=7)
+    folder = DEMO / "speech"
+    folder.mkdir(parents=True, exist_ok=True)
+    pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2")
+    with wave.open(str(folder / "digits_in_sentences.wav"), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(pcm.tobytes())
+    print("said: " + ", ".join(f"{s.word} (ends {s.end_s:.2f} s)" for s in spoken))
+    edgepilot("listen", run, "--wav", folder / "digits_in_sentences.wav", "--json")
+    # The file-backed microphone: the same audio plus silence (the device repeats the file at its end).
+    raw = folder / "mic.raw"
+    raw.write_bytes(np.concatenate([pcm, np.zeros(16000 * 3, "<i2")]).tobytes())
+    config = folder / "asound.conf"
+    config.write_text("</usr/share/alsa/alsa.conf>\n"
+                      f'pcm.filemic_raw {{ type file slave.pcm "null" file "/dev/null" infile "{raw}" format "raw" }}\n'
+                      "pcm.filemic { type plug slave { pcm \"filemic_raw\" format S16_LE rate 16000 channels 1 } }\n"
+                      'pcm.!default "filemic"\n')
+    edgepilot("listen", run, "--mic", "--duration", round(len(pcm) / 16000 + 1, 1), "--json",
+              env={"ALSA_CONFIG_PATH": str(config)})
+    calibration = run / "calibration.png"
+    if calibration.is_file():
+        print(f"calibration figure (false accepts per hour vs false rejects): {calibration}")
 
 
 def convert_demo() -> None:

@@ -93,16 +93,21 @@ def _dataset(tf, x, y, batch: int, seed: int, spec_augment: bool):
 
 
 class _KeepBest:
-    """Keras callback: remember the weights of the epoch with the best validation accuracy."""
+    """Keras callback: remember the weights of the epoch with the best validation accuracy, and
+    report each epoch through ``say``."""
 
-    def __new__(cls, keras):
+    def __new__(cls, keras, say=None):
         class KeepBest(keras.callbacks.Callback):
             def __init__(self):
                 super().__init__()
                 self.best, self.weights, self.epoch = -1.0, None, -1
 
             def on_epoch_end(self, epoch, logs=None):
-                acc = float((logs or {}).get("val_accuracy", -1))
+                logs = logs or {}
+                if say is not None:  # on stderr: stdout carries the result only
+                    say(f"epoch {epoch + 1}: loss {logs.get('loss', float('nan')):.4f}, accuracy "
+                        f"{logs.get('accuracy', float('nan')):.4f}, held-out voices {logs.get('val_accuracy', float('nan')):.4f}")
+                acc = float(logs.get("val_accuracy", -1))
                 if acc > self.best:
                     self.best, self.weights, self.epoch = acc, self.model.get_weights(), epoch
 
@@ -144,7 +149,16 @@ def train_kws(options: KwsOptions, progress=None) -> KwsResult:
     started = time.perf_counter()
 
     say(f"data: synthetic voices saying {list(options.words)} (cached after the first run)")
-    build = {"seed": options.seed, "cache_dir": options.cache_dir, "progress": say}
+    def stage(name: str, done: int, total: int) -> None:
+        if done == total or done % max(1, total // 4) == 0:
+            say(f"data: {name} {done}/{total}")
+
+    # Renderings per voice: espeak-ng has about a hundred voices, flite and festival a few each,
+    # so those few say every word many times (each at its own speed and pitch).
+    build = {"seed": options.seed, "cache_dir": options.cache_dir, "progress": stage,
+             "per_voice": {"espeak-ng": 4, "flite": 40, "festival": 40}, "augment_copies": 3}
+    if options.limit is not None:  # a quick run: few renderings per voice, so few to synthesize
+        build.update(per_voice={"espeak-ng": 1, "flite": 2, "festival": 2}, unknown_words=0.5, augment_copies=1)
     if options.augment_copies is not None:
         build["augment_copies"] = options.augment_copies
     clips = build_clips(options.words, **build)
@@ -168,12 +182,12 @@ def train_kws(options: KwsOptions, progress=None) -> KwsResult:
                   metrics=["accuracy"])
     say(f"model: {count_params(model)} parameters, window {arch.window_frames} frames, "
         f"{len(train_i)} training / {len(val_i)} held-out-voice clips")
-    keep_best = _KeepBest(keras)
+    keep_best = _KeepBest(keras, say)
     fit_start = time.perf_counter()
     history = model.fit(_dataset(tf, x_all[train_i], y_all[train_i], options.batch_size, options.seed,
                                  options.spec_augment),
                         validation_data=(x_all[val_i], y_all[val_i]), epochs=options.epochs,
-                        verbose=2, callbacks=[keep_best])
+                        verbose=0, shuffle=False, callbacks=[keep_best])
     fit_s = time.perf_counter() - fit_start
     model.set_weights(keep_best.weights)
     val_prob = model.predict(x_all[val_i], batch_size=512, verbose=0)
