@@ -113,6 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     add_listen_parser(sub)
+    from apps.speech.calibrate_cli import (
+        add_parser as add_calibrate_parser,  # argparse only: the spotter loads when it runs
+    )
+
+    add_calibrate_parser(sub)
     return parser
 
 
