@@ -90,25 +90,27 @@ def record(model, clips, progress=None) -> list[Recording]:
     return out
 
 
-def smooth(probs: np.ndarray, steps: int) -> np.ndarray:
-    """The spotter's smoothed scores: at step n the sum of its ring buffer (slot j holds the
-    latest probability of a step m with m % steps == j), summed slot by slot, over ``steps``;
-    0 before ``steps`` probabilities arrived."""
+def smooth(probs: np.ndarray, steps: int, floor: float = -np.inf) -> np.ndarray:
+    """The spotter's smoothed scores: 0 before ``steps`` probabilities arrived, then at step n
+    ``sum(ring slot 0, 1, ...) / steps`` with Python's own ``sum`` over its ring buffer (slot j
+    holds the latest probability of a step m with m % steps == j), as the spotter computes it.
+    Scores that a vectorized sum puts below ``floor`` keep that value (a few ulps from the
+    spotter's, so the same side of any threshold >= ``floor``)."""
     probs = np.asarray(probs, np.float64)
-    out = np.zeros_like(probs)
     if steps == 1:
-        return probs / 1
+        return probs.copy()
+    out = np.zeros_like(probs)
     n = np.arange(steps - 1, len(probs))
     if len(n) == 0:
         return out
     ring = np.stack([probs[n - ((n - j) % steps)] for j in range(steps)], axis=1)  # [m, slot, K] like the ring
-    if probs.shape[1] == 1:  # numpy sums a (slots, 1) ring as one row: pairwise, as it sums each row here
-        total = np.ascontiguousarray(ring[:, :, 0]).sum(axis=1)[:, None]
-    else:  # a (slots, K) ring is summed slot by slot
-        total = ring[:, 0].copy()
-        for j in range(1, steps):
-            total += ring[:, j]
-    out[steps - 1:] = total / steps
+    total = ring[:, 0].copy()
+    for j in range(1, steps):
+        total += ring[:, j]
+    fast = total / steps
+    m, k = np.nonzero(fast >= floor - 1e-9)
+    fast[m, k] = [sum(column) / steps for column in ring[m, :, k].tolist()]
+    out[steps - 1:] = fast
     return out
 
 
@@ -193,7 +195,7 @@ def tally(recordings, keywords: tuple[str, ...], thresholds: np.ndarray, smoothi
     ends = []
     negative_s = 0.0
     for rec in recordings:
-        scores = smooth(rec.probs, smoothing_steps)
+        scores = smooth(rec.probs, smoothing_steps, float(thresholds.min()) * REARM_FRACTION)
         n, k, c = detect(rec.t, scores, thresholds, refractory_s)
         if rec.clip.negative:
             negative_s += rec.clip.seconds
