@@ -3,7 +3,8 @@
 Sections: ``runtime`` (overhead of edge_runtime over the raw interpreter, LiteRT vs ONNX Runtime,
 1 vs 2 threads, fp32 vs int8, the Fashion-MNIST report card), ``vision`` (the training recipes:
 detector and classifier, float / int8 / QAT, throughput of two workers), ``camera`` (the
-detection pipeline on vtest.avi) and ``control`` (policies at a fixed rate). ``--sections`` runs
+detection pipeline on vtest.avi), ``control`` (policies at a fixed rate) and ``speech`` (keyword
+spotting: the digits, calibrated; false accepts, latency, real-time factor, memory). ``--sections`` runs
 some of them and replaces only those sections in the file, between their markers."""
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ def main(argv=None) -> int:
     return 0
 
 
-SECTIONS = ("runtime", "vision", "camera", "control")
+SECTIONS = ("runtime", "vision", "camera", "control", "speech")
 MARK, END = "<!-- section:{} -->", "<!-- /section:{} -->"
 HEADER = """# Benchmarks
 
@@ -100,6 +101,13 @@ def control_section(args) -> str:
 
     return f"## Robot control: `edgepilot control`\n\nMeasured {_machine()}.\n\n" + control.run(
         Path(args.cache), progress=lambda m: print(m, flush=True))
+
+
+def speech_section(args) -> str:
+    from bench import speech
+
+    body = speech.run(Path(args.cache), progress=lambda m: print(m, flush=True))
+    return body.replace("\n", f"\n\nMeasured {_machine()}.\n", 1)
 
 
 def assets_path(name: str) -> Path:
@@ -175,7 +183,7 @@ images through `edge_runtime` ({args.runs} timed runs per variant, one thread). 
 
 
 SECTION_FUNCTIONS = {"runtime": runtime_section, "vision": vision_section, "camera": camera_section,
-                     "control": control_section}
+                     "control": control_section, "speech": speech_section}
 
 
 if __name__ == "__main__":
