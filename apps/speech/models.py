@@ -62,7 +62,8 @@ class ModelSpec:
 
 
 class KeywordModel:
-    """One keyword model. ``step(frames [stride_frames, 40] float32) -> float64 [keywords]``."""
+    """One keyword model. ``step(frames [stride_frames, 40] float32) -> [probability per keyword]``
+    (a list of floats: the spotter works on a handful of them with plain Python arithmetic)."""
 
     spec: ModelSpec
 
@@ -73,7 +74,7 @@ class KeywordModel:
     def accelerator(self) -> str:
         return self.model.accelerator
 
-    def step(self, frames: np.ndarray) -> np.ndarray:
+    def step(self, frames: np.ndarray) -> list[float]:
         raise NotImplementedError
 
     def reset(self) -> None:
@@ -88,17 +89,25 @@ class MicroWakeWordModel(KeywordModel):
         q = model.inputs[0].quantization
         self._scale, self._zero = float(q.scale), float(q.zero_point)
         out = model.outputs[0].quantization
-        self._out_scale, self._out_zero = np.float32(out.scale), np.float32(out.zero_point)
-        self._in_dtype = model.inputs[0].dtype
-        self._shape = (1, spec.stride_frames, BINS)
+        self._out_scale, self._out_zero = float(out.scale), int(out.zero_point)
+        info = np.iinfo(model.inputs[0].dtype)
+        self._lo, self._hi = float(info.min), float(info.max)
+        shape = (1, spec.stride_frames, BINS)
+        self._real = np.zeros(shape, np.float64)  # buffers reused every step (this is the hot path)
+        self._quantized = np.zeros(shape, model.inputs[0].dtype)
 
-    def step(self, frames: np.ndarray) -> np.ndarray:
-        # pymicro-wakeword's quantization, to the bit: float64, round half to even, no clipping
-        # needed (features lie in 0..26, i.e. -128..127 at this scale); clipped all the same.
-        q = np.round(frames.astype(np.float64) / self._scale + self._zero)
-        np.clip(q, -128, 127, out=q)
-        raw = self.model.run(q.astype(self._in_dtype).reshape(self._shape), raw=True)[0]
-        return ((raw.astype(np.float32) - self._out_zero) * self._out_scale).astype(np.float64).reshape(1)
+    def step(self, frames: np.ndarray) -> list[float]:
+        # pymicro-wakeword's quantization, to the bit: round(x / scale + zero_point) in float64,
+        # half to even; features lie in 0..26, i.e. inside int8 at this scale (clipped all the same)
+        q = self._real
+        np.divide(frames.reshape(q.shape), self._scale, out=q)
+        np.add(q, self._zero, out=q)
+        np.rint(q, out=q)
+        np.minimum(q, self._hi, out=q)
+        np.maximum(q, self._lo, out=q)
+        np.copyto(self._quantized, q, casting="unsafe")
+        raw = self.model.run(self._quantized, raw=True)[0]
+        return [(int(raw.flat[0]) - self._out_zero) * self._out_scale]  # exact: k / 256
 
 
 class StreamingModel(KeywordModel):
@@ -109,9 +118,9 @@ class StreamingModel(KeywordModel):
         self._words = word_index
         self._shape = (1, spec.stride_frames, BINS)
 
-    def step(self, frames: np.ndarray) -> np.ndarray:
+    def step(self, frames: np.ndarray) -> list[float]:
         out = self.model.run(np.ascontiguousarray(frames, np.float32).reshape(self._shape))[0]
-        return np.asarray(out, np.float64).reshape(-1)[self._words]
+        return out.reshape(-1)[self._words].tolist()
 
 
 class WindowModel(KeywordModel):
@@ -122,12 +131,12 @@ class WindowModel(KeywordModel):
         self._words = word_index
         self._window = np.zeros((1, window_frames, BINS), np.float32)
 
-    def step(self, frames: np.ndarray) -> np.ndarray:
+    def step(self, frames: np.ndarray) -> list[float]:
         n = len(frames)
         self._window[0, :-n] = self._window[0, n:]
         self._window[0, -n:] = frames
         out = self.model.run(self._window)[0]
-        return np.asarray(out, np.float64).reshape(-1)[self._words]
+        return out.reshape(-1)[self._words].tolist()
 
     def reset(self) -> None:
         self._window[:] = 0.0

@@ -17,6 +17,7 @@ one event while a different keyword said right after still fires. ``t`` is the e
 in wall time, so the events are identical whatever the block size."""
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -111,9 +112,10 @@ class Spotter:
         spec = model.spec
         self.model, self.spec = model, spec
         self.keywords = spec.keywords
-        self.thresholds = np.array(_per_keyword(thresholds, spec.keywords, spec.thresholds, "threshold"))
-        if np.any((self.thresholds < 0) | (self.thresholds > 1)):
-            raise ValueError(f"thresholds must lie in 0..1, got {self.thresholds.tolist()}")
+        self.thresholds = _per_keyword(thresholds, spec.keywords, spec.thresholds, "threshold")
+        if any(not 0.0 <= t <= 1.0 for t in self.thresholds):
+            raise ValueError(f"thresholds must lie in 0..1, got {list(self.thresholds)}")
+        self._rearm = tuple(t * REARM_FRACTION for t in self.thresholds)
         self.refractory_s = spec.refractory_s if refractory_s is None else float(refractory_s)
         if self.refractory_s < 0:
             raise ValueError(f"refractory period must be >= 0 s, got {self.refractory_s}")
@@ -125,7 +127,7 @@ class Spotter:
         self.on_step = on_step
         self.frontend = StreamingFrontend()
         self._pending = np.zeros((self.stride, BINS), np.float32)
-        self._probs = np.zeros((self.smoothing_steps, len(self.keywords)), np.float64)
+        self._probs: list = [None] * self.smoothing_steps  # the last probabilities, a ring of lists
         self.timer = LoopTimer()
         self._totals = {"samples": 0, "steps": 0, "vad_skipped": 0, "compute_s": 0.0, "model_s": 0.0, "replayed": 0}
         # frames of the model's receptive field, replayed when the voice gate opens again
@@ -141,8 +143,8 @@ class Spotter:
         self._gap = False
         self.frames = 0  # frames handed to the model (or the gate) in this stream
         self.samples = 0  # samples received in this stream
-        self._quiet_until = np.full(len(self.keywords), -np.inf)
-        self._armed = np.ones(len(self.keywords), bool)
+        self._quiet_until = [-math.inf] * len(self.keywords)
+        self._armed = [True] * len(self.keywords)
 
     def reset(self) -> None:
         """Start a new, unrelated stream: stream time back to 0, model state and frontend fresh."""
@@ -210,32 +212,38 @@ class Spotter:
 
     def _run(self, frames: np.ndarray, t: float, found: list | None) -> None:
         """One model step on ``frames`` ending at stream time ``t``; ``found`` None: state only (a replay)."""
+        # plain Python floats from here on: a handful of keywords, and numpy's per-call cost
+        # would exceed the arithmetic (this runs 33 times a second per stream)
         t0 = time.perf_counter()
         probs = self.model.step(frames)
-        model_s = time.perf_counter() - t0
-        self._probs[self._n_probs % self.smoothing_steps] = probs
+        t1 = time.perf_counter()
+        n = self.smoothing_steps
+        self._probs[self._n_probs % n] = probs
         self._n_probs += 1
-        if self._n_probs < self.smoothing_steps:
-            scores = np.zeros(len(self.keywords))
-        else:
-            scores = self._probs.sum(axis=0) / self.smoothing_steps
         if found is None:
             self._totals["replayed"] += 1
             return
-        self._totals["steps"] += 1
-        self._totals["model_s"] += model_s
-        self.timer.record(time.perf_counter(), time.perf_counter() - t0)
+        totals = self._totals
+        totals["steps"] += 1
+        totals["model_s"] += t1 - t0
+        self.timer.record(t1, t1 - t0)
+        if self._n_probs < n:
+            scores = [0.0] * len(probs)
+        elif n == 1:
+            scores = probs
+        else:  # the exact sum of the window, then one division (as statistics.mean rounds)
+            scores = [sum(column) / n for column in zip(*self._probs)]
         if self.on_step is not None:
             self.on_step(t, scores)
-        above = scores > self.thresholds
-        self._armed |= scores < self.thresholds * REARM_FRACTION
-        for k in np.flatnonzero(above & self._armed):
-            if t >= self._quiet_until[k]:
+        for k, score in enumerate(scores):
+            if score < self._rearm[k]:
+                self._armed[k] = True
+            elif score > self.thresholds[k] and self._armed[k] and t >= self._quiet_until[k]:
                 self._quiet_until[k] = t + self.refractory_s
                 self._armed[k] = False
                 keyword = self.keywords[k]
                 self.counts[keyword] += 1
-                found.append(Detection(keyword, float(scores[k]), round(t, 6)))
+                found.append(Detection(keyword, float(score), round(t, 6)))
 
     def stats(self) -> SpotterStats:
         timing = self.timer.summary()
