@@ -20,7 +20,7 @@ from train.speech import cache
 from train.speech.augment import augment, background_clip, perturb
 from train.speech.backgrounds import Backgrounds, make_backgrounds
 from train.speech.engines import Request, Voice, engine_version, voices as machine_voices
-from train.speech.split import split_voices
+from train.speech.split import SPLIT_RULE, split_voices
 from train.speech.synth import SAMPLE_RATE_HZ, synthesize_requests
 from train.speech.text import spoken, unknown_words as pick_unknown_words
 
@@ -142,7 +142,7 @@ def _options(words, seed, augment_copies, unknown_words, voice_list, val_fractio
              silence_clips, clip_seconds, backgrounds) -> list:
     unknown = list(unknown_words) if unknown_words is not None and not isinstance(unknown_words, (int, float)) \
         else unknown_words
-    return ["kws-clips", list(words), seed, augment_copies, unknown, [v.id for v in voice_list], val_fraction,
+    return ["kws-clips", SPLIT_RULE, list(words), seed, augment_copies, unknown, [v.id for v in voice_list], val_fraction,
             sorted(per_voice.items()), partial_fraction, silence_clips, clip_seconds,
             sorted({engine_version(v.engine) for v in voice_list}),
             None if backgrounds is None else backgrounds.digest()]
