@@ -252,7 +252,7 @@ chose smoothing over **{point['smoothing_steps']} steps** ({30 * point['smoothin
 | detection latency after the end of the word, p50 / p99 (sentences) | {run_['latency_p50_s']:.3f} / {run_['latency_p99_s']:.3f} s | p99 <= 0.5 s |
 | detection latency after the end of the word, p50 / p99 (isolated) | {iso['latency_p50_s']:.3f} / {iso['latency_p99_s']:.3f} s | |
 
-Latency is the detection's stream time (end of the audio the firing step had seen) minus the end of the
+{_never(calibrated)}Latency is the detection's stream time (end of the audio the firing step had seen) minus the end of the
 synthesized word; a detection counts for a word from its start to 1 s after its end.
 Detections in the sentences that match no digit said: {run_['stray']}.
 
@@ -275,6 +275,14 @@ noise and music), streamed in 100 ms blocks; median of 5 interleaved rounds. Aim
 process ({mem['steps']:,} steps): RSS {mem['first_minute']:.1f} MiB after the first minute, {mem['end']:.1f} MiB at
 the end ({growth:+.1f}%; target within 5%).
 """
+
+
+def _never(calibrated: dict) -> str:
+    words = calibrated.get("never_detected") or []
+    if not words:
+        return ""
+    return (f"At this target the calibration found no threshold for {', '.join(words)} that detects any of their "
+            "calibration utterances without a false accept in its negatives: those keywords are off (FRR 100%).\n")
 
 
 def main(argv=None) -> int:

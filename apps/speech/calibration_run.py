@@ -128,7 +128,12 @@ def run_calibration(model_path, options: CalibrateOptions = CalibrateOptions(), 
         "stray_detections_in_positives": int(at_point.stray.sum()),
         "latency_after_word_end_s": _percentiles(at_point.latency_s[0]),
         "written": [], "png": None, "seconds": None,
+        # keywords that keep the target only by never firing on the positives
+        "never_detected": [p.keyword for p in point.keywords if p.misses == p.utterances],
     }
+    if result["never_detected"]:
+        say(f"warning: {result['never_detected']} meet the target only at thresholds that found none of their "
+            "utterances: more (or cleaner) negatives, a higher --target-fa-per-hour or a better model")
     if options.png is not None:
         plot(result_sweep, point, options.png)
         result["png"] = str(options.png)
@@ -198,7 +203,8 @@ def render(result: dict) -> str:
              f"{'keyword':<16} {'threshold':>9} {'FRR %':>7} {'FA/h':>7} {'FA':>4} {'utterances':>10}"]
     for word, p in op["keywords"].items():
         lines.append(f"{word:<16} {p['threshold']:>9.4g} {100 * p['frr']:>7.2f} {p['fa_per_hour']:>7.2f} "
-                     f"{p['false_accepts']:>4} {p['utterances']:>10}" + ("" if p["target_met"] else "  (target not met)"))
+                     f"{p['false_accepts']:>4} {p['utterances']:>10}" + ("" if p["target_met"] else "  (target not met)")
+                     + ("  (never fires on its utterances at this target)" if p["misses"] == p["utterances"] else ""))
     lat = result["latency_after_word_end_s"]
     if lat["n"]:
         lines.append(f"mean FRR {100 * op['mean_frr']:.2f}%, total {op['fa_per_hour_total']:.2f} FA/h; detection "
