@@ -32,13 +32,28 @@ def key(*parts) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
+CHUNK_ROWS = 1024  # rows converted at a time: no full-size float64 temporaries of a large clip set
+
+
 def quantize(audio: np.ndarray) -> np.ndarray:
     """Float audio rounded onto the int16 grid, as int16 (clipped to [-1, 1])."""
-    return np.clip(np.round(np.asarray(audio, np.float64) * INT16_SCALE), -32767, 32767).astype(np.int16)
+    audio = np.asarray(audio)
+    if audio.ndim != 2:
+        return np.clip(np.round(audio.astype(np.float64) * INT16_SCALE), -32767, 32767).astype(np.int16)
+    out = np.empty(audio.shape, np.int16)
+    for i in range(0, len(audio), CHUNK_ROWS):
+        out[i:i + CHUNK_ROWS] = quantize(audio[i:i + CHUNK_ROWS].ravel()).reshape(-1, audio.shape[1])
+    return out
 
 
 def dequantize(samples: np.ndarray) -> np.ndarray:
-    return (samples.astype(np.float32) / np.float32(INT16_SCALE)).astype(np.float32)
+    """int16 samples as float32 in [-1, 1] (the inverse of :func:`quantize` on its grid)."""
+    if samples.ndim != 2:
+        return samples.astype(np.float32) / np.float32(INT16_SCALE)
+    out = np.empty(samples.shape, np.float32)
+    for i in range(0, len(samples), CHUNK_ROWS):
+        out[i:i + CHUNK_ROWS] = dequantize(samples[i:i + CHUNK_ROWS].ravel()).reshape(-1, samples.shape[1])
+    return out
 
 
 def _atomic(path: Path, write) -> None:

@@ -100,8 +100,10 @@ class KwsClips:
         return {part: tuple(sorted(set(self.voices[(self.split == part) & (self.voices != "")].tolist())))
                 for part in ("train", "val")}
 
-    def to_arrays(self) -> dict[str, np.ndarray]:
-        return {"audio": cache.quantize(self.audio), "labels": self.labels, "classes": np.array(self.classes),
+    def to_arrays(self, audio_int16: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Plain arrays (audio as int16; pass it when you have it, to save converting it back)."""
+        audio = cache.quantize(self.audio) if audio_int16 is None else audio_int16
+        return {"audio": audio, "labels": self.labels, "classes": np.array(self.classes),
                 "voices": self.voices, "split": self.split, "texts": self.texts, "end_s": self.end_s,
                 "clip_seconds": np.array(self.clip_seconds)}
 
@@ -224,7 +226,7 @@ def build_clips(words, *, seed: int = 0, cache_dir=None, augment_copies: int = 2
             items.append((u.audio[len(u.audio) - cut:], 1, u.voice, f"{u.text}[-{share:.2f}:]", False))
     silence = silence_clips if silence_clips is not None else int(round(kept_keywords / len(words)))
     total = len(items) + silence
-    audio = np.zeros((total, n), np.float32)
+    audio = np.zeros((total, n), np.int16)  # on the int16 grid from the start: a cached build is the same
     labels = np.zeros(total, np.int32)
     voice_ids = np.full(total, "", dtype=object)
     texts = np.full(total, "", dtype=object)
@@ -233,20 +235,19 @@ def build_clips(words, *, seed: int = 0, cache_dir=None, augment_copies: int = 2
     for k, (a, label, voice, text, whole) in enumerate(items):
         rng = _rng(seed, 6, k)
         placed, end = _place(a, n, rng)
-        audio[k] = augment(placed, rng, backgrounds=backgrounds)
+        audio[k] = cache.quantize(augment(placed, rng, backgrounds=backgrounds))
         labels[k], voice_ids[k], texts[k] = label, voice, text
         end_s[k] = end if whole else math.nan
         if done and k % 200 == 0:
             done(k, total)
     for k in range(len(items), total):
-        audio[k] = background_clip(n, _rng(seed, 7, k), backgrounds)
+        audio[k] = cache.quantize(background_clip(n, _rng(seed, 7, k), backgrounds))
     if done:
         done(total, total)
-    audio = cache.dequantize(cache.quantize(audio))
     val_share = len(val_voices) / len(voice_list)
     split = np.where(np.isin(voice_ids.astype(str), list(val_ids)), "val", "train")
     split[len(items):] = np.where(np.random.default_rng([seed, 8]).random(silence) < val_share, "val", "train")
-    clips = KwsClips(audio, labels, (SILENCE, UNKNOWN, *words), voice_ids.astype(str), split.astype(str),
+    clips = KwsClips(cache.dequantize(audio), labels, (SILENCE, UNKNOWN, *words), voice_ids.astype(str), split.astype(str),
                      float(clip_seconds), texts.astype(str), end_s)
-    cache.save_arrays(entry, **clips.to_arrays())
+    cache.save_arrays(entry, **clips.to_arrays(audio_int16=audio))
     return clips
