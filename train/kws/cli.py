@@ -25,6 +25,8 @@ def add_kws_parser(train_subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the data and the training (default 0)")
     p.add_argument("--limit", type=int, default=None, help="at most N clips per class and split (quick runs)")
     p.add_argument("--augment-copies", type=int, default=None, help="augmented copies of each utterance (default 3)")
+    p.add_argument("--negative-minutes", type=float, default=30.0,
+                   help="minutes of synthetic running speech without the words, as hard negatives (default 30)")
     p.add_argument("--cache", default=None, metavar="DIR", help="speech cache (default ~/.cache/edgepilot/kws)")
     p.add_argument("--force", action="store_true", help="replace a non-empty --out")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
@@ -40,7 +42,8 @@ def run_train_kws(args) -> int:
 
     options = KwsOptions(words=tuple(args.words), out=args.out, seed=args.seed, epochs=args.epochs,
                          batch_size=args.batch_size, lr=args.lr, channels=args.channels, force=args.force,
-                         cache_dir=args.cache, limit=args.limit, augment_copies=args.augment_copies)
+                         cache_dir=args.cache, limit=args.limit, augment_copies=args.augment_copies,
+                         negative_minutes=args.negative_minutes)
     if args.verbose:
         os.environ[VERBOSE_ENV] = "1"
     import_tensorflow()

@@ -13,7 +13,10 @@ class KwsOptions:
     """``words``: the command words, exactly as events will name them. ``epochs`` of Adam with a
     cosine learning rate from ``lr``; the weights of the best epoch on held-out voices are kept.
     ``limit`` keeps only that many clips per class (quick runs and tests). ``channels`` widens the
-    network (96: about 70k parameters)."""
+    network (96: about 70k parameters). ``negative_minutes`` of synthetic running speech over
+    noise and music (sentences from the training part of the fortunes, training voices only) is
+    streamed through the frontend and cut into ``_unknown_`` windows: the hard negatives that keep
+    false accepts down in conversation."""
 
     words: tuple[str, ...]
     out: Path
@@ -28,6 +31,7 @@ class KwsOptions:
     limit: int | None = None
     augment_copies: int | None = None  # None: the data builder's default
     spec_augment: bool = True
+    negative_minutes: float = 30.0  # running speech without the words, cut into _unknown_ windows
 
     def __post_init__(self):
         words = tuple(str(w).strip() for w in self.words)
@@ -48,6 +52,8 @@ class KwsOptions:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.limit is not None and self.limit < 2:
             raise ValueError(f"--limit must be >= 2 clips per class, got {self.limit}")
+        if self.negative_minutes < 0:
+            raise ValueError(f"--negative-minutes must be >= 0, got {self.negative_minutes}")
         if not self.lr > 0:
             raise ValueError(f"--lr must be > 0, got {self.lr}")
 

@@ -3,6 +3,8 @@
 1. Clips of the words, of other words (``_unknown_``) and of noise (``_silence_``), spoken by the
    TTS voices of Debian main and augmented (:mod:`train.speech`); whole voices are held out for
    validation, so the figures say how the model does on speakers it never heard.
+   Windows of synthetic running speech without the words (sentences training may use, training
+   voices, over noise and music) join ``_unknown_`` as hard negatives.
 2. Features from the one frontend the app streams with (:mod:`apps.speech.frontend`).
 3. The non-streaming network (:mod:`train.kws.architecture`) trained with Adam, a cosine
    schedule and SpecAugment-style masks; the best epoch on held-out voices is kept.
@@ -133,6 +135,26 @@ def _calibration_streams(clips, x_idx: np.ndarray, seed: int, arch: KwsArchitect
     return stream_steps(features(stream), arch)
 
 
+NEGATIVE_HOP_FRAMES = 8  # one hard-negative window every 80 ms of running speech
+
+
+def _hard_negatives(options: KwsOptions, voices: list[str], arch: KwsArchitecture, minutes: float, say) -> np.ndarray:
+    """Windows of synthetic running speech without the words, as the streaming model sees them:
+    features of the whole stream from one frontend (its noise estimate and gain settle as they
+    do when listening), cut every :data:`NEGATIVE_HOP_FRAMES` frames."""
+    from apps.speech.frontend import features
+    from train.speech import negative_stream
+
+    if minutes <= 0:
+        return np.zeros((0, arch.window_frames, 40), np.float32)
+    say(f"hard negatives: {minutes:g} min of running speech without the words (training voices)")
+    audio = negative_stream(options.words, seconds=minutes * 60, seed=options.seed + 7919, cache_dir=options.cache_dir,
+                            voices=voices, part="train")
+    frames = features(audio)
+    starts = range(0, len(frames) - arch.window_frames + 1, NEGATIVE_HOP_FRAMES)
+    return np.stack([frames[s:s + arch.window_frames] for s in starts]).astype(np.float32)
+
+
 def train_kws(options: KwsOptions, progress=None) -> KwsResult:
     import keras
     import tensorflow as tf
@@ -174,17 +196,21 @@ def train_kws(options: KwsOptions, progress=None) -> KwsResult:
     train_i, val_i = np.flatnonzero(split == "train"), np.flatnonzero(split == "val")
     if len(val_i) == 0 or len(train_i) == 0:
         raise RuntimeError("the data builder gave no held-out voices (or no training voices); cannot validate")
+    minutes = options.negative_minutes if options.limit is None else min(options.negative_minutes, 1.0)
+    x_neg = _hard_negatives(options, sorted(set(clips.voices[keep][train_i]) - {""}), arch, minutes, say)
+    x_train = np.concatenate([x_all[train_i], x_neg])
+    y_train = np.concatenate([y_all[train_i], np.full(len(x_neg), options.classes.index("_unknown_"), np.int32)])
 
     model = build_model(arch, len(options.classes), seed=options.seed)
-    steps = int(np.ceil(len(train_i) / options.batch_size)) * options.epochs
+    steps = int(np.ceil(len(x_train) / options.batch_size)) * options.epochs
     schedule = keras.optimizers.schedules.CosineDecay(options.lr, steps, alpha=0.01)
     model.compile(optimizer=keras.optimizers.Adam(schedule), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     say(f"model: {count_params(model)} parameters, window {arch.window_frames} frames, "
-        f"{len(train_i)} training / {len(val_i)} held-out-voice clips")
+        f"{len(train_i)} training clips + {len(x_neg)} running-speech windows / {len(val_i)} held-out-voice clips")
     keep_best = _KeepBest(keras, say)
     fit_start = time.perf_counter()
-    history = model.fit(_dataset(tf, x_all[train_i], y_all[train_i], options.batch_size, options.seed,
+    history = model.fit(_dataset(tf, x_train, y_train, options.batch_size, options.seed,
                                  options.spec_augment),
                         validation_data=(x_all[val_i], y_all[val_i]), epochs=options.epochs,
                         verbose=0, shuffle=False, callbacks=[keep_best])
@@ -226,7 +252,7 @@ def train_kws(options: KwsOptions, progress=None) -> KwsResult:
     train_voices = sorted(set(clips.voices[keep][train_i]) - {""})
     metrics = {"val_top1_float": float_top1, "val_top1_stream_fp32": stream["fp32"]["top1"],
                "val_top1_stream_int8": stream["int8"]["top1"], "val_clips": int(len(val_i)),
-               "train_clips": int(len(train_i)), "parameters": count_params(model), "best_epoch": keep_best.epoch + 1}
+               "train_clips": int(len(train_i)), "hard_negative_windows": int(len(x_neg)), "parameters": count_params(model), "best_epoch": keep_best.epoch + 1}
     record = {"task": "keyword_spotting", "options": options.to_dict(), "classes": list(options.classes),
               "architecture": {**arch.to_dict(), "final_kernel": arch.final_kernel},
               "frontend": json.loads(meta.extra["frontend"]), "metrics": metrics,

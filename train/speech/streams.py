@@ -93,14 +93,16 @@ def running_speech(words, *, voices=None, seconds: float, seed: int = 0, cache_d
 
 
 def negative_stream(words, *, seconds: float, seed: int = 0, cache_dir=None, voices=None,
-                    snr_db=(5.0, 25.0), segment_s=(5.0, 20.0), jobs: int = 2) -> np.ndarray:
+                    snr_db=(5.0, 25.0), segment_s=(5.0, 20.0), jobs: int = 2, part: str = "heldout") -> np.ndarray:
     """``seconds`` of running speech without any keyword (16 kHz float32): fortunes sentences by
     random voices, over a background (white/pink/brown noise, babble or music) that changes every
-    ``segment_s`` seconds, at an SNR drawn from ``snr_db`` for each segment."""
+    ``segment_s`` seconds, at an SNR drawn from ``snr_db`` for each segment. ``part`` "train" draws
+    from the quarter of the sentences training may use (hard negatives for ``train kws``),
+    "heldout" (the default, for measuring false accepts) from the rest."""
     words = tuple(words)
     voice_list = _voice_list(voices)
     rng = np.random.default_rng([seed, 0x2E6])
-    sentences = text.fortune_sentences(words)
+    sentences = text.fortune_sentences(words, part)
     n = int(round(seconds * SAMPLE_RATE_HZ))
     pieces, at = [], 0
     while at < n:  # batches of sentences until the stream is long enough

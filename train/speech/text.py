@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import re
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -88,12 +89,25 @@ def tokens(sentence: str) -> list[str]:
     return [t for t in re.split(r"[^a-z']+", sentence.lower()) if t]
 
 
-def fortune_sentences(keywords) -> tuple[str, ...]:
+# Which sentences may train a model (a quarter, by a hash of the text) and which are kept for
+# measuring false accepts: the two never share a sentence, whatever the seeds.
+PARTS = ("train", "heldout")
+
+
+def sentence_part(sentence: str) -> str:
+    return "train" if zlib.crc32(sentence.encode("utf-8")) % 4 == 0 else "heldout"
+
+
+def fortune_sentences(keywords, part: str | None = None) -> tuple[str, ...]:
     """Sentences of the fortunes (4-25 words, letters and punctuation only, no digits: a number
-    would be spoken as words) with no token containing or sounding like a keyword."""
+    would be spoken as words) with no token containing or sounding like a keyword; ``part``
+    "train" or "heldout" keeps only that part (see :data:`PARTS`), None all."""
+    if part is not None and part not in PARTS:
+        raise ValueError(f"sentence part {part!r}: expected one of {PARTS} or None")
     parts, sounds = _forbidden(keywords)
     return tuple(s for s in _fortune_sentences()
-                 if all(_clean_token(t.strip("'"), parts, sounds) for t in tokens(s)))
+                 if (part is None or sentence_part(s) == part)
+                 and all(_clean_token(t.strip("'"), parts, sounds) for t in tokens(s)))
 
 
 def pick(items, count: int, rng: np.random.Generator) -> list:
