@@ -1,7 +1,7 @@
 """Keyword spotting benchmark (issue 9): the spoken digits zero..nine.
 
 * accuracy on held-out synthetic voices: float, streaming fp32, streaming int8 (``training.json``);
-* ``edgepilot kws-calibrate`` on held-out voices and 30 min of negatives (seed 1), then, on fresh
+* ``edgepilot kws-calibrate`` on held-out voices and 120 min of negatives (seed 1), then, on fresh
   audio: false-reject rate at that point on digits inside sentences and on isolated digits
   (held-out voices, seed 3), false accepts per hour on an hour of keyword-free synthetic speech
   over noise, babble and music (seed 2), detection latency after the end of the word;
@@ -188,7 +188,7 @@ def memory(model_path, audio: np.ndarray, minutes: float) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def run(cache: Path, fa_minutes: float = 60, calib_negative_minutes: float = 30, positive_minutes: float = 20,
+def run(cache: Path, fa_minutes: float = 60, calib_negative_minutes: float = 120, positive_minutes: float = 20,
         memory_minutes: float = 60, rtf_seconds: float = 300, folder: Path | None = None, progress=print) -> str:
     """Markdown with every figure; ``folder``: measure that training folder instead of the cached digits."""
     from apps.speech.calibration_run import CalibrateOptions, run_calibration

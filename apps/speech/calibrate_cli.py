@@ -38,8 +38,8 @@ def add_parser(sub) -> None:
                    help="smoothing windows to try, in steps (default 1 2 3 4 6 8)")
     p.add_argument("--positive-minutes", type=float, default=10.0,
                    help="synthetic positives: minutes of sentences with keywords (default 10), plus isolated words")
-    p.add_argument("--negative-minutes", type=float, default=30.0,
-                   help="synthetic negatives: minutes of keyword-free speech (default 30)")
+    p.add_argument("--negative-minutes", type=float, default=60.0,
+                   help="synthetic negatives: minutes of keyword-free speech (default 60: with less, a target of 0.5 per hour allows no false accept at all and the threshold fits the noise of one sample)")
     p.add_argument("--seed", type=int, default=1, help="seed of the synthetic audio (default 1; training uses 0)")
     p.add_argument("--cache", default=None, metavar="DIR", help="speech cache (default ~/.cache/edgepilot/kws)")
     p.add_argument("--png", metavar="PATH", help="draw FA/h against FRR per keyword, operating points marked")

@@ -34,7 +34,7 @@ class CalibrateOptions:
     target_fa_per_hour: float = DEFAULT_TARGET_FA_PER_HOUR
     smoothing: tuple[int, ...] = SMOOTHING_STEPS
     positive_minutes: float = 10.0
-    negative_minutes: float = 30.0
+    negative_minutes: float = 60.0
     seed: int = 1
     cache_dir: str | None = None
     png: str | None = None
