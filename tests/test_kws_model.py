@@ -11,7 +11,12 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def streaming(tmp_path_factory):
-    from train.kws.architecture import KwsArchitecture, build_model, save_streaming, stream_steps
+    from train.kws.architecture import (
+        KwsArchitecture,
+        build_model,
+        save_streaming,
+        stream_steps,
+    )
 
     arch = KwsArchitecture(first_channels=16, channels=16)
     model = build_model(arch, 5, seed=1)
@@ -33,7 +38,7 @@ def streaming(tmp_path_factory):
 def test_streaming_saved_model_equals_the_window_model(streaming):
     import tensorflow as tf
 
-    arch, folder, steps, reference = streaming
+    _, folder, steps, reference = streaming
     step = tf.saved_model.load(str(folder / "stream")).signatures["serving_default"]
     out = np.concatenate([step(features=tf.constant(s[None]))["probabilities"].numpy() for s in steps])
     np.testing.assert_allclose(out[32:], reference, atol=2e-6)
@@ -43,7 +48,7 @@ def test_converted_streaming_models_run_in_edge_runtime(streaming):
     import edge_runtime
     from convert.tflite_variants import convert_tflite
 
-    arch, folder, steps, reference = streaming
+    _, folder, steps, reference = streaming
     np.save(folder / "calib.npy", steps)
     fp32 = folder / "fp32.tflite"
     fp32.write_bytes(convert_tflite(str(folder / "stream"), "fp32"))

@@ -51,7 +51,7 @@ def test_listen_runs_the_trained_folder(trained, tmp_path, capsys):
     from train.speech import running_speech
 
     record = json.loads((trained / "training.json").read_text())
-    audio, spoken = running_speech(WORDS, voices=record["voices"]["val"][:2], seconds=6, seed=3)
+    audio, _ = running_speech(WORDS, voices=record["voices"]["val"][:2], seconds=6, seed=3)
     wav = _wav(tmp_path / "speech.wav", audio)
     capsys.readouterr()
     assert main(["listen", str(trained), "--wav", str(wav), "--json"]) == 0
@@ -76,7 +76,7 @@ def test_convert_takes_the_folder_and_its_window_model_streams_alike(trained, tm
     scores = {}
     for name, path in (("stream", trained / "kws_stream_fp32.tflite"), ("window", window)):
         seen = []
-        spotter = Spotter(open_model(path), smoothing_steps=1, on_step=lambda t, s: seen.append(np.array(s)))
+        spotter = Spotter(open_model(path), smoothing_steps=1, on_step=lambda t, s, seen=seen: seen.append(np.array(s)))
         spotter.process(audio)
         scores[name] = np.stack(seen)
     assert scores["stream"].shape == scores["window"].shape

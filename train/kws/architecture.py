@@ -56,7 +56,7 @@ class KwsArchitecture:
         return asdict(self)
 
     @classmethod
-    def for_clip(cls, frames: int, **sizes) -> "KwsArchitecture":
+    def for_clip(cls, frames: int, **sizes) -> KwsArchitecture:
         """The largest aligned window that fits in ``frames`` feature frames."""
         base = cls(**sizes) if sizes else cls()
         window = frames - (frames - base.first_kernel) % base.stride_frames

@@ -43,7 +43,7 @@ class KwsOptions:
         if bad:
             raise ValueError(f"--words: {bad} are not words a speech synthesizer can say; expected letters, "
                              f"spaces, hyphens or apostrophes (e.g. 'stop', 'hey robot')")
-        if len(set(w.lower() for w in words)) != len(words):
+        if len({w.lower() for w in words}) != len(words):
             raise ValueError(f"--words: {list(words)} repeats a word")
         if any(w in RESERVED for w in words):
             raise ValueError(f"--words: {RESERVED} are reserved class names")

@@ -28,9 +28,19 @@ from pathlib import Path
 
 import numpy as np
 
-from train.kws.architecture import KwsArchitecture, build_model, count_params, save_streaming
+from train.kws.architecture import (
+    KwsArchitecture,
+    build_model,
+    count_params,
+    save_streaming,
+)
 from train.kws.options import KwsOptions
-from train.kws.streaming import STREAM_STEM, convert_streaming, kws_metadata, streaming_accuracy
+from train.kws.streaming import (
+    STREAM_STEM,
+    convert_streaming,
+    kws_metadata,
+    streaming_accuracy,
+)
 
 
 @dataclass(frozen=True)
@@ -251,8 +261,9 @@ def train_kws(options: KwsOptions, progress=None) -> KwsResult:
     val_voices = sorted(set(clips.voices[keep][val_i]) - {""})
     train_voices = sorted(set(clips.voices[keep][train_i]) - {""})
     metrics = {"val_top1_float": float_top1, "val_top1_stream_fp32": stream["fp32"]["top1"],
-               "val_top1_stream_int8": stream["int8"]["top1"], "val_clips": int(len(val_i)),
-               "train_clips": int(len(train_i)), "hard_negative_windows": int(len(x_neg)), "parameters": count_params(model), "best_epoch": keep_best.epoch + 1}
+               "val_top1_stream_int8": stream["int8"]["top1"], "val_clips": len(val_i),
+               "train_clips": len(train_i), "hard_negative_windows": len(x_neg), "parameters": count_params(model),
+               "best_epoch": keep_best.epoch + 1}
     record = {"task": "keyword_spotting", "options": options.to_dict(), "classes": list(options.classes),
               "architecture": {**arch.to_dict(), "final_kernel": arch.final_kernel},
               "frontend": json.loads(meta.extra["frontend"]), "metrics": metrics,

@@ -33,7 +33,7 @@ def streaming_accuracy(path: str | Path, features: np.ndarray, labels: np.ndarra
         for step in clip_steps(clip, arch):
             out = model.run(step[None])[0]
         predictions[i] = int(np.argmax(out))
-    return {"top1": float((predictions == labels).mean() * 100), "clips": int(len(labels)),
+    return {"top1": float((predictions == labels).mean() * 100), "clips": len(labels),
             "predictions": predictions}
 
 
