@@ -18,7 +18,7 @@ def add_kws_parser(train_subparsers) -> None:
     p.add_argument("--words", nargs="+", required=True, metavar="WORD",
                    help="command words; events are named by them exactly (quote phrases: 'hey robot')")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--epochs", type=int, default=30, help="epochs (default 30)")
+    p.add_argument("--epochs", type=int, default=20, help="epochs (default 20)")
     p.add_argument("--batch-size", type=int, default=128, help="clips per step (default 128)")
     p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (default 3e-3)")
     p.add_argument("--channels", type=int, default=96, help="network width (default 96: about 70k parameters)")

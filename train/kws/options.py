@@ -21,7 +21,7 @@ class KwsOptions:
     words: tuple[str, ...]
     out: Path
     seed: int = 0
-    epochs: int = 30
+    epochs: int = 20
     batch_size: int = 128
     lr: float = 3e-3
     channels: int = 96
