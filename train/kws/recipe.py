@@ -4,7 +4,8 @@
    TTS voices of Debian main and augmented (:mod:`train.speech`); whole voices are held out for
    validation, so the figures say how the model does on speakers it never heard.
    Windows of synthetic running speech without the words (sentences training may use, training
-   voices, over noise and music) join ``_unknown_`` as hard negatives.
+   voices, over noise and music) join ``_unknown_`` as hard negatives, and the words said inside
+   such sentences join their classes (keywords in context).
 2. Features from the one frontend the app streams with (:mod:`apps.speech.frontend`).
 3. The non-streaming network (:mod:`train.kws.architecture`) trained with Adam, a cosine
    schedule and SpecAugment-style masks; the best epoch on held-out voices is kept.
@@ -165,6 +166,40 @@ def _hard_negatives(options: KwsOptions, voices: list[str], arch: KwsArchitectur
     return np.stack([frames[s:s + arch.window_frames] for s in starts]).astype(np.float32)
 
 
+CONTEXT_OFFSETS_S = (0.05, 0.15, 0.25, 0.35)  # window ends this long after a keyword's end
+
+
+def _context_positives(options: KwsOptions, voices: list[str], arch: KwsArchitecture, minutes: float,
+                       say) -> tuple[np.ndarray, np.ndarray]:
+    """Keywords said inside sentences (training voices, training sentences), as the streaming
+    model sees them: features of the whole stream from one frontend, a window ending at each of
+    :data:`CONTEXT_OFFSETS_S` after the word's end, kept when the whole word is inside it.
+    Without these, hard negatives teach the model that words inside running speech are unknown."""
+    from apps.speech.frontend import STEP_SAMPLES, WINDOW_SAMPLES, features
+    from train.speech import running_speech
+
+    if minutes <= 0:
+        return np.zeros((0, arch.window_frames, 40), np.float32), np.zeros(0, np.int32)
+    say(f"keywords in context: {minutes:g} min of sentences with the words inside (training voices)")
+    audio, spoken = running_speech(options.words, voices=voices, seconds=minutes * 60, seed=options.seed + 104729,
+                                   cache_dir=options.cache_dir, keyword_share=1.0, part="train")
+    frames = features(audio)
+    rate = 16000
+    x, y = [], []
+    for said in spoken:
+        for offset in CONTEXT_OFFSETS_S:
+            # frame e's window ends at sample e * STEP + WINDOW: the last frame ending by end_s + offset
+            last = int(((said.end_s + offset) * rate - WINDOW_SAMPLES) // STEP_SAMPLES)
+            first = last - arch.window_frames + 1
+            if first < 0 or last >= len(frames) or first * STEP_SAMPLES > said.start_s * rate:
+                continue
+            x.append(frames[first:last + 1])
+            y.append(options.classes.index(said.word))
+    if not x:
+        return np.zeros((0, arch.window_frames, 40), np.float32), np.zeros(0, np.int32)
+    return np.stack(x).astype(np.float32), np.asarray(y, np.int32)
+
+
 def train_kws(options: KwsOptions, progress=None) -> KwsResult:
     import keras
     import tensorflow as tf
@@ -208,8 +243,10 @@ def train_kws(options: KwsOptions, progress=None) -> KwsResult:
         raise RuntimeError("the data builder gave no held-out voices (or no training voices); cannot validate")
     minutes = options.negative_minutes if options.limit is None else min(options.negative_minutes, 1.0)
     x_neg = _hard_negatives(options, sorted(set(clips.voices[keep][train_i]) - {""}), arch, minutes, say)
-    x_train = np.concatenate([x_all[train_i], x_neg])
-    y_train = np.concatenate([y_all[train_i], np.full(len(x_neg), options.classes.index("_unknown_"), np.int32)])
+    train_voices = sorted(set(clips.voices[keep][train_i]) - {""})
+    x_ctx, y_ctx = _context_positives(options, train_voices, arch, minutes * 2, say)
+    x_train = np.concatenate([x_all[train_i], x_neg, x_ctx])
+    y_train = np.concatenate([y_all[train_i], np.full(len(x_neg), options.classes.index("_unknown_"), np.int32), y_ctx])
 
     model = build_model(arch, len(options.classes), seed=options.seed)
     steps = int(np.ceil(len(x_train) / options.batch_size)) * options.epochs
@@ -217,7 +254,8 @@ def train_kws(options: KwsOptions, progress=None) -> KwsResult:
     model.compile(optimizer=keras.optimizers.Adam(schedule), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     say(f"model: {count_params(model)} parameters, window {arch.window_frames} frames, "
-        f"{len(train_i)} training clips + {len(x_neg)} running-speech windows / {len(val_i)} held-out-voice clips")
+        f"{len(train_i)} training clips + {len(x_neg)} running-speech windows + {len(x_ctx)} keywords in context "
+        f"/ {len(val_i)} held-out-voice clips")
     keep_best = _KeepBest(keras, say)
     fit_start = time.perf_counter()
     history = model.fit(_dataset(tf, x_train, y_train, options.batch_size, options.seed,
@@ -259,10 +297,10 @@ def train_kws(options: KwsOptions, progress=None) -> KwsResult:
     stream = {v: streaming_accuracy(p, x_all[val_i], y_all[val_i], arch) for v, p in written.items()}
 
     val_voices = sorted(set(clips.voices[keep][val_i]) - {""})
-    train_voices = sorted(set(clips.voices[keep][train_i]) - {""})
     metrics = {"val_top1_float": float_top1, "val_top1_stream_fp32": stream["fp32"]["top1"],
                "val_top1_stream_int8": stream["int8"]["top1"], "val_clips": len(val_i),
-               "train_clips": len(train_i), "hard_negative_windows": len(x_neg), "parameters": count_params(model),
+               "train_clips": len(train_i), "hard_negative_windows": len(x_neg),
+               "context_positive_windows": len(x_ctx), "parameters": count_params(model),
                "best_epoch": keep_best.epoch + 1}
     record = {"task": "keyword_spotting", "options": options.to_dict(), "classes": list(options.classes),
               "architecture": {**arch.to_dict(), "final_kernel": arch.final_kernel},

@@ -57,13 +57,15 @@ def _sentence_count(seconds: float) -> int:
 
 
 def running_speech(words, *, voices=None, seconds: float, seed: int = 0, cache_dir=None,
-                   keyword_share: float = 0.75, jobs: int = 2) -> tuple[np.ndarray, tuple[SpokenWord, ...]]:
+                   keyword_share: float = 0.75, jobs: int = 2,
+                   part: str | None = None) -> tuple[np.ndarray, tuple[SpokenWord, ...]]:
     """``seconds`` of sentences (16 kHz float32) with keywords said inside ``keyword_share`` of them,
-    and the keywords' times. Only keywords wholly inside the stream are listed."""
+    and the keywords' times. Only keywords wholly inside the stream are listed. ``part`` limits
+    the filler sentences to one part of the fortunes (see :func:`text.fortune_sentences`)."""
     words = tuple(words)
     voice_list = _voice_list(voices)
     rng = np.random.default_rng([seed, 0x5EED])
-    filler = text.fortune_sentences(words)
+    filler = text.fortune_sentences(words, part)
     n = int(round(seconds * SAMPLE_RATE_HZ))
     pieces, found, at = [], [], 0
     while at < n:  # batches of sentences until the stream is long enough
