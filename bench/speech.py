@@ -290,7 +290,7 @@ def main(argv=None) -> int:
     parser.add_argument("--cache", default=os.path.expanduser("~/.cache/edgepilot/bench-models"))
     parser.add_argument("--fa-minutes", type=float, default=60)
     parser.add_argument("--memory-minutes", type=float, default=60)
-    parser.add_argument("--calib-negative-minutes", type=float, default=30)
+    parser.add_argument("--calib-negative-minutes", type=float, default=120)
     parser.add_argument("--positive-minutes", type=float, default=20)
     parser.add_argument("--rtf-seconds", type=float, default=300)
     parser.add_argument("--model", default=None, metavar="DIR", help="a training folder instead of the cached digits")

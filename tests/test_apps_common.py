@@ -4,11 +4,11 @@ from __future__ import annotations
 import io
 import json
 import math
-import threading
 import time
 
 import numpy as np
 import pytest
+from mqtt_helpers import subscribe, wait_until
 
 from apps.common.events import EventWriter, Progress, jsonable
 from apps.common.mqtt import MqttPublisher, MqttUrl
@@ -105,30 +105,6 @@ def test_bad_mqtt_urls_say_what_is_wrong(url, problem):
 
 def test_mqtt_url_parts():
     assert MqttUrl.parse("mqtt://10.0.0.2/site/cam1") == MqttUrl("10.0.0.2", 1883, "site/cam1")
-
-
-def subscribe(port: int, topic: str):
-    """A real paho subscriber; returns (client, received list)."""
-    import paho.mqtt.client as mqtt
-
-    received, ready = [], threading.Event()
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-    client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic)
-    client.on_subscribe = lambda c, u, mid, rc, p: ready.set()
-    client.on_message = lambda c, u, m: received.append((m.topic, json.loads(m.payload)))
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    assert ready.wait(10), "the test subscriber did not subscribe"
-    return client, received
-
-
-def wait_until(condition, timeout_s=10.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def test_publisher_delivers_to_a_real_broker(mosquitto):

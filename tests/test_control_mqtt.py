@@ -2,28 +2,14 @@
 from __future__ import annotations
 
 import json
-import threading
 
 import pytest
 
 pytest.importorskip("paho")
 pytest.importorskip("gymnasium")
 
-from test_control_policy import linear_onnx  # noqa: E402  (tiny ONNX models, no TensorFlow)
-
-
-def subscribe(port: int, topic: str):
-    import paho.mqtt.client as mqtt
-
-    messages, ready = [], threading.Event()
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-    client.on_connect = lambda c, u, f, rc, p: (c.subscribe(topic), None)
-    client.on_subscribe = lambda *a: ready.set()
-    client.on_message = lambda c, u, m: messages.append((m.topic, json.loads(m.payload)))
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    assert ready.wait(5), "the test subscriber did not subscribe"
-    return client, messages
+from mqtt_helpers import subscribe, wait_until
+from test_control_policy import linear_onnx
 
 
 def test_control_publishes_telemetry_and_summary(mosquitto, tmp_path, capsys):
@@ -35,11 +21,7 @@ def test_control_publishes_telemetry_and_summary(mosquitto, tmp_path, capsys):
         code = main([ "control", model, "--robot", "sim:Pendulum-v1", "--rate", "200", "--duration", "0.5",
                       "--json", "--mqtt", f"{mosquitto.url}/robots/pendulum"])
         assert code == 0
-        import time
-
-        deadline = time.monotonic() + 5
-        while not any(t.endswith("/summary") for t, _ in messages) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: any(t.endswith("/summary") for t, _ in messages), 5)
     finally:
         client.loop_stop()
         client.disconnect()

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,7 @@ from speech_helpers import silence, stream, trim, tts
 pytest.importorskip("pymicro_features")
 pytest.importorskip("sounddevice")
 
-from test_control_mqtt import subscribe
+from mqtt_helpers import subscribe, wait_until
 from test_speech_spotter import micro_model
 
 from apps.speech.audio import write_wav
@@ -110,9 +109,7 @@ def test_detections_and_summary_reach_a_real_broker(mosquitto, recording, capsys
         code = main(["listen", str(micro_model("okay_nabu")), "--wav", str(folder / "in.wav"), "--json",
                      "--mqtt", f"{mosquitto.url}/home/kitchen"])
         assert code == 0
-        deadline = time.monotonic() + 5
-        while not any(t.endswith("/summary") for t, _ in messages) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: any(t.endswith("/summary") for t, _ in messages), 5)
     finally:
         client.loop_stop()
         client.disconnect()
