@@ -176,6 +176,16 @@ def test_build_is_bit_identical_for_a_seed_and_cached(built, backgrounds, tmp_pa
     assert len(list((tmp_path / "clips").glob("*.npz"))) == 3
 
 
+def test_clips_made_on_threads_are_the_same(built, backgrounds, tmp_path, monkeypatch):
+    first, folder, _ = built
+    shutil.copytree(folder / "utterances", tmp_path / "utterances")
+    monkeypatch.setattr("train.speech.clips.PARALLEL_MIN_CLIPS", 0)
+    monkeypatch.setattr("train.speech.clips.CHUNK_CLIPS", 16)  # several chunks a thread
+    parallel = tiny_build(tmp_path, backgrounds, jobs=2)
+    assert np.array_equal(parallel.audio, first.audio) and np.array_equal(parallel.labels, first.labels)
+    assert np.array_equal(parallel.end_s, first.end_s, equal_nan=True)
+
+
 def test_clips_classes_layout_and_leave_voices_out(built):
     clips = built[0]
     assert clips.classes == ("_silence_", "_unknown_", "yes", "no")
@@ -235,7 +245,7 @@ def test_running_speech_word_times_match_the_audio(tmp_path):
         assert np.any(stream[a:a + 16 * ms]) and np.any(stream[b - 16 * ms:b])
 
 
-def test_negative_stream_says_no_keyword(tmp_path, monkeypatch):
+def test_negative_stream_says_no_keyword(tmp_path, monkeypatch, backgrounds):
     digits = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
     require_engines()
     said = []
@@ -246,7 +256,8 @@ def test_negative_stream_says_no_keyword(tmp_path, monkeypatch):
         return real(requests, **kwargs)
 
     monkeypatch.setattr(streams, "synthesize_requests", spy)
-    audio = negative_stream(digits, seconds=20.0, seed=0, cache_dir=tmp_path, voices=small_voices())
+    audio = negative_stream(digits, seconds=20.0, seed=0, cache_dir=tmp_path, voices=small_voices(),
+                            backgrounds=backgrounds)
     assert audio.shape == (20 * SAMPLE_RATE_HZ,) and np.abs(audio).max() <= 1.0
     assert energy_db(audio) > -45  # speech and background, not silence
     assert len(said) >= 3

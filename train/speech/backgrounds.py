@@ -10,6 +10,8 @@ import numpy as np
 from train.speech.synth import SAMPLE_RATE_HZ
 
 NOISES = ("white", "pink", "brown")
+# How make_backgrounds makes its tracks: part of a clip build's cache key.
+RULE = "music + babble of the fortunes' train part (2)"
 KINDS = (*NOISES, "babble", "music")
 
 
@@ -122,9 +124,10 @@ class Backgrounds:
 
 def make_backgrounds(keywords, voices, *, seed: int = 0, cache_dir=None, music_tracks: int = 12,
                      babble_tracks: int = 12, track_seconds: float = 8.0, talkers=(3, 7),
-                     progress=None) -> Backgrounds:
+                     part: str | None = "train", progress=None) -> Backgrounds:
     """Music tracks and babble tracks (``talkers`` voices at once, reading fortunes without any of
-    ``keywords``) for :func:`train.speech.augment.augment`."""
+    ``keywords``, from ``part`` of them: the training part by default, so the sentences false
+    accepts are measured on are never heard in training) for :func:`train.speech.augment.augment`."""
     from train.speech import text
     from train.speech.engines import Request
     from train.speech.synth import synthesize_requests
@@ -132,7 +135,7 @@ def make_backgrounds(keywords, voices, *, seed: int = 0, cache_dir=None, music_t
     rng = np.random.default_rng([seed, 0xBA6])
     tracks = [music(track_seconds, rng) for _ in range(music_tracks)]
     voices = list(voices)
-    sentences = text.fortune_sentences(keywords)
+    sentences = text.fortune_sentences(keywords, part)
     plan = [[(voices[int(rng.integers(len(voices)))], text.pick(sentences, 3, rng))
              for _ in range(int(rng.integers(talkers[0], talkers[1] + 1)))] for _ in range(babble_tracks)]
     requests = [Request(v, s, float(np.round(rng.uniform(0.9, 1.2), 2))) for track in plan for v, ss in track for s in ss]

@@ -12,13 +12,14 @@ the engine versions; audio is kept on the int16 grid, so a cached build is bit-i
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from train.speech import cache
 from train.speech.augment import augment, background_clip, perturb
-from train.speech.backgrounds import Backgrounds, make_backgrounds
+from train.speech.backgrounds import RULE as background_rule, Backgrounds, make_backgrounds
 from train.speech.engines import Request, Voice, engine_version, voices as machine_voices
 from train.speech.split import SPLIT_RULE, split_voices
 from train.speech.synth import SAMPLE_RATE_HZ, synthesize_requests
@@ -140,6 +141,47 @@ def _place(audio: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np.ndar
     return clip, end / SAMPLE_RATE_HZ
 
 
+PARALLEL_MIN_CLIPS = 2000  # fewer clips are made on one thread
+CHUNK_CLIPS = 250
+
+
+def _make_clips(first: int, words: list, wholes: list, silence: range, n: int, seed: int,
+                backgrounds: Backgrounds) -> tuple[int, np.ndarray, np.ndarray]:
+    """Clips ``first..`` of the build (each from its own generator: the same whichever thread
+    makes it) and then the ``_silence_`` clips numbered ``silence``: (first, int16 audio, end_s)."""
+    audio = np.zeros((len(words) + len(silence), n), np.int16)
+    end_s = np.full(len(audio), np.nan, np.float32)
+    for j, (a, whole) in enumerate(zip(words, wholes)):
+        rng = _rng(seed, 6, first + j)
+        placed, end = _place(a, n, rng)
+        audio[j] = cache.quantize(augment(placed, rng, backgrounds=backgrounds))
+        end_s[j] = end if whole else math.nan
+    for j, k in enumerate(silence, start=len(words)):
+        audio[j] = cache.quantize(background_clip(n, _rng(seed, 7, k), backgrounds))
+    return first, audio, end_s
+
+
+def _render_clips(words: list, wholes: list, silence: int, n: int, seed: int, backgrounds: Backgrounds, jobs: int,
+                  progress, audio: np.ndarray, end_s: np.ndarray) -> None:
+    """Fill ``audio`` and ``end_s``: the word clips, then ``silence`` clips, on ``jobs`` threads for
+    a large build (numpy, scipy and soxr release the GIL for most of the work)."""
+    total = len(words) + silence
+    tasks = [(i, words[i:i + CHUNK_CLIPS], wholes[i:i + CHUNK_CLIPS], range(0)) for i in range(0, len(words), CHUNK_CLIPS)]
+    tasks += [(len(words) + i, [], [], range(len(words) + i, min(total, len(words) + i + CHUNK_CLIPS)))
+              for i in range(0, silence, CHUNK_CLIPS)]
+    done = 0
+    if progress:
+        progress(0, total)
+    parallel = jobs > 1 and total >= PARALLEL_MIN_CLIPS
+    with ThreadPoolExecutor(jobs if parallel else 1) as pool:
+        make = (lambda task: _make_clips(*task, n, seed, backgrounds))
+        for first, chunk, ends in (pool.map(make, tasks) if parallel else map(make, tasks)):
+            audio[first:first + len(chunk)], end_s[first:first + len(chunk)] = chunk, ends
+            done += len(chunk)
+            if progress:
+                progress(done, total)
+
+
 def _options(words, seed, augment_copies, unknown_words, voice_list, val_fraction, per_voice, partial_fraction,
              silence_clips, clip_seconds, backgrounds) -> list:
     unknown = list(unknown_words) if unknown_words is not None and not isinstance(unknown_words, (int, float)) \
@@ -147,7 +189,7 @@ def _options(words, seed, augment_copies, unknown_words, voice_list, val_fractio
     return ["kws-clips", SPLIT_RULE, list(words), seed, augment_copies, unknown, [v.id for v in voice_list], val_fraction,
             sorted(per_voice.items()), partial_fraction, silence_clips, clip_seconds,
             sorted({engine_version(v.engine) for v in voice_list}),
-            None if backgrounds is None else backgrounds.digest()]
+            background_rule if backgrounds is None else backgrounds.digest()]
 
 
 def build_clips(words, *, seed: int = 0, cache_dir=None, augment_copies: int = 2, unknown_words=1.0,
@@ -231,19 +273,10 @@ def build_clips(words, *, seed: int = 0, cache_dir=None, augment_copies: int = 2
     voice_ids = np.full(total, "", dtype=object)
     texts = np.full(total, "", dtype=object)
     end_s = np.full(total, np.nan, np.float32)
-    done = report("clips")
-    for k, (a, label, voice, text, whole) in enumerate(items):
-        rng = _rng(seed, 6, k)
-        placed, end = _place(a, n, rng)
-        audio[k] = cache.quantize(augment(placed, rng, backgrounds=backgrounds))
+    for k, (_a, label, voice, text, _whole) in enumerate(items):
         labels[k], voice_ids[k], texts[k] = label, voice, text
-        end_s[k] = end if whole else math.nan
-        if done and k % 200 == 0:
-            done(k, total)
-    for k in range(len(items), total):
-        audio[k] = cache.quantize(background_clip(n, _rng(seed, 7, k), backgrounds))
-    if done:
-        done(total, total)
+    _render_clips([a for a, *_ in items], [w for *_, w in items], silence, n, seed, backgrounds, jobs,
+                  report("clips"), audio, end_s)
     val_share = len(val_voices) / len(voice_list)
     split = np.where(np.isin(voice_ids.astype(str), list(val_ids)), "val", "train")
     split[len(items):] = np.where(np.random.default_rng([seed, 8]).random(silence) < val_share, "val", "train")

@@ -13,7 +13,7 @@ import numpy as np
 
 from train.speech import text
 from train.speech.augment import REFERENCE_DBFS, active_rms
-from train.speech.backgrounds import make_backgrounds
+from train.speech.backgrounds import Backgrounds, make_backgrounds
 from train.speech.engines import Request, Voice, voices as machine_voices
 from train.speech.synth import SAMPLE_RATE_HZ, synthesize_requests
 
@@ -95,12 +95,14 @@ def running_speech(words, *, voices=None, seconds: float, seed: int = 0, cache_d
 
 
 def negative_stream(words, *, seconds: float, seed: int = 0, cache_dir=None, voices=None,
-                    snr_db=(5.0, 25.0), segment_s=(5.0, 20.0), jobs: int = 2, part: str = "heldout") -> np.ndarray:
+                    snr_db=(5.0, 25.0), segment_s=(5.0, 20.0), jobs: int = 2, part: str = "heldout",
+                    backgrounds: Backgrounds | None = None) -> np.ndarray:
     """``seconds`` of running speech without any keyword (16 kHz float32): fortunes sentences by
     random voices, over a background (white/pink/brown noise, babble or music) that changes every
     ``segment_s`` seconds, at an SNR drawn from ``snr_db`` for each segment. ``part`` "train" draws
     from the quarter of the sentences training may use (hard negatives for ``train kws``),
-    "heldout" (the default, for measuring false accepts) from the rest."""
+    "heldout" (the default, for measuring false accepts) from the rest. ``backgrounds``: default
+    :func:`~train.speech.backgrounds.make_backgrounds` of ``voices`` (six music and six babble tracks)."""
     words = tuple(words)
     voice_list = _voice_list(voices)
     rng = np.random.default_rng([seed, 0x2E6])
@@ -116,8 +118,9 @@ def negative_stream(words, *, seconds: float, seed: int = 0, cache_dir=None, voi
             at += len(pieces[-2]) + len(pieces[-1])
     speech = np.concatenate(pieces).astype(np.float64)
     speech = speech[:n]
-    backgrounds = make_backgrounds(words, voice_list, seed=seed, cache_dir=cache_dir, babble_tracks=6,
-                                   music_tracks=6)
+    if backgrounds is None:
+        backgrounds = make_backgrounds(words, voice_list, seed=seed, cache_dir=cache_dir, babble_tracks=6,
+                                       music_tracks=6, part=part)
     speech_rms = 10 ** (REFERENCE_DBFS / 20)
     out, at = speech.copy(), 0
     while at < n:
