@@ -161,7 +161,7 @@ def speech_demo() -> None:
     print(f"held-out voices: top-1 float {m['val_top1_float']:.2f}%, streaming int8 {m['val_top1_stream_int8']:.2f}%")
     from train.speech import running_speech
 
-    audio, spoken = running_speech(DIGITS, voices=record["voices"]["val"], seconds=30, seed=7)
+    audio, spoken = running_speech(DIGITS, voices=record["voices"]["val"], seconds=60, seed=7)
     folder = DEMO / "speech"
     folder.mkdir(parents=True, exist_ok=True)
     pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2")
@@ -185,6 +185,10 @@ def speech_demo() -> None:
     calibration = run / "calibration.png"
     if calibration.is_file():
         print(f"calibration figure (false accepts per hour vs false rejects): {calibration}")
+        off = [w for w, t in json.loads((run / "kws_stream_int8.json").read_text())["edgepilot"]["thresholds"].items()
+               if t > 0.999]
+        if off:
+            print(f"switched off by the calibration (no threshold met its false-accept target): {', '.join(off)}")
 
 
 def convert_demo() -> None:
