@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import math
 import os
-import signal
-import threading
 import time
-import warnings
 from dataclasses import fields
 
 import numpy as np
 
-from apps.control.loop import MonotonicClock, Realtime, Schedule, release_realtime, request_realtime
+from apps.common.signals import StopSignals
+from apps.control.loop import (
+    MonotonicClock,
+    Realtime,
+    Schedule,
+    release_realtime,
+    request_realtime,
+)
 from apps.control.policy import Policy, PolicyError
 from apps.control.robot import GymRobot, Robot
 from apps.control.safety import SafetyConfig, SafetyLayer
@@ -61,26 +65,6 @@ def safety_config(safety, **overrides) -> SafetyConfig:
     for key, value in overrides.items():
         values[key] = tuple(np.ravel(value).tolist()) if key in ("low", "high", "safe_action") and value is not None else value
     return SafetyConfig(**values)
-
-
-class _Signals:
-    """SIGTERM / SIGINT set a flag the loop reads between ticks (main thread only), so the
-    tick in flight finishes and the robot gets the safe action. Old handlers come back after."""
-
-    def __init__(self):
-        self.received: str | None = None
-        self._old = {}
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for sig, name in ((signal.SIGTERM, "sigterm"), (signal.SIGINT, "sigint")):
-                self._old[sig] = signal.signal(sig, lambda *_, n=name: setattr(self, "received", n))
-        return self
-
-    def __exit__(self, *exc):
-        for sig, handler in self._old.items():
-            signal.signal(sig, handler)
-        return False
 
 
 def _percentiles(values_ns: list[int]) -> tuple:
@@ -161,7 +145,7 @@ def _loop(policy, backup, robot, layer, rate_hz, period_s, ticks, duration_s, se
     started = time.monotonic()
     robot.reset(seed=seed)
     try:
-        with _Signals() as signals:
+        with StopSignals() as signals:
             if schedule is not None:
                 schedule.start()
             while True:

@@ -9,14 +9,13 @@ Detections go to stdout as JSON lines (``--json``) or as readable lines, and to 
 after the block in hand, and the summary still comes (``stop_reason``)."""
 from __future__ import annotations
 
-import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from typing import TextIO
 
 from apps.common.events import EventWriter
+from apps.common.signals import StopSignals
 from apps.speech.models import KeywordModel, open_model
 from apps.speech.spotter import Detection, Spotter
 
@@ -36,25 +35,6 @@ class ListenOptions:
     mqtt: str | None = None
     threads: int = 1
     device: str = "cpu"
-
-
-class _Stop:
-    """SIGINT / SIGTERM set a flag read between blocks (main thread only); old handlers come back after."""
-
-    def __init__(self):
-        self.reason: str | None = None
-        self._old = {}
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for sig, name in ((signal.SIGTERM, "sigterm"), (signal.SIGINT, "sigint")):
-                self._old[sig] = signal.signal(sig, lambda *_, n=name: setattr(self, "reason", n))
-        return self
-
-    def __exit__(self, *exc):
-        for sig, handler in self._old.items():
-            signal.signal(sig, handler)
-        return False
 
 
 def _gate(options: ListenOptions):
@@ -100,7 +80,7 @@ def listen(model, source, options: ListenOptions = ListenOptions(), stdout: Text
             publisher.publish("keyword", event)
 
     try:
-        with _Stop() as stop:
+        with StopSignals() as stop:
             for stream in source.streams():
                 if files:
                     spotter.reset()
@@ -108,10 +88,10 @@ def listen(model, source, options: ListenOptions = ListenOptions(), stdout: Text
                 for block in stream.blocks():
                     for d in spotter.process(block):
                         report(d, stream.name)
-                    if stop.reason:
+                    if stop.received:
                         break
-                if stop.reason:
-                    stop_reason = stop.reason
+                if stop.received:
+                    stop_reason = stop.received
                     break
             if source.live and stop_reason == "end":
                 stop_reason = "duration"
