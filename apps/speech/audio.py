@@ -135,6 +135,13 @@ def read_wav(path: str | os.PathLike) -> Wav:
         raise AudioError(f"{p}: cannot read it: {exc.strerror or exc}") from None
     if not data:
         raise AudioError(f"{p}: empty file (0 bytes); expected a WAV file")
+    return decode_wav(data, str(p))
+
+
+def decode_wav(data: bytes, source: str) -> Wav:
+    """Decode the bytes of a WAV file named ``source`` in errors (a path, or what wrote them: a
+    speech synthesizer's stdout, whose header may not know the data length)."""
+    p = source
     if len(data) < 12 or data[:4] not in (b"RIFF", b"RIFX") or data[8:12] != b"WAVE":
         raise AudioError(f"{p}: not a WAV file (no RIFF/WAVE header; it starts with {data[:12]!r})")
     if data[:4] == b"RIFX":
@@ -187,7 +194,7 @@ def read_wav(path: str | os.PathLike) -> Wav:
         samples = (triplets[:, 0] << 8 | triplets[:, 1] << 16 | triplets[:, 2] << 24)  # 24-bit in the top bits
     else:
         samples = raw.view("<i4").astype(np.int32)
-    return Wav(str(p), samples.reshape(-1, channels), int(rate), bits, "float" if tag == FLOAT else "pcm")
+    return Wav(source, samples.reshape(-1, channels), int(rate), bits, "float" if tag == FLOAT else "pcm")
 
 
 def write_wav(path: str | os.PathLike, samples: np.ndarray, rate_hz: int) -> None:

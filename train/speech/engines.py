@@ -182,30 +182,12 @@ def voices(engines=ENGINES) -> tuple[Voice, ...]:
 
 
 def read_wav(data: bytes, source: str) -> tuple[int, np.ndarray]:
-    """(sample rate, float32 mono) from 16-bit PCM WAV bytes; tolerates the unknown data length
-    espeak-ng writes when streaming to stdout."""
-    if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-        raise RuntimeError(f"{source}: expected a RIFF/WAVE file, got {data[:12]!r}")
-    pos, rate, channels = 12, None, 1
-    while pos + 8 <= len(data):
-        chunk, size = data[pos:pos + 4], int.from_bytes(data[pos + 4:pos + 8], "little")
-        body = pos + 8
-        if chunk == b"fmt ":
-            fmt, channels, rate, bits = (int.from_bytes(data[body:body + 2], "little"),
-                                         int.from_bytes(data[body + 2:body + 4], "little"),
-                                         int.from_bytes(data[body + 4:body + 8], "little"),
-                                         int.from_bytes(data[body + 14:body + 16], "little"))
-            if fmt != 1 or bits != 16:
-                raise RuntimeError(f"{source}: expected 16-bit PCM, got format {fmt} with {bits} bits")
-        elif chunk == b"data":
-            if rate is None:
-                raise RuntimeError(f"{source}: 'data' before 'fmt ' chunk")
-            raw = data[body:body + min(size, len(data) - body)]
-            samples = np.frombuffer(raw[:len(raw) // (2 * channels) * 2 * channels], "<i2")
-            audio = samples.reshape(-1, channels).mean(axis=1) / 32768.0
-            return rate, audio.astype(np.float32)
-        pos = body + size + (size & 1)
-    raise RuntimeError(f"{source}: no 'data' chunk")
+    """(sample rate, float32 mono) from WAV bytes, decoded by the one WAV reader the app uses
+    (it tolerates the unknown data length espeak-ng writes when streaming to stdout)."""
+    from apps.speech.audio import decode_wav, mono, to_float
+
+    wav = decode_wav(data, source)
+    return wav.rate_hz, mono(to_float(wav.samples)).astype(np.float32)
 
 
 def _speak_text(text: str) -> str:
