@@ -32,6 +32,7 @@ _PACKAGES: dict[str, tuple[str, str]] = {
     "gymnasium": ("gymnasium[mujoco]", "control"),
     "mujoco": ("mujoco", "control"),
     "serial": ("pyserial", "control"),
+    "pyarrow": ("pyarrow", "control"),
 }
 
 # TFLite interpreters, in the order load() prefers them.

@@ -42,6 +42,32 @@ def test_json_log_plot_and_an_injected_nan(tmp_path, capsys):
     assert code == 1 and "already exists" in capsys.readouterr().err  # an existing log is kept without --force
 
 
+def test_parquet_log_holds_the_same_typed_rows_as_the_csv(tmp_path, capsys):
+    from conftest import has, require_system
+
+    require_system(has("pyarrow"), "pyarrow (the [control] extra)")
+    import pyarrow.parquet as pq
+
+    from edgepilot.cli import main
+
+    model = linear_onnx(tmp_path / "zero.onnx", 3, 1)
+    common = ["control", model, "--robot", "sim:Pendulum-v1", "--unpaced", "--ticks", "50", "--inject", "nan"]
+    assert main([*common, "--log", str(tmp_path / "run.parquet")]) == 0
+    assert main([*common, "--log", str(tmp_path / "run.csv")]) == 0
+    table = pq.read_table(tmp_path / "run.parquet")
+    rows = list(csv.DictReader((tmp_path / "run.csv").open()))
+    assert table.num_rows == len(rows) == 50 and table.column_names == list(rows[0])
+    assert str(table.schema.field("tick").type) == "int64" and str(table.schema.field("missed").type) == "bool"
+    assert str(table.schema.field("obs0").type) == "double"
+    nan_ticks = [i for i, v in enumerate(table.column("interventions").to_pylist()) if v == "nonfinite"]
+    assert len(nan_ticks) == 5 and nan_ticks == [i for i, r in enumerate(rows) if r["interventions"] == "nonfinite"]
+    # the same seed and ticks: the observations agree to the CSV's printed precision
+    for name in ("obs0", "obs2", "action0"):
+        assert [float(r[name]) for r in rows] == pytest.approx(table.column(name).to_pylist(), rel=1e-9, abs=1e-12)
+    assert main([*common, "--log", str(tmp_path / "run.txt")]) == 1
+    assert "expected a .csv or .parquet file name" in capsys.readouterr().err
+
+
 def test_a_slow_inference_stops_the_run_with_exit_code_5(tmp_path, capsys):
     from edgepilot.cli import main
 

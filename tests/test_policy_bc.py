@@ -50,3 +50,36 @@ def test_bc_into_convert_and_the_loop(tmp_path):
     summary = run(str(int8), sim_env("InvertedPendulum-v5", 500, duration_s=1.0), rate_hz=500, duration_s=0.5, seed=0)
     assert summary["stop_reason"] == "duration" and summary["terminated"] == 0
     assert summary["accelerator"].startswith("cpu")
+
+
+@pytest.mark.slow
+def test_train_policy_qat_writes_a_full_integer_model_with_its_return(tmp_path, capsys):
+    from ai_edge_litert.interpreter import Interpreter
+
+    import edge_runtime
+    from edgepilot.cli import main
+    from train.policy import evaluate_policy
+
+    out = tmp_path / "ip"
+    code = main(["train", "policy", "--env", "InvertedPendulum-v5", "--out", str(out), "--expert-episodes", "2",
+                 "--rounds", "1", "--dagger-episodes", "1", "--epochs", "15", "--eval-episodes", "2",
+                 "--qat", "--qat-epochs", "2"])
+    assert code == 0, capsys.readouterr().err
+    assert "int8 after QAT" in capsys.readouterr().out
+    qat_file = out / "model_qat_int8.tflite"
+    assert {"model_qat_int8.tflite", "model_qat_int8.json", "saved_model", "calib.npz"} <= {p.name for p in out.iterdir()}
+    # full integer: int8 in and out, and no float op or (de)quantize step inside
+    interpreter = Interpreter(str(qat_file))
+    assert interpreter.get_input_details()[0]["dtype"] == np.int8
+    assert interpreter.get_output_details()[0]["dtype"] == np.int8
+    assert {d["op_name"] for d in interpreter._get_ops_details()} <= {"FULLY_CONNECTED", "TANH"}
+    info = edge_runtime.load(qat_file, device="cpu").info
+    assert info.task == "policy" and info.variant == "tflite_int8_qat" and len(info.preprocess.mean) == 4
+    # the recorded return is the file's own, measured through the control loop on the evaluation seeds
+    record = json.loads((out / "training.json").read_text())
+    again = evaluate_policy(qat_file, episodes=2, seed=record["eval_seeds"][0])
+    assert record["qat"]["returns"] == again["returns"] and record["qat"]["epochs"] == 2
+    assert record["qat"]["float_return_mean"] == record["student"]["return_mean"]
+    assert again["return_mean"] >= 0.95 * record["student"]["return_mean"]
+    assert main(["train", "policy", "--env", "Pendulum-v1", "--out", str(tmp_path / "p"), "--qat-epochs", "2"]) == 1
+    assert "--qat-epochs: only with --qat" in capsys.readouterr().err

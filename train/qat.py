@@ -132,3 +132,20 @@ def qat_detector(result, options, spec, fitted_train, anchors, pre, final_set, f
     return _finish(result, content, {"map50": metrics.map50, "map50_95": metrics.map50_95,
                                      "float_map50": result.metrics.get("map50"), "epochs": options.qat_epochs,
                                      "split": final_set.split}, progress)
+
+
+def qat_policy(model, config, x: np.ndarray, y: np.ndarray, calib: np.ndarray, epochs: int,
+               progress=print) -> bytes:
+    """QAT of a behaviour-cloned MLP (:mod:`train.policy`) on its aggregated DAgger data, in the
+    model's input and output form (standardized observations, actions scaled to [-1, 1]).
+    Returns the full-integer TFLite bytes; the caller embeds the metadata and measures the
+    closed-loop return."""
+    with tempfile.TemporaryDirectory(prefix="edgepilot-qat-") as tmp:
+        work = Path(tmp)
+        _save_weights(model, work / "weights.npz")
+        np.savez(work / "data.npz", x=x.astype(np.float32), y=y.astype(np.float32), calib=calib.astype(np.float32))
+        job = {"kind": "policy", "weights": str(work / "weights.npz"), "data": str(work / "data.npz"),
+               "out": str(work / "model.tflite"), "epochs": epochs, "lr": config.learning_rate / 10,
+               "batch_size": config.batch_size, "hidden": list(config.hidden), "activation": config.activation,
+               "obs_size": int(x.shape[1]), "action_size": int(y.shape[1]), "seed": config.seed}
+        return _run_child(job, work, progress)

@@ -61,6 +61,16 @@ def main(argv: list[str]) -> int:
         qat.fit(data["x"], data["y"], batch_size=job["batch_size"], epochs=job["epochs"],
                 validation_data=(data["x_val"], data["y_val"]), verbose=2)
         representative = data["x"][:200]
+    elif job["kind"] == "policy":
+        from train.policy.bc import BCConfig, build_mlp
+
+        config = BCConfig(hidden=tuple(job["hidden"]), activation=job["activation"])
+        model = build_mlp(job["obs_size"], job["action_size"], config, keras=tf_keras)
+        _load_weights(model, job["weights"])
+        qat = tfmot.quantization.keras.quantize_model(model)
+        qat.compile(tf_keras.optimizers.Adam(job["lr"]), loss="mse")
+        qat.fit(data["x"], data["y"], batch_size=job["batch_size"], epochs=job["epochs"], shuffle=True, verbose=2)
+        representative = data["calib"]
     else:
         from train.detection_loss import detection_loss, training_view
         from train.layers import decode_factory, grid_decode_class

@@ -28,7 +28,7 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the simulator's first reset (default 0)")
     p.add_argument("--unpaced", action="store_true", help="sim only: step as fast as possible (no deadlines)")
     p.add_argument("--json", action="store_true", help="JSON lines on stdout: telemetry events, then the summary")
-    p.add_argument("--log", help="write every tick as a row to this .csv file")
+    p.add_argument("--log", help="write every tick as a row to this .csv or .parquet file")
     p.add_argument("--plot", help="draw actions, observations, compute time and misses to this .png")
     p.add_argument("--force", action="store_true", help="overwrite --log / --plot files")
     p.add_argument("--realtime", action="store_true",
@@ -77,6 +77,15 @@ def run_control(args) -> int:
     for option, value in (("--log", args.log), ("--plot", args.plot)):
         if value and Path(value).exists() and not args.force:  # refuse before the robot moves, not after
             raise ValueError(f"{option} {value}: already exists; pass --force to overwrite it")
+    if args.log:
+        from apps.control.record import LOG_SUFFIXES
+
+        if Path(args.log).suffix.lower() not in LOG_SUFFIXES:
+            raise ValueError(f"--log {args.log}: expected a .csv or .parquet file name")
+        if Path(args.log).suffix.lower() == ".parquet":
+            from edge_runtime.deps import require
+
+            require("pyarrow", "--log FILE.parquet")
     events = EventWriter(enabled=args.json)
     model = edge_runtime.load(args.model, device="cpu")
     info = model.info

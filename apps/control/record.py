@@ -1,4 +1,4 @@
-"""Per-tick records of a run: kept in memory, written as CSV (``--log``) and drawn
+"""Per-tick records of a run: kept in memory, written as CSV or Parquet (``--log``) and drawn
 (``--plot``): actions, observations, compute time and deadline misses over time."""
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 
 import numpy as np
+
+LOG_SUFFIXES = (".csv", ".parquet")
 
 
 class TickLog:
@@ -20,38 +22,64 @@ class TickLog:
         self.rows.append(row)
 
     def columns(self) -> list[str]:
+        return list(self.table())
+
+    def table(self) -> dict[str, list]:
+        """Column name -> one typed value per tick (``None`` where a tick has no value, e.g.
+        the raw action of a tick whose inference raised). CSV and Parquet are written from it."""
         if not self.rows:
-            return []
-        first = self.rows[0]
+            return {}
         n_obs = max((len(r["obs"]) for r in self.rows if r["obs"] is not None), default=0)
-        n_act = len(first["sent"])
-        return (["tick", "t_s", "slot", "episode", "jitter_us", "compute_us", "inference_us", "missed", "reward",
-                 "interventions"] + [f"obs{i}" for i in range(n_obs)] + [f"raw{i}" for i in range(n_act)]
-                + [f"action{i}" for i in range(n_act)])
+        n_act = len(self.rows[0]["sent"])
+        table: dict[str, list] = {
+            "tick": [int(r["tick"]) for r in self.rows],
+            "t_s": [float(r["t_s"]) for r in self.rows],
+            "slot": [int(r["slot"]) for r in self.rows],
+            "episode": [int(r["episode"]) for r in self.rows],
+            "jitter_us": [float(r["jitter_us"]) for r in self.rows],
+            "compute_us": [float(r["compute_us"]) for r in self.rows],
+            "inference_us": [float(r["inference_us"]) for r in self.rows],
+            "missed": [bool(r["missed"]) for r in self.rows],
+            "reward": [float(r["reward"]) for r in self.rows],
+            "interventions": [";".join(r["interventions"]) for r in self.rows],
+        }
+        for prefix, key, n in (("obs", "obs", n_obs), ("raw", "raw", n_act), ("action", "sent", n_act)):
+            for i in range(n):
+                table[f"{prefix}{i}"] = [float(r[key][i]) if r[key] is not None else None for r in self.rows]
+        return table
 
     def to_csv(self) -> str:
         out = io.StringIO()
-        columns = self.columns()
+        table = self.table()
         writer = csv.writer(out)
-        writer.writerow(columns)
-        n_obs = sum(c.startswith("obs") for c in columns)
-        n_act = sum(c.startswith("action") for c in columns)
-        for r in self.rows:
-            obs = list(r["obs"]) if r["obs"] is not None else [""] * n_obs
-            raw = list(r["raw"]) if r["raw"] is not None else [""] * n_act
-            writer.writerow([r["tick"], f"{r['t_s']:.6f}", r["slot"], r["episode"], f"{r['jitter_us']:.1f}",
-                             f"{r['compute_us']:.1f}", f"{r['inference_us']:.1f}", int(r["missed"]),
-                             f"{r['reward']:.6g}", ";".join(r["interventions"])]
-                            + [f"{v:.6g}" for v in obs] + [f"{v:.6g}" if v != "" else "" for v in raw]
-                            + [f"{v:.6g}" for v in r["sent"]])
+        writer.writerow(list(table))
+        for values in zip(*table.values()):
+            writer.writerow([_csv_cell(v) for v in values])
         return out.getvalue()
 
+    def to_parquet(self) -> bytes:
+        """The same columns as the CSV, typed (int64, float64, bool, string), as Parquet bytes."""
+        from edge_runtime.deps import require
+
+        require("pyarrow", "--log FILE.parquet")
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        buffer = io.BytesIO()
+        pq.write_table(pa.table(self.table()), buffer)
+        return buffer.getvalue()
+
     def write(self, path: str | os.PathLike, force: bool = False) -> Path:
-        """CSV (``.csv``); written atomically, an existing file kept unless ``force``."""
+        """One row per tick, as ``.csv`` or ``.parquet`` (by the suffix); written atomically,
+        an existing file kept unless ``force``."""
         path = Path(path)
-        if path.suffix.lower() != ".csv":
-            raise ValueError(f"--log {path}: only .csv is written (one row per tick); Parquet is not supported yet")
-        _write_atomic(path, self.to_csv().encode("utf-8"), force)
+        suffix = path.suffix.lower()
+        if suffix not in LOG_SUFFIXES:
+            raise ValueError(f"--log {path}: expected a .csv or .parquet file name, got {suffix or 'no suffix'!r}")
+        if not self.rows:
+            raise ValueError(f"--log {path}: the run recorded no ticks")
+        data = self.to_parquet() if suffix == ".parquet" else self.to_csv().encode("utf-8")
+        _write_atomic(path, data, force)
         return path
 
     def plot(self, path: str | os.PathLike, title: str = "", force: bool = False) -> Path:
@@ -101,3 +129,13 @@ def _write_atomic(path: Path, data: bytes, force: bool) -> None:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     tmp.write_bytes(data)
     os.replace(tmp, path)
+
+
+def _csv_cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, float):
+        return f"{value:.10g}"  # t_s to the microsecond at any run length
+    return str(value)

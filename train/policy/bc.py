@@ -93,8 +93,12 @@ def normalization(obs: np.ndarray, low: np.ndarray, high: np.ndarray) -> Normali
     return Normalization(mean, std, (low + high) / 2, (high - low) / 2)
 
 
-def build_mlp(obs_size: int, action_size: int, config: BCConfig):
-    import keras
+def build_mlp(obs_size: int, action_size: int, config: BCConfig, keras=None):
+    """The student: ``hidden`` Dense layers named ``hidden<i>`` and a linear ``action`` layer.
+    ``keras`` is the Keras module to build with (Keras 3 by default; the QAT child passes
+    tf_keras and loads the trained weights by these layer names)."""
+    if keras is None:
+        import keras
 
     layers = [keras.Input((obs_size,), name="observation")]
     for i, width in enumerate(config.hidden):

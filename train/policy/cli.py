@@ -24,6 +24,9 @@ def add_policy_parser(train_subparsers) -> None:
     p.add_argument("--expert-episodes", type=int, default=None, help="expert episodes in round 0")
     p.add_argument("--dagger-episodes", type=int, default=None, help="student episodes per DAgger round")
     p.add_argument("--eval-episodes", type=int, default=10, help="seeds the expert and the student are compared on (10)")
+    p.add_argument("--qat", action="store_true",
+                   help="also quantization-aware fine-tuning (tfmot) into model_qat_int8.tflite, with its return")
+    p.add_argument("--qat-epochs", type=int, default=None, help="epochs of quantization-aware fine-tuning (10)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--force", action="store_true", help="replace an existing training folder")
     p.add_argument("--json", action="store_true", help="print training.json's content on stdout")
@@ -36,12 +39,18 @@ def run_train_policy(args) -> int:
     overrides = {k: v for k, v in (("dagger_rounds", args.rounds), ("epochs", args.epochs),
                                    ("expert_episodes", args.expert_episodes),
                                    ("dagger_episodes", args.dagger_episodes)) if v is not None}
+    from train.policy.workflow import QAT_EPOCHS
+
+    if args.qat_epochs is not None and not args.qat:
+        raise ValueError("--qat-epochs: only with --qat")
     report = train_policy(args.env, args.out, rate_hz=args.rate, eval_episodes=args.eval_episodes, seed=args.seed,
-                          force=args.force, progress=lambda m: print(f"[edgepilot] {m}", file=sys.stderr, flush=True),
-                          **overrides)
+                          force=args.force, qat=args.qat, qat_epochs=args.qat_epochs or QAT_EPOCHS,
+                          progress=lambda m: print(f"[edgepilot] {m}", file=sys.stderr, flush=True), **overrides)
     if args.json:
         print(json.dumps(report))
     else:
         print(f"{args.env}: expert return {report['expert']['return_mean']:.2f}, student {report['student']['return_mean']:.2f} "
               f"({report['samples']} samples, {report['train_s']} s) -> {args.out}")
+        if report["qat"]:
+            print(f"{args.env}: int8 after QAT {report['qat']['return_mean']:.2f} -> {args.out}/model_qat_int8.tflite")
     return 0

@@ -24,6 +24,7 @@ from apps.control.policy import POLICY_TASK, PolicySpec
 from edge_runtime.metadata import METADATA_KEY, ModelMetadata, Preprocess
 from train.policy.bc import BCConfig, default_config, numpy_forward, rollout, train_bc
 from train.policy.experts import make_expert, rollout_return
+from train.qat import QAT_FILE
 
 # Units of each observation / action value, as the environments document them.
 UNITS = {
@@ -71,14 +72,23 @@ def calibration_samples(norm, trained_on: np.ndarray, deployed: np.ndarray, seed
     return np.concatenate(parts).astype(np.float32)
 
 
+QAT_EPOCHS = 10
+
+
 def train_policy(env_id: str, out_dir: str | os.PathLike, *, rate_hz: float | None = None, config: BCConfig | None = None,
-                 eval_episodes: int = 10, seed: int = 0, force: bool = False, progress=None, **overrides) -> dict:
+                 eval_episodes: int = 10, seed: int = 0, force: bool = False, qat: bool = False,
+                 qat_epochs: int = QAT_EPOCHS, progress=None, **overrides) -> dict:
     """Train a policy for ``env_id`` into ``out_dir`` and return what ``training.json`` holds.
 
     ``rate_hz``: the control rate to train at (the env's native rate when None; otherwise the
     rate-matched simulator of :func:`apps.control.sim_env`). ``config`` or keyword overrides
     of :class:`~train.policy.bc.BCConfig` (e.g. ``dagger_rounds=1, epochs=2`` for a quick run).
-    Existing outputs are kept unless ``force``; the folder is written atomically."""
+    Existing outputs are kept unless ``force``; the folder is written atomically.
+
+    ``qat``: after behaviour cloning, fine-tune with fake quantization (tfmot, in a tf_keras
+    child process) for ``qat_epochs`` on the same data and write ``model_qat_int8.tflite``
+    (full integer, the learned ranges), with its closed-loop return on the evaluation seeds
+    in ``training.json["qat"]`` next to the float student's."""
     from apps.control.sim import sim_env
 
     say = progress or (lambda message: None)
@@ -121,16 +131,51 @@ def train_policy(env_id: str, out_dir: str | os.PathLike, *, rate_hz: float | No
         "eval_seeds": eval_seeds, "history": history, "samples": len(data), "train_s": round(train_s, 1),
         "qat": False,
     }
-    _write_folder(out, model, calib, report, force)
-    say(f"wrote {out}/saved_model, model.keras, calib.npz, training.json")
+    qat_file = None
+    if qat:
+        qat_file, report["qat"] = _quantization_aware(model, config, norm, data, calib, metadata, env_id, rate_hz,
+                                                      eval_seeds, qat_epochs, report["student"]["return_mean"], say)
+    _write_folder(out, model, calib, report, force, qat_file)
+    say(f"wrote {out}/saved_model, model.keras, calib.npz, training.json" + (f", {QAT_FILE}" if qat else ""))
     return report
 
 
-def _write_folder(out: Path, model, calib: np.ndarray, report: dict, force: bool) -> None:
+def _quantization_aware(model, config, norm, data, calib, metadata, env_id, rate_hz, eval_seeds, epochs,
+                        float_return, say) -> tuple[tuple, dict]:
+    """``((int8 bytes with metadata embedded, their metadata), metrics)``: the QAT model and its
+    closed-loop return on ``eval_seeds``, through the same loop as ``edgepilot control``."""
+    from dataclasses import replace
+
+    from convert.metadata_io import embed_tflite
+    from train.policy.evaluate import evaluate_policy
+    from train.qat import qat_policy
+
+    obs, act = data.arrays()
+    content = qat_policy(model, config, norm.obs_in(obs), norm.action_in(act), calib, epochs, progress=say)
+    qat_meta = replace(metadata, variant="tflite_int8_qat", source="model.keras")
+    content = embed_tflite(content, qat_meta)
+    with tempfile.TemporaryDirectory(prefix="edgepilot-qat-") as tmp:
+        path = Path(tmp) / QAT_FILE
+        path.write_bytes(content)
+        result = evaluate_policy(path, env_id, episodes=len(eval_seeds), seed=eval_seeds[0], rate_hz=rate_hz)
+    metrics = {"return_mean": result["return_mean"], "return_std": result["return_std"],
+               "return_min": result["return_min"], "returns": result["returns"],
+               "interventions": result["interventions"], "float_return_mean": float_return, "epochs": epochs}
+    say(f"qat: int8 return {result['return_mean']:.2f} (float student {float_return:.2f}) over {len(eval_seeds)} seeds")
+    return (content, qat_meta), metrics
+
+
+def _write_folder(out: Path, model, calib: np.ndarray, report: dict, force: bool, qat_file: tuple | None = None) -> None:
     """Write everything into a temporary sibling folder, then move it into place."""
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
+        if qat_file is not None:
+            from convert.metadata_io import sidecar_json
+
+            content, qat_meta = qat_file
+            (work / QAT_FILE).write_bytes(content)
+            (work / QAT_FILE).with_suffix(".json").write_text(sidecar_json(qat_meta), encoding="utf-8")
         model.save(work / "model.keras")
         model.export(str(work / "saved_model"), format="tf_saved_model", verbose=False)
         np.savez(work / "calib.npz", x=calib.astype(np.float32))
