@@ -35,6 +35,7 @@ def test_json_log_plot_and_an_injected_nan(tmp_path, capsys):
     assert s["ticks"] == 100 and s["stop_reason"] == "ticks" and s["injected"] == "nan"
     assert s["interventions"]["nonfinite"] == 10  # a tenth of the run
     assert s["sim_dt"] == pytest.approx(0.005) and s["rate_hz"] == 200
+    assert s["wait"]["mode"] == "auto" and 0 <= s["wait"]["spin_fraction"] <= 1 and s["wait"]["spin_us"] >= 50
     rows = list(csv.DictReader(log.open()))
     assert len(rows) == 100 and sum(r["interventions"] == "nonfinite" for r in rows) == 10
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -83,6 +84,7 @@ def test_a_slow_inference_stops_the_run_with_exit_code_5(tmp_path, capsys):
     (["--robot", "sim:NoSuchEnv-v0", "--rate", "100"], "not a registered gymnasium environment"),
     (["--robot", "sim:InvertedPendulum-v5", "--rate", "100"], "takes 3 observation value"),  # a Pendulum model
     (["--robot", "sim:Pendulum-v1"], "no control rate in its metadata"),
+    (["--robot", "sim:Pendulum-v1", "--rate", "100", "--spin-us", "fast"], "--spin-us: expected 'auto' or microseconds"),
 ])
 def test_errors_before_the_robot_moves(tmp_path, capsys, argv, message):
     from edgepilot.cli import main

@@ -147,3 +147,46 @@ def test_realtime_is_reported_applied_or_why_not():
         release_realtime(rt, before)
     assert set(os.sched_getaffinity(0)) == before
     assert os.sched_getscheduler(0) == os.SCHED_OTHER
+
+
+def test_the_real_clock_never_returns_before_the_deadline_in_each_wait_mode():
+    import time as _time
+
+    from apps.control.loop import MonotonicClock
+
+    for clock, spun in ((MonotonicClock(0), (0.0, 0.5)), (MonotonicClock(10_000_000), (0.95, 1.0)),
+                        (MonotonicClock(None), (0.0, 1.0))):
+        for _ in range(20):
+            deadline = _time.monotonic_ns() + 2_000_000
+            clock.sleep_until(deadline)
+            assert _time.monotonic_ns() >= deadline
+        assert spun[0] <= clock.spin_fraction() <= spun[1], clock.describe()
+    assert MonotonicClock(0).describe()["mode"] == "sleep" and MonotonicClock(5).describe()["mode"] == "fixed"
+
+
+def test_adaptive_spin_margin_follows_the_measured_wake_up_lateness():
+    from apps.control.loop import MonotonicClock
+
+    clock = MonotonicClock(None, min_spin_ns=50_000)
+    assert clock.describe()["mode"] == "auto" and clock.spin_ns == 50_000
+    for _ in range(MonotonicClock.WINDOW):
+        clock._record(400_000)  # a VM that wakes 0.4 ms late
+    assert clock.spin_ns == 500_000  # p99 x 1.25
+    for _ in range(MonotonicClock.WINDOW):
+        clock._record(5_000)  # a quiet machine: back to the floor once the window has forgotten
+    assert clock.spin_ns == 50_000
+
+
+def test_fine_timer_slack_is_applied_and_restored():
+    import ctypes
+    import sys
+
+    from apps.control.loop import FineTimerSlack
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("timer slack is a Linux prctl")
+    prctl = ctypes.CDLL(None).prctl
+    before = prctl(FineTimerSlack.PR_GET_TIMERSLACK, 0, 0, 0, 0)
+    with FineTimerSlack() as slack:
+        assert slack.applied and prctl(FineTimerSlack.PR_GET_TIMERSLACK, 0, 0, 0, 0) == 1
+    assert prctl(FineTimerSlack.PR_GET_TIMERSLACK, 0, 0, 0, 0) == before

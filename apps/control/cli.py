@@ -33,6 +33,9 @@ def add_parser(sub) -> None:
     p.add_argument("--force", action="store_true", help="overwrite --log / --plot files")
     p.add_argument("--realtime", action="store_true",
                    help="ask for SCHED_FIFO and pin a CPU (reported as applied or why not; never by default)")
+    p.add_argument("--spin-us", default="auto", metavar="auto|US",
+                   help="busy-wait the last US microseconds before each deadline (default auto: what this "
+                        "machine's measured wake-up latency needs; 0: sleep only, the least CPU)")
     p.add_argument("--mqtt", metavar="URL", help="publish telemetry and the summary to mqtt://HOST[:PORT]/TOPIC")
     g = p.add_argument_group("safety (on by default)")
     g.add_argument("--no-safety", action="store_true", help="turn the safety layer off (for comparisons)")
@@ -86,6 +89,7 @@ def run_control(args) -> int:
             from edge_runtime.deps import require
 
             require("pyarrow", "--log FILE.parquet")
+    spin_us = _spin_us(args.spin_us)
     events = EventWriter(enabled=args.json)
     model = edge_runtime.load(args.model, device="cpu")
     info = model.info
@@ -155,7 +159,8 @@ def run_control(args) -> int:
               f"{'unpaced' if args.unpaced else f'{rate:g} Hz'}", file=sys.stderr, flush=True)
         summary = run(policy, robot, rate_hz=None if args.unpaced else rate, ticks=args.ticks,
                       duration_s=args.duration, seed=args.seed, safety=not args.no_safety, fallback=fallback,
-                      realtime=args.realtime, on_tick=log, telemetry=telemetry, **safety)
+                      realtime=args.realtime, spin_us=spin_us, on_tick=log, telemetry=telemetry,
+                      **safety)
     if args.inject:
         summary["injected"] = args.inject
     if publisher is not None:
@@ -170,6 +175,18 @@ def run_control(args) -> int:
     else:
         print(render(summary))
     return EXIT_FAULT if summary["stop_reason"] == "fault" else 0
+
+
+def _spin_us(text: str) -> float | None:
+    if text == "auto":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise ValueError(f"--spin-us: expected 'auto' or microseconds >= 0, got {text!r}")
+    return value
 
 
 def _planned_ticks(args, rate, env) -> int:
@@ -194,6 +211,10 @@ def render(s: dict) -> str:
         f"interventions: {kinds}",
         f"realtime: fifo {rt['fifo']}, cpu {rt['cpu']}" + (f" ({rt['why_not']})" if rt["why_not"] else ""),
     ]
+    if s.get("wait"):
+        w = s["wait"]
+        lines.append(f"wait: {w['mode']}, spin {w['spin_us']} us at the end, {w['spin_fraction']} of waiting spent "
+                     f"spinning; timer slack 1 ns {'applied' if w['timer_slack_1ns'] else 'not applied'}")
     if s.get("first_error"):
         lines.append(f"first inference error: {s['first_error']}")
     return "\n".join(lines)

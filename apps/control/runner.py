@@ -15,6 +15,7 @@ import numpy as np
 
 from apps.common.signals import StopSignals
 from apps.control.loop import (
+    FineTimerSlack,
     MonotonicClock,
     Realtime,
     Schedule,
@@ -76,6 +77,7 @@ def _percentiles(values_ns: list[int]) -> tuple:
 
 def run(model, env, rate_hz: float | None = None, ticks: int | None = None, duration_s: float | None = None, *,
         seed: int | None = None, safety=True, fallback=None, realtime: bool = False, clock=None,
+        spin_us: float | None = None,
         on_tick=None, telemetry=None, telemetry_every: int | None = None, **safety_options) -> dict:
     """Drive ``env`` (a gymnasium env or a :class:`Robot`) with ``model`` and return the summary.
 
@@ -87,7 +89,10 @@ def run(model, env, rate_hz: float | None = None, ticks: int | None = None, dura
     ``safe_action=``, ``stale_after_s=``, ``budget_s=``, ``low=``/``high=`` set its options
     (:class:`SafetyConfig`). ``fallback``: a second model used when the first raises or gives a
     non-finite action. ``realtime``: ask for SCHED_FIFO and a pinned CPU (reported, never
-    required). ``on_tick(row)`` is called with every tick's record (used for ``--log``);
+    required). ``spin_us``: how the loop waits for each deadline (see
+    :class:`~apps.control.loop.MonotonicClock`): None adapts the final busy-wait to the
+    machine's measured wake-up latency, 0 sleeps all the way, N spins the last N us; the
+    summary's ``wait`` says what it did. ``clock`` replaces the clock (tests). ``on_tick(row)`` is called with every tick's record (used for ``--log``);
     ``telemetry(event)`` every ``telemetry_every`` ticks (default: 10 times a second) and with
     the summary."""
     if ticks is not None and ticks < 1:
@@ -98,7 +103,9 @@ def run(model, env, rate_hz: float | None = None, ticks: int | None = None, dura
         raise ValueError(f"rate_hz must be a positive number of ticks per second, got {rate_hz}")
     config = safety_config(safety, **safety_options)
     robot = as_robot(env)
-    clock = clock or MonotonicClock()
+    if spin_us is not None and not (spin_us >= 0 and math.isfinite(spin_us)):
+        raise ValueError(f"spin_us must be >= 0 microseconds (or None: adaptive), got {spin_us}")
+    clock = clock or MonotonicClock(None if spin_us is None else int(spin_us * 1e3))
     with robot:
         obs_size, action_size = robot.observation_spec.size, robot.action_spec.size
         policy = as_policy(model, obs_size, action_size)
@@ -144,8 +151,9 @@ def _loop(policy, backup, robot, layer, rate_hz, period_s, ticks, duration_s, se
     first_error, stop_reason = None, None
     started = time.monotonic()
     robot.reset(seed=seed)
+    slack = FineTimerSlack()
     try:
-        with StopSignals() as signals:
+        with StopSignals() as signals, slack:
             if schedule is not None:
                 schedule.start()
             while True:
@@ -236,7 +244,9 @@ def _loop(policy, backup, robot, layer, rate_hz, period_s, ticks, duration_s, se
         "inference_p50_us": inference[0], "inference_p99_us": inference[1], "inference_max_us": inference[2],
         "interventions": layer.report(), "return": round(total, 6), "terminated": int(terminated),
         "truncated": int(truncated), "episodes": episodes, "sim_dt": robot.sim_dt,
-        "rate_hz": rate_hz, "paced": rate_hz is not None, "realtime": rt.to_dict() if realtime else
+        "rate_hz": rate_hz, "paced": rate_hz is not None,
+        "wait": dict(clock.describe(), timer_slack_1ns=slack.applied) if schedule is not None and hasattr(clock, "describe")
+        else None, "realtime": rt.to_dict() if realtime else
         {"fifo": False, "cpu": None, "why_not": "not requested (--realtime)"},
         "stop_reason": stop_reason, "safety": layer.config.enabled, "robot": robot.name,
         "model": getattr(getattr(policy, "model", None), "path", type(policy).__name__),
