@@ -36,6 +36,10 @@ class MonotonicClock:
     * ``spin_ns=0`` sleeps all the way (the least CPU; the kernel's wake-up latency shows as jitter).
     * ``spin_ns=N`` spins the last N ns of every wait.
 
+    ``max_spin_ns`` caps the spin. Under SCHED_FIFO the loop sets it to half the period: Linux
+    throttles real-time tasks that keep a CPU busy for more than 95% of a second
+    (``sched_rt_runtime_us``) by stopping them for the rest of it, a 50 ms stall.
+
     ``spin_fraction()`` is the share of waiting time spent spinning (reported in the summary)."""
 
     WINDOW = 256  # wake-ups the adaptive margin looks at
@@ -45,6 +49,7 @@ class MonotonicClock:
         self.adaptive = spin_ns is None
         self.spin_ns = int(min_spin_ns if spin_ns is None else spin_ns)
         self.min_spin_ns = int(min_spin_ns)
+        self.max_spin_ns: int | None = None
         self._late: list[int] = []
         self._waits = 0
         self.waited_ns = 0
@@ -56,7 +61,8 @@ class MonotonicClock:
 
     def sleep_until(self, deadline_ns: int) -> None:
         start = time.monotonic_ns()
-        wake = deadline_ns - self.spin_ns
+        spin = self.spin_ns if self.max_spin_ns is None else min(self.spin_ns, self.max_spin_ns)
+        wake = deadline_ns - spin
         if wake > start:
             while True:
                 remaining = wake - time.monotonic_ns()
@@ -85,8 +91,10 @@ class MonotonicClock:
         return round(self.spun_ns / self.waited_ns, 3) if self.waited_ns else None
 
     def describe(self) -> dict:
+        spin = self.spin_ns if self.max_spin_ns is None else min(self.spin_ns, self.max_spin_ns)
         return {"mode": "auto" if self.adaptive else ("sleep" if self.spin_ns == 0 else "fixed"),
-                "spin_us": round(self.spin_ns / 1e3, 1), "spin_fraction": self.spin_fraction()}
+                "spin_us": round(spin / 1e3, 1), "spin_fraction": self.spin_fraction(),
+                "max_spin_us": None if self.max_spin_ns is None else round(self.max_spin_ns / 1e3, 1)}
 
 
 @dataclass

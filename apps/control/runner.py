@@ -146,6 +146,8 @@ def _loop(policy, backup, robot, layer, rate_hz, period_s, ticks, duration_s, se
     if realtime:
         affinity = set(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
         rt = request_realtime()
+        if rt.fifo and schedule is not None and hasattr(clock, "max_spin_ns"):
+            clock.max_spin_ns = schedule.period_ns // 2  # see MonotonicClock: RT throttling
     total, episodes, terminated, truncated, n = 0.0, 1, 0, 0, 0
     inference_ns, tick_ns = [], []
     first_error, stop_reason = None, None
