@@ -91,10 +91,10 @@ def sequential_fps(detector, frames: int) -> float:
     return n / (time.perf_counter() - start)
 
 
-def pipeline_summary(model, frames: int, threads: int, source: str = VIDEO):
+def pipeline_summary(model, frames: int, threads: int, source: str = VIDEO, pin: bool = False):
     from apps.camera import DetectOptions, run
 
-    return run(model, source, DetectOptions(max_frames=frames, threads=threads, progress=False, device="cpu"))
+    return run(model, source, DetectOptions(max_frames=frames, threads=threads, progress=False, device="cpu", pin=pin))
 
 
 def _free_port() -> int:
@@ -136,22 +136,35 @@ def long_run(model, frames: int) -> tuple[int, float, float, float, float]:
 
 
 def run(models: list[tuple[str, str]], frames: int = 795, long_frames: int = 50_000, live_frames: int = 100,
-        progress=print) -> str:
+        progress=print, rounds_per_model: int = 3) -> str:
     """Markdown with the figures for each (label, model path)."""
     from apps.camera.detector import Detector
 
-    rows, latency_rows, long_rows = [], [], []
+    rows, latency_rows, long_rows, pinning = [], [], [], "not measured"
     capture = capture_only_fps(frames)
     progress(f"capture only: {capture:.1f} FPS")
     for label, path in models:
         detector = Detector(path, device="cpu", threads=1)
-        model_fps = model_only_fps(detector, runs=max(200, frames))
-        plain = sequential_fps(detector, frames)
-        piped = {t: pipeline_summary(path, frames, t) for t in (1, 2)}
-        p1 = piped[1]
-        rows.append(f"| {label} | {detector.decoder_name} / {detector.resize} | {model_fps:.1f} | {plain:.1f} | "
-                    f"{p1.fps:.1f} | {piped[2].fps:.1f} | {p1.fps / model_fps:.2f}x | {p1.fps / plain:.2f}x | "
-                    f"{p1.latency_ms_p50:.1f} / {p1.latency_ms_p99:.1f} |")
+        # this machine's speed drifts by tens of percent within minutes: each round measures
+        # every variant back to back, and the ratios are medians of the rounds' own ratios
+        rounds = []
+        for _ in range(rounds_per_model):
+            model_fps = model_only_fps(detector, runs=max(200, frames))
+            plain = sequential_fps(detector, frames)
+            p1, pinned = pipeline_summary(path, frames, 1), pipeline_summary(path, frames, 1, pin=True)
+            rounds.append({"model": model_fps, "plain": plain, "p1": p1.fps, "pinned": pinned.fps,
+                           "latency": (p1.latency_ms_p50, p1.latency_ms_p99), "pinning": pinned.pinning})
+        p2 = pipeline_summary(path, frames, 2)
+
+        def med(key, over=None):
+            return float(np.median([r[key] / (r[over] if over else 1.0) for r in rounds]))
+
+        latency = rounds[len(rounds) // 2]["latency"]
+        rows.append(f"| {label} | {detector.decoder_name} / {detector.resize} | {med('model'):.1f} | "
+                    f"{med('plain'):.1f} | {med('p1'):.1f} | {med('pinned'):.1f} | {p2.fps:.1f} | "
+                    f"{med('p1', 'model'):.2f}x | {med('pinned', 'model'):.2f}x | {med('p1', 'plain'):.2f}x | "
+                    f"{med('pinned', 'plain'):.2f}x | {latency[0]:.1f} / {latency[1]:.1f} |")
+        pinning = rounds[0]["pinning"]
         progress(rows[-1])
         live = live_latency(path, live_frames)
         if live is not None:
@@ -169,11 +182,14 @@ def run(models: list[tuple[str, str]], frames: int = 795, long_frames: int = 50_
 alone at **{capture:.1f} FPS** on this machine: no pipeline on it can go faster. "Plain loop" is
 `cap.read()` then `detector.detect(frame)` in one thread; "pipeline" is `apps.camera.run`
 (capture, prepare and inference on their own threads, decoding, tracking and the summary on the
-caller's). File latency is capture to detections, mostly time spent waiting in the bounded queues
-(every frame of a file is processed).
+caller's); "pinned" is the same with `--pin` ({pinning}). The machine's speed drifts by tens
+of percent within minutes, so each of {rounds_per_model} rounds measures model, plain loop, pipeline
+and pinned pipeline back to back: FPS are medians over the rounds, ratios are medians of each
+round's own ratio. File latency is capture to detections, mostly time spent waiting in the
+bounded queues (every frame of a file is processed).
 
-| model | decoder / resize | model only FPS | plain loop FPS | pipeline FPS (1 thr) | pipeline FPS (2 thr) | pipeline / model | pipeline / plain | file latency p50 / p99 ms |
-|---|---|---|---|---|---|---|---|---|
+| model | decoder / resize | model only FPS | plain loop FPS | pipeline FPS (1 thr) | pinned FPS | pipeline FPS (2 thr) | pipeline / model | pinned / model | pipeline / plain | pinned / plain | file latency p50 / p99 ms |
+|---|---|---|---|---|---|---|---|---|---|---|---|
 {chr(10).join(rows)}
 """
     if latency_rows:

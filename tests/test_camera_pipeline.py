@@ -39,6 +39,41 @@ def test_threaded_equals_sequential_frame_by_frame(blazeface, face_video):
     assert all(r.latency_s > r.inference_s > 0 for r in threaded)
 
 
+def test_pinned_stages_run_where_the_plan_says_and_give_the_same_results(blazeface, face_video, monkeypatch):
+    import os
+
+    from apps.camera.pipeline import pin_plan
+
+    if not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("pinning needs Linux and two CPUs")
+    plan, text = pin_plan(1)
+    cpus = sorted(os.sched_getaffinity(0))
+    assert plan == {"infer": {cpus[-1]}, "capture": set(cpus[:-1]), "prepare": set(cpus[:-1])}
+    assert text.startswith(f"inference on CPU {cpus[-1]}")
+    assert pin_plan(2)[0] is None and "--threads 1" in pin_plan(2)[1]
+    seen = {}
+    real_infer = Pipeline._infer
+
+    def infer(self, item):  # where the inference stage really runs
+        seen.setdefault("infer", os.sched_getaffinity(0))
+        return real_infer(self, item)
+
+    monkeypatch.setattr(Pipeline, "_infer", infer)
+    caller = os.sched_getaffinity(0)
+    source = open_source(str(face_video))
+    try:
+        pipeline = Pipeline(blazeface, source, pin=True)
+        pinned = list(pipeline)
+    finally:
+        source.close()
+    assert pipeline.pinning == text and seen["infer"] == {cpus[-1]}
+    assert os.sched_getaffinity(0) == caller  # the caller's thread is left as it was
+    plain = results(blazeface, face_video, False)
+    assert len(pinned) == len(plain) == 45
+    for a, b in zip(pinned, plain):
+        np.testing.assert_array_equal(a.detections.xyxy, b.detections.xyxy)
+
+
 def test_max_frames(blazeface, face_video):
     assert len(results(blazeface, face_video, True, max_frames=7)) == 7
 

@@ -18,6 +18,7 @@ capture order; decoding runs in the consumer's thread so that everything that fo
 """
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import deque
@@ -73,6 +74,23 @@ class Handoff:
             return item
 
 
+def pin_plan(inference_threads: int) -> tuple[dict[str, set[int]] | None, str]:
+    """CPUs per stage for ``pin``: the inference thread alone on the last CPU this process may
+    use, capture and prepare on the others (the caller's thread is left as it is). Why: on a
+    small CPU the scheduler spreads four busy threads evenly, so inference, the slowest stage,
+    gets only part of a core; alone on one it runs at the model's own speed while the rest share
+    the others. Returns ``(plan, description)``; the plan is None when pinning cannot help."""
+    if not hasattr(os, "sched_setaffinity"):
+        return None, "not pinned: this OS has no sched_setaffinity (Linux only)"
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return None, f"not pinned: this process may use only CPU {cpus}"
+    if inference_threads != 1:
+        return None, f"not pinned: inference runs on {inference_threads} threads (pinning needs --threads 1)"
+    plan = {"infer": {cpus[-1]}, "capture": set(cpus[:-1]), "prepare": set(cpus[:-1])}
+    return plan, f"inference on CPU {cpus[-1]}, capture and prepare on CPU {','.join(map(str, cpus[:-1]))}"
+
+
 @dataclass(frozen=True)
 class Result:
     """What the pipeline made of one frame. ``latency_s``: capture to decoded detections;
@@ -94,9 +112,11 @@ class Pipeline:
         max_frames: stop after this many results (None: until the source ends).
         threaded: False runs the same stages one after the other in the caller's thread (the
             baseline the benchmark compares against).
+        pin: pin the stage threads to CPUs (:func:`pin_plan`); ``pinning`` says what was done.
     """
 
-    def __init__(self, detector, source: FrameSource, max_frames: int | None = None, threaded: bool = True):
+    def __init__(self, detector, source: FrameSource, max_frames: int | None = None, threaded: bool = True,
+                 pin: bool = False):
         if max_frames is not None and max_frames < 1:
             raise ValueError(f"--max-frames must be >= 1, got {max_frames}")
         self.detector, self.source, self.max_frames, self.threaded = detector, source, max_frames, threaded
@@ -108,6 +128,16 @@ class Pipeline:
         self._inferred = Handoff(size, self.live, self._stop)
         self._threads: list[threading.Thread] = []
         self.frames = 0
+        self._plan: dict[str, set[int]] | None = None
+        self.pinning = "not requested"
+        if pin and threaded:
+            self._plan, self.pinning = pin_plan(getattr(detector.model, "threads", 1))
+        elif pin:
+            self.pinning = "not pinned: the sequential loop has one thread"
+
+    def _pin(self, stage: str) -> None:
+        if self._plan is not None:
+            os.sched_setaffinity(0, self._plan[stage])  # 0: the calling thread
 
     @property
     def dropped(self) -> int:
@@ -117,6 +147,7 @@ class Pipeline:
     # ----- stages ------------------------------------------------------------------------
     def _capture(self) -> None:
         try:
+            self._pin("capture")
             while not self._stop.is_set():
                 frame = self.source.read()
                 if frame is None:
@@ -127,7 +158,8 @@ class Pipeline:
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer, re-raised there
             self._captured.put(_End(exc))
 
-    def _stage(self, inbox: Handoff, outbox: Handoff, work) -> None:
+    def _stage(self, inbox: Handoff, outbox: Handoff, work, name: str) -> None:
+        self._pin(name)
         while True:
             item = inbox.get()
             if isinstance(item, _End):
@@ -159,9 +191,9 @@ class Pipeline:
         if self.threaded and not self._threads:
             self._threads = [
                 threading.Thread(target=self._capture, name="capture", daemon=True),
-                threading.Thread(target=self._stage, args=(self._captured, self._prepared, self._prepare),
+                threading.Thread(target=self._stage, args=(self._captured, self._prepared, self._prepare, "prepare"),
                                  name="prepare", daemon=True),
-                threading.Thread(target=self._stage, args=(self._prepared, self._inferred, self._infer),
+                threading.Thread(target=self._stage, args=(self._prepared, self._inferred, self._infer, "infer"),
                                  name="infer", daemon=True),
             ]
             for thread in self._threads:

@@ -42,6 +42,7 @@ class DetectOptions:
     track: bool = True
     summary_every_s: float = 10.0  # MQTT summary period
     threaded: bool = True  # False: the plain sequential loop (for comparison)
+    pin: bool = False  # inference thread alone on one CPU, capture and prepare on the others
     progress: bool = True  # status line on stderr
 
 
@@ -74,6 +75,7 @@ class RunSummary:
     saved: str | None = None
     served: str | None = None
     mqtt: dict | None = None
+    pinning: str = "not requested"
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -102,7 +104,7 @@ def detect_stream(model, source, options: DetectOptions | None = None, *, track:
     tracker = IouTracker() if track else None
     source = open_source(source, options.loop)
     try:
-        pipeline = Pipeline(detector, source, options.max_frames, options.threaded)
+        pipeline = Pipeline(detector, source, options.max_frames, options.threaded, options.pin)
         start = None
         for result in pipeline:
             start = result.frame.t if start is None else start
@@ -182,7 +184,7 @@ class _Run:
             accelerator=det.model.accelerator, preprocess=det.preprocess_source, score=det.score, iou=det.iou,
             detections=dict(sorted(self.counts.items())), tracks=self.tracker.total if self.tracker else 0,
             stopped=self.stopped, served=outputs.server.url if outputs.server else None,
-            mqtt=outputs.mqtt.stats() if outputs.mqtt else None)
+            mqtt=outputs.mqtt.stats() if outputs.mqtt else None, pinning=self.pipeline.pinning)
 
     def handle(self, result: Result) -> bool:
         """Track, count and send one result everywhere asked; False when the user closed the window."""
@@ -251,7 +253,7 @@ def run(model, source, options: DetectOptions | None = None, *, stdout: TextIO |
     outputs = None
     try:
         outputs = _Outputs(options, source, progress)
-        pipeline = Pipeline(detector, source, options.max_frames, options.threaded)
+        pipeline = Pipeline(detector, source, options.max_frames, options.threaded, options.pin)
         state = _Run(detector, source, pipeline, outputs, options, events_out, progress)
         watcher = _watch(stop, pipeline)
         try:
