@@ -227,10 +227,9 @@ def run(cache: Path | None = None, seconds: float = 60.0, seeds: int = 20, tries
         busy.terminate()
         busy.wait()
     load = os.getloadavg()[0]
-    return f"""## Robot control (`edgepilot control`)
-
-Produced by `python -m bench.control --seconds {seconds:g} --seeds {seeds}` on {platform.machine()},
-{os.cpu_count()} cores (load average {load:.1f} at the end: other jobs share this machine).
+    return f"""Produced by `python bench/run.py --sections control` (the same as `python -m bench.control
+--seconds {seconds:g} --seeds {seeds}`) on {platform.machine()}, {os.cpu_count()} cores (load average
+{load:.1f} at the end: other jobs share this machine).
 
 ### Policies: closed-loop return over {seeds} seeds (native rate, `evaluate_policy`)
 
@@ -249,6 +248,18 @@ the kernel's wake-up latency alone allows.
 | rate Hz | loop | missed % | jitter us | compute us p50 / p99 | wait | ticks / slots |
 |---|---|---|---|---|---|---|
 {chr(10).join(timing_rows)}
+
+What the rows show. This machine is a virtual machine: a thread that sleeps lets its vCPU go
+idle, the host deschedules it, and it wakes 0.5-1.2 ms late at p99 (a bare `sleep_until` loop
+with no work shows the same). Sleeping all the way (`--spin-us 0`) therefore misses 1-3% of 500 Hz
+deadlines whatever the loop does; spinning the end of each wait keeps the vCPU running. SCHED_FIFO
+does not shorten the host's latency, and a FIFO thread that spins all the time is stopped by
+Linux's real-time throttling for 50 ms of every second (`sched_rt_runtime_us` 950000: 4.4% missed
+in an earlier run), so under `--realtime` the spin is capped at half the period and the loop
+sleeps the rest: better than sleeping alone, worse than the default here. On a board without a
+hypervisor the wake-up latency is tens of microseconds and SCHED_FIFO is what removes the tail.
+Compute time (observe, infer, safety, step the simulator) is 135 us per tick unpaced and
+300-400 us paced on this VM, whichever way the loop waits.
 
 ### Robustness at 500 Hz ({seeds} seeds, 10 s each)
 
