@@ -12,7 +12,6 @@ import pytest
 pytest.importorskip("serial")
 
 from apps.control import SerialRobot, run
-from apps.control import protocol
 from apps.control.protocol import COMMAND, STATE, FrameReader, crc16, encode
 
 
