@@ -58,7 +58,14 @@ def test_pinned_stages_run_where_the_plan_says_and_give_the_same_results(blazefa
         seen.setdefault("infer", os.sched_getaffinity(0))
         return real_infer(self, item)
 
+    real_prepare = Pipeline._prepare
+
+    def prepare(self, frame):
+        seen.setdefault("prepare", os.sched_getaffinity(0))
+        return real_prepare(self, frame)
+
     monkeypatch.setattr(Pipeline, "_infer", infer)
+    monkeypatch.setattr(Pipeline, "_prepare", prepare)
     caller = os.sched_getaffinity(0)
     source = open_source(str(face_video))
     try:
@@ -66,7 +73,7 @@ def test_pinned_stages_run_where_the_plan_says_and_give_the_same_results(blazefa
         pinned = list(pipeline)
     finally:
         source.close()
-    assert pipeline.pinning == text and seen["infer"] == {cpus[-1]}
+    assert pipeline.pinning == text and seen["infer"] == {cpus[-1]} and seen["prepare"] == set(cpus[:-1])
     assert os.sched_getaffinity(0) == caller  # the caller's thread is left as it was
     plain = results(blazeface, face_video, False)
     assert len(pinned) == len(plain) == 45

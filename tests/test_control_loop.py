@@ -154,8 +154,10 @@ def test_the_real_clock_never_returns_before_the_deadline_in_each_wait_mode():
 
     from apps.control.loop import MonotonicClock
 
+    capped = MonotonicClock(10_000_000)
+    capped.max_spin_ns = 0  # what SCHED_FIFO's cap does at its extreme: sleep all the way
     for clock, spun in ((MonotonicClock(0), (0.0, 0.5)), (MonotonicClock(10_000_000), (0.95, 1.0)),
-                        (MonotonicClock(None), (0.0, 1.0))):
+                        (capped, (0.0, 0.5))):
         for _ in range(20):
             deadline = _time.monotonic_ns() + 2_000_000
             clock.sleep_until(deadline)
@@ -175,6 +177,23 @@ def test_adaptive_spin_margin_follows_the_measured_wake_up_lateness():
     for _ in range(MonotonicClock.WINDOW):
         clock._record(5_000)  # a quiet machine: back to the floor once the window has forgotten
     assert clock.spin_ns == 50_000
+
+
+def test_an_adaptive_margin_longer_than_the_wait_shrinks_until_the_loop_measures_again():
+    import time as _time
+
+    from apps.control.loop import MonotonicClock
+
+    clock = MonotonicClock(None)
+    for _ in range(MonotonicClock.WINDOW):
+        clock._record(5_000_000)  # one bad stretch: every wake-up 5 ms late
+    assert clock.spin_ns == 6_250_000 and len(clock._late) == MonotonicClock.WINDOW
+    clock._late.clear()
+    for _ in range(2000):  # 0.5 ms waits, spun whole while the margin exceeds them
+        clock.sleep_until(_time.monotonic_ns() + 500_000)
+        if clock._late:
+            break
+    assert clock._late, f"never slept again: margin {clock.spin_ns} ns"
 
 
 def test_fine_timer_slack_is_applied_and_restored():

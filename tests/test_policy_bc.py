@@ -83,3 +83,6 @@ def test_train_policy_qat_writes_a_full_integer_model_with_its_return(tmp_path, 
     assert again["return_mean"] >= 0.95 * record["student"]["return_mean"]
     assert main(["train", "policy", "--env", "Pendulum-v1", "--out", str(tmp_path / "p"), "--qat-epochs", "2"]) == 1
     assert "--qat-epochs: only with --qat" in capsys.readouterr().err
+    assert main(["train", "policy", "--env", "Pendulum-v1", "--out", str(tmp_path / "p"), "--qat",
+                 "--qat-epochs", "0"]) == 1
+    assert "--qat-epochs must be >= 1, got 0" in capsys.readouterr().err

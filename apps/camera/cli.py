@@ -29,7 +29,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, gpu, edgetpu ... (default auto)")
     p.add_argument("--threads", type=int, default=None, help="inference threads (default 1)")
     p.add_argument("--pin", action="store_true",
-                   help="pin the inference thread alone to one CPU, capture and prepare to the others (Linux, "
+                   help="pin the inference thread to one CPU, capture and prepare to the others (Linux, "
                         "--threads 1); the summary says what was done")
     p.add_argument("--max-frames", type=int, default=None, help="stop after N processed frames")
     p.add_argument("--loop", action="store_true", help="replay a video file or image folder endlessly")

@@ -75,11 +75,11 @@ class Handoff:
 
 
 def pin_plan(inference_threads: int) -> tuple[dict[str, set[int]] | None, str]:
-    """CPUs per stage for ``pin``: the inference thread alone on the last CPU this process may
-    use, capture and prepare on the others (the caller's thread is left as it is). Why: on a
-    small CPU the scheduler spreads four busy threads evenly, so inference, the slowest stage,
-    gets only part of a core; alone on one it runs at the model's own speed while the rest share
-    the others. Returns ``(plan, description)``; the plan is None when pinning cannot help."""
+    """CPUs per stage for ``pin``: the inference thread on the last CPU this process may use,
+    capture and prepare on the others. The caller's thread (decoding, tracking, outputs) and any
+    thread a library starts are left as they are, so they may still share the inference CPU. Why:
+    on a small CPU the scheduler spreads four busy threads evenly, so inference, the slowest
+    stage, gets only part of a core; keeping capture and prepare off its CPU leaves it more. Returns ``(plan, description)``; the plan is None when pinning cannot help."""
     if not hasattr(os, "sched_setaffinity"):
         return None, "not pinned: this OS has no sched_setaffinity (Linux only)"
     cpus = sorted(os.sched_getaffinity(0))
@@ -159,7 +159,13 @@ class Pipeline:
             self._captured.put(_End(exc))
 
     def _stage(self, inbox: Handoff, outbox: Handoff, work, name: str) -> None:
-        self._pin(name)
+        try:
+            self._pin(name)
+        except OSError as exc:  # e.g. the CPU set changed under us: end the run with the error
+            self._stop.set()
+            self.source.stop()
+            outbox.put(_End(exc))
+            return
         while True:
             item = inbox.get()
             if isinstance(item, _End):

@@ -4,6 +4,7 @@ imported until the command runs."""
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 EXAMPLE = ("edgepilot control policy/out/saved_model_tflite_int8.tflite --robot sim:InvertedPendulum-v5 "
@@ -166,14 +167,17 @@ def run_control(args) -> int:
     if publisher is not None:
         publisher.close()
         summary["mqtt"] = publisher.stats()
-    if log is not None and args.log:
-        log.write(args.log, force=args.force)
-    if log is not None and args.plot:
-        log.plot(args.plot, title=f"{args.model} on {robot.name}", force=args.force)
-    if args.json:
+    if args.json:  # the summary first: a file that cannot be written must not hide what the robot did
         events.summary(summary)
     else:
         print(render(summary))
+    if log is not None and not log.rows:
+        print("[edgepilot] control: no tick completed; --log / --plot not written", file=sys.stderr)
+    elif log is not None:
+        if args.log:
+            log.write(args.log, force=args.force)
+        if args.plot:
+            log.plot(args.plot, title=f"{args.model} on {robot.name}", force=args.force)
     return EXIT_FAULT if summary["stop_reason"] == "fault" else 0
 
 
@@ -184,7 +188,7 @@ def _spin_us(text: str) -> float | None:
         value = float(text)
     except ValueError:
         value = -1.0
-    if not value >= 0:
+    if not (value >= 0 and math.isfinite(value)):
         raise ValueError(f"--spin-us: expected 'auto' or microseconds >= 0, got {text!r}")
     return value
 

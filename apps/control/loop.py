@@ -32,7 +32,8 @@ class MonotonicClock:
     * ``spin_ns=None`` (the default, ``--spin-us auto``): adaptive. Every wake-up's lateness is
       recorded, and the spin margin is the 99th percentile of the recent ones (x 1.25, at least
       ``min_spin_ns``), so a quiet machine spins little and a VM spins what it must. At most
-      the whole wait is spun.
+      the whole wait is spun; a wait spun whole shrinks the margin slightly, so the loop keeps
+      measuring (one late start cannot make it spin for good).
     * ``spin_ns=0`` sleeps all the way (the least CPU; the kernel's wake-up latency shows as jitter).
     * ``spin_ns=N`` spins the last N ns of every wait.
 
@@ -44,6 +45,7 @@ class MonotonicClock:
 
     WINDOW = 256  # wake-ups the adaptive margin looks at
     UPDATE_EVERY = 32  # recompute the margin this often (a percentile costs microseconds)
+    DECAY = 0.998  # per wait spun from its start: a margin of twice the wait halves in ~350 waits
 
     def __init__(self, spin_ns: int | None = None, min_spin_ns: int = 50_000):
         self.adaptive = spin_ns is None
@@ -71,6 +73,10 @@ class MonotonicClock:
                 time.sleep(remaining / 1e9)
             if self.adaptive:
                 self._record(time.monotonic_ns() - wake)
+        elif self.adaptive and deadline_ns > start:
+            # a wait spun from its start measures no wake-up: let the margin shrink a little each
+            # time, so the loop sleeps (and measures) again; late wake-ups push it straight back
+            self.spin_ns = max(self.min_spin_ns, int(self.spin_ns * self.DECAY))
         spin_from = time.monotonic_ns()
         while time.monotonic_ns() < deadline_ns:
             pass
@@ -228,6 +234,8 @@ class FineTimerSlack:
             self._prctl = ctypes.CDLL(None, use_errno=True).prctl
         except (OSError, AttributeError):
             return self
+        self._prctl.restype = ctypes.c_int
+        self._prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
         before = self._prctl(self.PR_GET_TIMERSLACK, 0, 0, 0, 0)
         if before >= 0 and self._prctl(self.PR_SET_TIMERSLACK, 1, 0, 0, 0) == 0:
             self.applied, self._before = True, before

@@ -54,7 +54,9 @@ class TickLog:
         writer = csv.writer(out)
         writer.writerow(list(table))
         for values in zip(*table.values()):
-            writer.writerow([_csv_cell(v) for v in values])
+            row = [_csv_cell(v) for v in values]
+            row[1] = f"{values[1]:.6f}"  # t_s: to the microsecond however long the run
+            writer.writerow(row)
         return out.getvalue()
 
     def to_parquet(self) -> bytes:
@@ -65,8 +67,12 @@ class TickLog:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        table = self.table()
+        kinds = {"tick": pa.int64(), "slot": pa.int64(), "episode": pa.int64(), "missed": pa.bool_(),
+                 "interventions": pa.string()}
+        schema = pa.schema([(name, kinds.get(name, pa.float64())) for name in table])  # typed even when all empty
         buffer = io.BytesIO()
-        pq.write_table(pa.table(self.table()), buffer)
+        pq.write_table(pa.table(table, schema=schema), buffer)
         return buffer.getvalue()
 
     def write(self, path: str | os.PathLike, force: bool = False) -> Path:
@@ -137,5 +143,5 @@ def _csv_cell(value) -> str:
     if isinstance(value, bool):
         return str(int(value))
     if isinstance(value, float):
-        return f"{value:.10g}"  # t_s to the microsecond at any run length
+        return f"{value:.10g}"
     return str(value)

@@ -43,8 +43,11 @@ def run_train_policy(args) -> int:
 
     if args.qat_epochs is not None and not args.qat:
         raise ValueError("--qat-epochs: only with --qat")
+    if args.qat_epochs is not None and args.qat_epochs < 1:
+        raise ValueError(f"--qat-epochs must be >= 1, got {args.qat_epochs}")
     report = train_policy(args.env, args.out, rate_hz=args.rate, eval_episodes=args.eval_episodes, seed=args.seed,
-                          force=args.force, qat=args.qat, qat_epochs=args.qat_epochs or QAT_EPOCHS,
+                          force=args.force, qat=args.qat,
+                          qat_epochs=QAT_EPOCHS if args.qat_epochs is None else args.qat_epochs,
                           progress=lambda m: print(f"[edgepilot] {m}", file=sys.stderr, flush=True), **overrides)
     if args.json:
         print(json.dumps(report))

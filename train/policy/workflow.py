@@ -92,6 +92,13 @@ def train_policy(env_id: str, out_dir: str | os.PathLike, *, rate_hz: float | No
     from apps.control.sim import sim_env
 
     say = progress or (lambda message: None)
+    if qat:  # before minutes of training, not after
+        from edge_runtime.deps import require
+
+        require("tf_keras", "--qat")
+        require("tensorflow_model_optimization", "--qat")
+        if qat_epochs < 1:
+            raise ValueError(f"--qat-epochs must be >= 1, got {qat_epochs}")
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()) and not force:
         raise FileExistsError(f"{out}: already exists and is not empty; pass force=True (--force) to replace it")
@@ -131,12 +138,19 @@ def train_policy(env_id: str, out_dir: str | os.PathLike, *, rate_hz: float | No
         "eval_seeds": eval_seeds, "history": history, "samples": len(data), "train_s": round(train_s, 1),
         "qat": False,
     }
-    qat_file = None
+    qat_file, qat_error = None, None
     if qat:
-        qat_file, report["qat"] = _quantization_aware(model, config, norm, data, calib, metadata, env_id, rate_hz,
-                                                      eval_seeds, qat_epochs, report["student"]["return_mean"], say)
+        try:
+            qat_file, report["qat"] = _quantization_aware(model, config, norm, data, calib, metadata, env_id,
+                                                          rate_hz, eval_seeds, qat_epochs,
+                                                          report["student"]["return_mean"], say)
+        except (RuntimeError, OSError, ValueError) as exc:  # the float policy is trained: keep it
+            qat_error = f"{type(exc).__name__}: {exc}"
+            report["qat"] = {"error": qat_error}
     _write_folder(out, model, calib, report, force, qat_file)
-    say(f"wrote {out}/saved_model, model.keras, calib.npz, training.json" + (f", {QAT_FILE}" if qat else ""))
+    say(f"wrote {out}/saved_model, model.keras, calib.npz, training.json" + (f", {QAT_FILE}" if qat_file else ""))
+    if qat_error:
+        raise RuntimeError(f"--qat failed ({qat_error}); the float policy is in {out}")
     return report
 
 
@@ -184,9 +198,9 @@ def _write_folder(out: Path, model, calib: np.ndarray, report: dict, force: bool
         sidecar = {METADATA_KEY: report["metadata"]}
         (work / "saved_model.json").write_text(json.dumps(sidecar, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         if out.exists():
-            if not force:
+            if not force and any(out.iterdir()):
                 raise FileExistsError(f"{out}: appeared while training; pass force=True to replace it")
-            shutil.rmtree(out)
+            shutil.rmtree(out)  # an empty folder given as --out, or the one --force replaces
         os.replace(work, out)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
