@@ -189,6 +189,7 @@ def test_an_adaptive_margin_longer_than_the_wait_shrinks_until_the_loop_measures
         clock._record(5_000_000)  # one bad stretch: every wake-up 5 ms late
     assert clock.spin_ns == 6_250_000 and len(clock._late) == MonotonicClock.WINDOW
     clock._late.clear()
+    clock.half_life_ns = 20_000_000  # 20 ms instead of 5 s, for the test
     for _ in range(2000):  # 0.5 ms waits, spun whole while the margin exceeds them
         clock.sleep_until(_time.monotonic_ns() + 500_000)
         if clock._late:

@@ -32,8 +32,8 @@ class MonotonicClock:
     * ``spin_ns=None`` (the default, ``--spin-us auto``): adaptive. Every wake-up's lateness is
       recorded, and the spin margin is the 99th percentile of the recent ones (x 1.25, at least
       ``min_spin_ns``), so a quiet machine spins little and a VM spins what it must. At most
-      the whole wait is spun; a wait spun whole shrinks the margin slightly, so the loop keeps
-      measuring (one late start cannot make it spin for good).
+      the whole wait is spun; while every wait is spun whole the margin halves every 5 s, so
+      the loop measures again now and then (one late start cannot make it spin for good).
     * ``spin_ns=0`` sleeps all the way (the least CPU; the kernel's wake-up latency shows as jitter).
     * ``spin_ns=N`` spins the last N ns of every wait.
 
@@ -45,13 +45,14 @@ class MonotonicClock:
 
     WINDOW = 256  # wake-ups the adaptive margin looks at
     UPDATE_EVERY = 32  # recompute the margin this often (a percentile costs microseconds)
-    DECAY = 0.998  # per wait spun from its start: a margin of twice the wait halves in ~350 waits
+    HALF_LIFE_NS = 5_000_000_000  # of the margin, over waits spun from their start (see sleep_until)
 
     def __init__(self, spin_ns: int | None = None, min_spin_ns: int = 50_000):
         self.adaptive = spin_ns is None
         self.spin_ns = int(min_spin_ns if spin_ns is None else spin_ns)
         self.min_spin_ns = int(min_spin_ns)
         self.max_spin_ns: int | None = None
+        self.half_life_ns = self.HALF_LIFE_NS
         self._late: list[int] = []
         self._waits = 0
         self.waited_ns = 0
@@ -74,9 +75,11 @@ class MonotonicClock:
             if self.adaptive:
                 self._record(time.monotonic_ns() - wake)
         elif self.adaptive and deadline_ns > start:
-            # a wait spun from its start measures no wake-up: let the margin shrink a little each
-            # time, so the loop sleeps (and measures) again; late wake-ups push it straight back
-            self.spin_ns = max(self.min_spin_ns, int(self.spin_ns * self.DECAY))
+            # a wait spun from its start measures no wake-up: the margin halves every 5 s of such
+            # waiting, so the loop sleeps (and measures) again now and then; late wake-ups push it
+            # straight back. Each such probe risks one late tick: a few per minute at most
+            shrink = 0.5 ** ((deadline_ns - start) / self.half_life_ns)
+            self.spin_ns = max(self.min_spin_ns, int(self.spin_ns * shrink))
         spin_from = time.monotonic_ns()
         while time.monotonic_ns() < deadline_ns:
             pass
