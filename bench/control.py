@@ -242,7 +242,7 @@ for `--realtime` and the naive loop; the loaded rows run next to one competing b
 Jitter is start jitter in us (p50 / p99 / max); for the naive loop it is the drift from the
 ideal schedule. "wait" is how the loop waited for its deadlines: the default adapts the final
 busy-wait to the wake-up latency it measures (in this VM an idle vCPU wakes 0.5-1.2 ms late at
-p99, so it ends up spinning most of the wait); `--spin-us 0` sleeps all the way, which is what
+p99, so it spins much of the wait: the `wait` column); `--spin-us 0` sleeps all the way, which is what
 the kernel's wake-up latency alone allows.
 
 | rate Hz | loop | missed % | jitter us | compute us p50 / p99 | wait | ticks / slots |
