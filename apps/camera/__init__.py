@@ -10,6 +10,8 @@ Names are imported on first use, so ``import apps.camera.cli`` stays light.
 """
 from __future__ import annotations
 
+from apps.common.lazy import lazy_exports
+
 _EXPORTS = {
     "Detections": "apps.camera.detections", "box_iou": "apps.camera.detections",
     "Detector": "apps.camera.detector",
@@ -20,11 +22,4 @@ _EXPORTS = {
     "IouTracker": "apps.camera.tracker", "TrackEvent": "apps.camera.tracker",
 }
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'apps.camera' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

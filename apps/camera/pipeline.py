@@ -161,26 +161,19 @@ class Pipeline:
     def _stage(self, inbox: Handoff, outbox: Handoff, work, name: str) -> None:
         try:
             self._pin(name)
-        except OSError as exc:  # e.g. the CPU set changed under us: end the run with the error
+            while True:
+                item = inbox.get()
+                if isinstance(item, _End):
+                    outbox.put(item)
+                    return
+                out = work(item)
+                if not outbox.put(out):
+                    outbox.put(_End())
+                    return
+        except BaseException as exc:  # noqa: BLE001 - a failed pin or work item, re-raised in the consumer
             self._stop.set()
             self.source.stop()
             outbox.put(_End(exc))
-            return
-        while True:
-            item = inbox.get()
-            if isinstance(item, _End):
-                outbox.put(item)
-                return
-            try:
-                out = work(item)
-            except BaseException as exc:  # noqa: BLE001
-                self._stop.set()
-                self.source.stop()
-                outbox.put(_End(exc))
-                return
-            if not outbox.put(out):
-                outbox.put(_End())
-                return
 
     def _prepare(self, frame: Frame):
         x, geometry = self.detector.prepare(frame.image)

@@ -14,6 +14,8 @@ frames), :mod:`~apps.control.sim` (rate-matched simulators), :mod:`~apps.control
 so ``import apps.control.cli`` stays light."""
 from __future__ import annotations
 
+from apps.common.lazy import lazy_exports
+
 _EXPORTS = {
     "MonotonicClock": "apps.control.loop", "Schedule": "apps.control.loop",
     "Policy": "apps.control.policy", "PolicyError": "apps.control.policy", "PolicySpec": "apps.control.policy",
@@ -23,11 +25,4 @@ _EXPORTS = {
     "TickLog": "apps.control.record",
 }
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'apps.control' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -64,8 +64,7 @@ class MonotonicClock:
 
     def sleep_until(self, deadline_ns: int) -> None:
         start = time.monotonic_ns()
-        spin = self.spin_ns if self.max_spin_ns is None else min(self.spin_ns, self.max_spin_ns)
-        wake = deadline_ns - spin
+        wake = deadline_ns - self.effective_spin_ns
         if wake > start:
             while True:
                 remaining = wake - time.monotonic_ns()
@@ -99,10 +98,14 @@ class MonotonicClock:
     def spin_fraction(self) -> float | None:
         return round(self.spun_ns / self.waited_ns, 3) if self.waited_ns else None
 
+    @property
+    def effective_spin_ns(self) -> int:
+        """The spin the next wait uses: the margin, within ``max_spin_ns``."""
+        return self.spin_ns if self.max_spin_ns is None else min(self.spin_ns, self.max_spin_ns)
+
     def describe(self) -> dict:
-        spin = self.spin_ns if self.max_spin_ns is None else min(self.spin_ns, self.max_spin_ns)
         return {"mode": "auto" if self.adaptive else ("sleep" if self.spin_ns == 0 else "fixed"),
-                "spin_us": round(spin / 1e3, 1), "spin_fraction": self.spin_fraction(),
+                "spin_us": round(self.effective_spin_ns / 1e3, 1), "spin_fraction": self.spin_fraction(),
                 "max_spin_us": None if self.max_spin_ns is None else round(self.max_spin_ns / 1e3, 1)}
 
 

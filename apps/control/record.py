@@ -54,9 +54,8 @@ class TickLog:
         writer = csv.writer(out)
         writer.writerow(list(table))
         for values in zip(*table.values()):
-            row = [_csv_cell(v) for v in values]
-            row[1] = f"{values[1]:.6f}"  # t_s: to the microsecond however long the run
-            writer.writerow(row)
+            writer.writerow([f"{v:.6f}" if name == "t_s" else _csv_cell(v)  # t_s: to the microsecond
+                             for name, v in zip(table, values)])
         return out.getvalue()
 
     def to_parquet(self) -> bytes:

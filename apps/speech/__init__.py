@@ -11,6 +11,8 @@ Names are imported on first use, so ``import apps.speech.cli`` stays light.
 """
 from __future__ import annotations
 
+from apps.common.lazy import lazy_exports
+
 _EXPORTS = {
     "open_model": "apps.speech.models", "KeywordModel": "apps.speech.models",
     "NotAKeywordModel": "apps.speech.models",
@@ -21,11 +23,4 @@ _EXPORTS = {
     "StreamingFrontend": "apps.speech.frontend", "features": "apps.speech.frontend",
 }
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'apps.speech' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)
