@@ -9,7 +9,8 @@ import pytest
 pytest.importorskip("gymnasium")
 
 from apps.control import run
-from apps.control.loop import Schedule, request_realtime, release_realtime
+from apps.control.loop import Schedule
+from apps.control.realtime import release_realtime, request_realtime
 
 MS = 1_000_000
 
@@ -201,7 +202,7 @@ def test_fine_timer_slack_is_applied_and_restored():
     import ctypes
     import sys
 
-    from apps.control.loop import FineTimerSlack
+    from apps.control.realtime import FineTimerSlack
 
     if not sys.platform.startswith("linux"):
         pytest.skip("timer slack is a Linux prctl")
@@ -210,3 +211,67 @@ def test_fine_timer_slack_is_applied_and_restored():
     with FineTimerSlack() as slack:
         assert slack.applied and prctl(FineTimerSlack.PR_GET_TIMERSLACK, 0, 0, 0, 0) == 1
     assert prctl(FineTimerSlack.PR_GET_TIMERSLACK, 0, 0, 0, 0) == before
+
+
+def _cpu_latency_request() -> int:
+    import struct
+
+    fd = os.open("/dev/cpu_dma_latency", os.O_RDONLY)
+    try:
+        return struct.unpack("i", os.read(fd, 4))[0]
+    finally:
+        os.close(fd)
+
+
+def test_realtime_holds_cpus_out_of_idle_and_lets_go():
+    """--realtime writes a 0 us PM QoS request and drops it on release. As root (CI) the
+    request must take; as an ordinary user the reason must name the device."""
+    from apps.control.realtime import CPU_DMA_LATENCY
+
+    if not os.path.exists(CPU_DMA_LATENCY):
+        if os.environ.get("CI"):
+            pytest.fail(f"{CPU_DMA_LATENCY} missing in CI")
+        pytest.skip(f"{CPU_DMA_LATENCY} not on this OS")
+    before = set(os.sched_getaffinity(0))
+    rt = request_realtime()
+    try:
+        if os.geteuid() == 0:
+            assert rt.idle_poll and _cpu_latency_request() == 0
+            assert rt.to_dict()["idle_poll"] is True
+        else:
+            assert not rt.idle_poll and CPU_DMA_LATENCY in rt.why_not
+    finally:
+        release_realtime(rt, before)
+    if os.geteuid() == 0:
+        assert _cpu_latency_request() > 0  # the request is gone with the closed fd
+
+
+def test_cpu_latency_hold_names_a_missing_device(tmp_path):
+    from apps.control.realtime import hold_cpu_latency
+
+    fd, why = hold_cpu_latency(str(tmp_path / "no-such-device"))
+    assert fd is None and "no-such-device" in why and "not found" in why
+
+
+def test_quiet_gc_collects_only_when_the_budget_allows_and_restores_gc():
+    import gc
+
+    from apps.control.realtime import QuietGC
+
+    assert gc.isenabled()
+    quiet = QuietGC(force_after=3)
+    with quiet:
+        assert not gc.isenabled() and gc.get_freeze_count() > 0
+        threshold = gc.get_threshold()[0]
+        keep = [{} for _ in range(threshold + 10)]  # tracked objects: the gen-0 count passes its threshold
+        assert not quiet.collect_if_due(budget_ns=1)  # no time before the deadline: deferred
+        assert quiet.deferred == 1 and quiet.collections == 0
+        assert quiet.collect_if_due(budget_ns=None)  # no deadline: collected
+        assert quiet.collections == 1 and gc.get_count()[0] < threshold
+        keep += [{} for _ in range(3 * threshold + 10)]
+        assert quiet.collect_if_due(budget_ns=1)  # deferred too long: collected anyway, counted
+        assert quiet.forced == 1
+        assert not quiet.collect_if_due(budget_ns=None)  # nothing due
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    assert quiet.describe()["collections"] == 2 and quiet.describe()["max_us"] > 0
+    del keep

@@ -33,7 +33,8 @@ def add_parser(sub) -> None:
     p.add_argument("--plot", help="draw actions, observations, compute time and misses to this .png")
     p.add_argument("--force", action="store_true", help="overwrite --log / --plot files")
     p.add_argument("--realtime", action="store_true",
-                   help="ask for SCHED_FIFO and pin a CPU (reported as applied or why not; never by default)")
+                   help="ask for SCHED_FIFO, pin a CPU and keep CPUs out of idle states (/dev/cpu_dma_latency); "
+                        "each reported as applied or why not; never by default")
     p.add_argument("--spin-us", default="auto", metavar="auto|US",
                    help="busy-wait the last US microseconds before each deadline (default auto: what this "
                         "machine's measured wake-up latency needs; 0: sleep only, the least CPU)")
@@ -65,6 +66,8 @@ def _floats(text: str, what: str) -> list[float]:
 
 
 def run_control(args) -> int:
+    from pathlib import Path
+
     import numpy as np
 
     import edge_runtime
@@ -75,8 +78,6 @@ def run_control(args) -> int:
     from apps.control.robot import GymRobot, SerialRobot
     from apps.control.runner import run
     from apps.control.sim import sim_env
-
-    from pathlib import Path
 
     for option, value in (("--log", args.log), ("--plot", args.plot)):
         if value and Path(value).exists() and not args.force:  # refuse before the robot moves, not after
@@ -213,7 +214,7 @@ def render(s: dict) -> str:
         f"{s['jitter_p50_us']}/{s['jitter_p99_us']}/{s['jitter_max_us']} us  compute p50/p99 "
         f"{s['compute_p50_us']}/{s['compute_p99_us']} us",
         f"interventions: {kinds}",
-        f"realtime: fifo {rt['fifo']}, cpu {rt['cpu']}" + (f" ({rt['why_not']})" if rt["why_not"] else ""),
+        f"realtime: fifo {rt['fifo']}, cpu {rt['cpu']}, idle poll {rt['idle_poll']}" + (f" ({rt['why_not']})" if rt["why_not"] else ""),
     ]
     if s.get("wait"):
         w = s["wait"]

@@ -11,8 +11,6 @@ The clock is pluggable so the accounting can be tested exactly: :class:`Monotoni
 ``time.monotonic_ns``; the tests drive a fake one."""
 from __future__ import annotations
 
-import os
-import sys
 import time
 from dataclasses import dataclass, field
 
@@ -160,6 +158,10 @@ class Schedule:
         self._start_ns = now
         return now
 
+    def time_left_ns(self) -> int:
+        """Nanoseconds from now until the slot the next tick runs in starts (negative when late)."""
+        return self.slot_start(self.slot) - self.clock.now_ns()
+
     def done(self) -> TickRecord:
         """Account for the tick that started at the last :meth:`wait` and choose the next slot."""
         end = self.clock.now_ns()
@@ -219,84 +221,3 @@ class Schedule:
             "compute_p50_us": pct(compute, 50), "compute_p99_us": pct(compute, 99),
             "compute_max_us": round(float(compute.max()), 1) if len(compute) else None,
         }
-
-
-class FineTimerSlack:
-    """While entered, the calling thread's timer slack is 1 ns instead of Linux's default 50 us
-    (``prctl(PR_SET_TIMERSLACK)``: no privileges needed), so sleeps end when asked. ``applied``
-    says whether it took (False off Linux); the old value is restored on exit."""
-
-    PR_SET_TIMERSLACK, PR_GET_TIMERSLACK = 29, 30
-
-    def __init__(self):
-        self.applied, self._before, self._prctl = False, None, None
-
-    def __enter__(self) -> "FineTimerSlack":
-        if not sys.platform.startswith("linux"):
-            return self
-        import ctypes
-
-        try:
-            self._prctl = ctypes.CDLL(None, use_errno=True).prctl
-        except (OSError, AttributeError):
-            return self
-        self._prctl.restype = ctypes.c_int
-        self._prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
-        before = self._prctl(self.PR_GET_TIMERSLACK, 0, 0, 0, 0)
-        if before >= 0 and self._prctl(self.PR_SET_TIMERSLACK, 1, 0, 0, 0) == 0:
-            self.applied, self._before = True, before
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.applied:
-            self._prctl(self.PR_SET_TIMERSLACK, self._before, 0, 0, 0)
-
-
-@dataclass(frozen=True)
-class Realtime:
-    """What ``--realtime`` got: SCHED_FIFO or not, the CPU the loop was pinned to, and why not."""
-
-    fifo: bool = False
-    cpu: int | None = None
-    why_not: str | None = None
-
-    def to_dict(self) -> dict:
-        return {"fifo": self.fifo, "cpu": self.cpu, "why_not": self.why_not}
-
-
-def request_realtime(priority: int = 50, cpu: int | None = None) -> Realtime:
-    """Ask for SCHED_FIFO at ``priority`` and pin the process to ``cpu`` (the last CPU it may
-    use when None). Applied when the OS permits; otherwise the reason is returned and the loop
-    goes on without it (an ordinary user gets EPERM). Only ever called on request."""
-    reasons, fifo, pinned = [], False, None
-    if not hasattr(os, "sched_setscheduler"):
-        return Realtime(False, None, "this OS has no sched_setscheduler (SCHED_FIFO is Linux/POSIX only)")
-    try:
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
-        fifo = True
-    except PermissionError as exc:
-        reasons.append(f"SCHED_FIFO refused ({exc.strerror}: needs root or CAP_SYS_NICE / an rtprio limit)")
-    except OSError as exc:
-        reasons.append(f"SCHED_FIFO failed: {exc}")
-    try:
-        allowed = sorted(os.sched_getaffinity(0))
-        target = allowed[-1] if cpu is None else cpu
-        os.sched_setaffinity(0, {target})
-        pinned = target
-    except (OSError, AttributeError) as exc:
-        reasons.append(f"CPU pinning failed: {exc}")
-    return Realtime(fifo, pinned, "; ".join(reasons) or None)
-
-
-def release_realtime(before: Realtime, affinity: set[int] | None) -> None:
-    """Undo :func:`request_realtime` (back to SCHED_OTHER and the earlier CPU set)."""
-    if before.fifo:
-        try:
-            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
-        except OSError:
-            pass
-    if before.cpu is not None and affinity:
-        try:
-            os.sched_setaffinity(0, affinity)
-        except OSError:
-            pass

@@ -14,15 +14,15 @@ from dataclasses import fields
 import numpy as np
 
 from apps.common.signals import StopSignals
-from apps.control.loop import (
+from apps.control.loop import MonotonicClock, Schedule
+from apps.control.policy import Policy, PolicyError
+from apps.control.realtime import (
     FineTimerSlack,
-    MonotonicClock,
+    QuietGC,
     Realtime,
-    Schedule,
     release_realtime,
     request_realtime,
 )
-from apps.control.policy import Policy, PolicyError
 from apps.control.robot import GymRobot, Robot
 from apps.control.safety import SafetyConfig, SafetyLayer
 
@@ -153,9 +153,9 @@ def _loop(policy, backup, robot, layer, rate_hz, period_s, ticks, duration_s, se
     first_error, stop_reason = None, None
     started = time.monotonic()
     robot.reset(seed=seed)
-    slack = FineTimerSlack()
+    slack, quiet_gc = FineTimerSlack(), QuietGC()
     try:
-        with StopSignals() as signals, slack:
+        with StopSignals() as signals, slack, quiet_gc:
             if schedule is not None:
                 schedule.start()
             while True:
@@ -221,6 +221,8 @@ def _loop(policy, backup, robot, layer, rate_hz, period_s, ticks, duration_s, se
                     stop_reason = "episode"
                 if stop_reason:
                     break
+                quiet_gc.collect_if_due(None if schedule is None else schedule.time_left_ns()
+                                        - getattr(clock, "effective_spin_ns", 0))
                 if ended:
                     robot.reset()
                     episodes += 1
@@ -247,9 +249,10 @@ def _loop(policy, backup, robot, layer, rate_hz, period_s, ticks, duration_s, se
         "interventions": layer.report(), "return": round(total, 6), "terminated": int(terminated),
         "truncated": int(truncated), "episodes": episodes, "sim_dt": robot.sim_dt,
         "rate_hz": rate_hz, "paced": rate_hz is not None,
+        "gc": quiet_gc.describe(),
         "wait": dict(clock.describe(), timer_slack_1ns=slack.applied) if schedule is not None and hasattr(clock, "describe")
         else None, "realtime": rt.to_dict() if realtime else
-        {"fifo": False, "cpu": None, "why_not": "not requested (--realtime)"},
+        dict(Realtime().to_dict(), why_not="not requested (--realtime)"),
         "stop_reason": stop_reason, "safety": layer.config.enabled, "robot": robot.name,
         "model": getattr(getattr(policy, "model", None), "path", type(policy).__name__),
         "accelerator": getattr(getattr(policy, "model", None), "accelerator", None),
