@@ -70,3 +70,29 @@ def test_converted_streaming_models_run_in_edge_runtime(streaming):
     out8 = np.concatenate([q.run(s[None])[0] for s in steps])
     assert np.abs(out8[32:] - reference).max() < 0.08
     assert (out8[32:].argmax(1) == reference.argmax(1)).mean() >= 0.9
+
+
+def test_the_qat_twin_computes_what_the_model_does():
+    """``--qat`` fine-tunes the 2-D twin (tfmot quantizes only 2-D convolutions); weights move
+    between the two by layer name with a reshape, so the twin must give the same output."""
+    import keras
+
+    from train.kws.architecture import KwsArchitecture, build_model, build_qat_twin
+
+    arch = KwsArchitecture(first_channels=16, channels=16)
+    model = build_model(arch, 5, seed=2)
+    rng = np.random.default_rng(1)
+    for layer in model.layers:
+        if layer.name.endswith("bn"):
+            g, b, mean, var = layer.get_weights()
+            layer.set_weights([g, b + rng.normal(0, 0.1, b.shape), mean + rng.normal(0, 0.5, mean.shape), var])
+    twin = build_qat_twin(keras, arch, 5)
+    moved = 0
+    for layer in twin.layers:
+        if layer.get_weights():
+            source = model.get_layer(layer.name).get_weights()
+            layer.set_weights([w.reshape(t.shape) for w, t in zip(source, layer.get_weights())])
+            moved += 1
+    assert moved == sum(1 for layer in model.layers if layer.get_weights())
+    x = rng.uniform(0, 26, (4, arch.window_frames, 40)).astype(np.float32)
+    np.testing.assert_allclose(twin.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)

@@ -17,7 +17,7 @@ WORDS = ["yes", "no"]
 def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("kws") / "run"
     assert main(["train", "kws", "--words", *WORDS, "--out", str(out), "--epochs", "2", "--limit", "30",
-                 "--channels", "16", "--json"]) == 0
+                 "--channels", "16", "--qat", "--qat-epochs", "1", "--json"]) == 0
     return out
 
 
@@ -45,6 +45,27 @@ def test_training_folder_holds_what_the_issue_names(trained):
     meta = edge_runtime.load(trained / "kws_stream_int8.tflite", device="cpu", xnnpack=False).info
     assert meta.task == "keyword_spotting" and json.loads(meta.extra["words"]) == WORDS
     assert meta.extra["streaming"] == "true" and json.loads(meta.extra["frontend"])["name"] == "micro_frontend"
+
+
+def test_qat_writes_a_fine_tuned_int8_streaming_model_that_listen_runs(trained, tmp_path, capsys):
+    import edge_runtime
+
+    record = json.loads((trained / "training.json").read_text())
+    qat_path = trained / "kws_stream_qat_int8.tflite"
+    assert qat_path.exists() and (trained / "kws_stream_qat_int8.json").exists()
+    assert record["files"]["streaming_qat_int8"] == qat_path.name
+    assert 0 <= record["metrics"]["val_top1_stream_qat_int8"] <= 100 and record["metrics"]["qat_epochs"] == 1
+    qat = edge_runtime.load(qat_path, device="cpu", xnnpack=False)
+    ptq = edge_runtime.load(trained / "kws_stream_int8.tflite", device="cpu", xnnpack=False)
+    assert qat.info.variant == "tflite_int8_qat" and qat.inputs[0].shape == ptq.inputs[0].shape
+    # fine-tuning moved the weights: the two int8 models answer differently on the same steps
+    steps = np.random.default_rng(0).uniform(0, 20, (20, 1) + tuple(ptq.inputs[0].shape[1:])).astype(np.float32)
+    differs = any(not np.array_equal(qat.run(x)[0], ptq.run(x)[0]) for x in steps)
+    assert differs
+    wav = _wav(tmp_path / "noise.wav", np.random.default_rng(1).normal(0, 0.05, 32000))
+    capsys.readouterr()
+    assert main(["listen", str(qat_path), "--wav", str(wav), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["summary"]["seconds"] == 2.0
 
 
 def test_listen_runs_the_trained_folder(trained, tmp_path, capsys):

@@ -49,7 +49,7 @@ def _run_child(job: dict, work: Path, progress) -> bytes:
     if done.returncode != 0:
         raise RuntimeError(f"quantization-aware training failed (child exit code {done.returncode}); "
                            f"its output is above")
-    return (work / "model.tflite").read_bytes()
+    return Path(job["out"]).read_bytes()
 
 
 def _finish(result, content: bytes, metrics: dict, progress):

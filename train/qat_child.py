@@ -2,7 +2,9 @@
 
 Started with ``TF_USE_LEGACY_KERAS=1``. Reads the job, rebuilds the architecture with tf_keras,
 loads the float weights by layer name, applies tfmot's fake quantization, fine-tunes, and writes
-a full-integer TFLite model (int8 input and output) to ``job["out"]``.
+a full-integer TFLite model (int8 input and output) to ``job["out"]``. For a keyword spotter
+(kind ``kws``) it writes the fine-tuned float weights instead: the model that ships is the
+streaming form, which the parent builds from them and converts (:mod:`train.kws.qat`).
 """
 from __future__ import annotations
 
@@ -13,7 +15,9 @@ import sys
 import numpy as np
 
 
-def _load_weights(model, path: str) -> None:
+def _load_weights(model, path: str, reshape: bool = False) -> None:
+    """Set every layer's weights from ``path`` by layer name; ``reshape``: the saved arrays may
+    differ in shape but not in size (a 1-D convolution's kernel into its 2-D twin)."""
     with np.load(path, allow_pickle=False) as archive:
         saved = {}
         for key in archive.files:
@@ -23,7 +27,21 @@ def _load_weights(model, path: str) -> None:
         if layer.weights:
             if layer.name not in saved:
                 raise ValueError(f"QAT: the float model has no weights for layer {layer.name!r}")
-            layer.set_weights([saved[layer.name][i] for i in range(len(saved[layer.name]))])
+            arrays = [saved[layer.name][i] for i in range(len(saved[layer.name]))]
+            if reshape:
+                arrays = [a.reshape(w.shape) for a, w in zip(arrays, layer.get_weights())]
+            layer.set_weights(arrays)
+
+
+def _save_float_weights(qat, path: str) -> None:
+    """The fine-tuned float weights of each layer inside tfmot's wrappers, by the layer's own
+    name (the quantizers' ranges are left out: the caller converts from its own graph)."""
+    arrays = {}
+    for wrapper in qat.layers:
+        layer = getattr(wrapper, "layer", wrapper)
+        for i, w in enumerate(layer.get_weights()):
+            arrays[f"{layer.name}:{i}"] = w
+    np.savez(path, **arrays)
 
 
 def _annotated(tfmot, tf_keras, model, keep_float: type | None):
@@ -71,6 +89,18 @@ def main(argv: list[str]) -> int:
         qat.compile(tf_keras.optimizers.Adam(job["lr"]), loss="mse")
         qat.fit(data["x"], data["y"], batch_size=job["batch_size"], epochs=job["epochs"], shuffle=True, verbose=2)
         representative = data["calib"]
+    elif job["kind"] == "kws":
+        from train.kws.architecture import KwsArchitecture, build_qat_twin
+
+        arch = KwsArchitecture(**dict(job["arch"], block_kernels=tuple(job["arch"]["block_kernels"])))
+        model = build_qat_twin(tf_keras, arch, job["classes"])
+        _load_weights(model, job["weights"], reshape=True)
+        qat = tfmot.quantization.keras.quantize_model(model)
+        qat.compile(tf_keras.optimizers.Adam(job["lr"]), "sparse_categorical_crossentropy", metrics=["accuracy"])
+        qat.fit(data["x"], data["y"], batch_size=job["batch_size"], epochs=job["epochs"], shuffle=True,
+                validation_data=(data["x_val"], data["y_val"]), verbose=2)
+        _save_float_weights(qat, job["out"])  # the parent builds and converts the streaming form
+        return 0
     else:
         from train.detection_loss import detection_loss, training_view
         from train.layers import decode_factory, grid_decode_class

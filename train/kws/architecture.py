@@ -92,6 +92,41 @@ def build_model(arch: KwsArchitecture, classes: int, seed: int = 0):
     return keras.Model(inputs, outputs, name="kws")
 
 
+def build_qat_twin(keras, arch: KwsArchitecture, classes: int):
+    """The same network with 2-D layers on [B, T, 1, C], for quantization-aware training.
+
+    tensorflow-model-optimization quantizes Conv2D and DepthwiseConv2D but not their 1-D forms,
+    so ``--qat`` fine-tunes this twin (tf_keras, see :mod:`train.kws.qat`). A Conv1D kernel
+    [k, in, out] is a Conv2D kernel [k, 1, in, out], a DepthwiseConv1D kernel [k, C, 1] a
+    DepthwiseConv2D kernel [k, 1, C, 1]; every layer keeps its name, so weights move between
+    the two by name with a reshape, and the twin computes exactly what :func:`build_model` does."""
+    layers = keras.layers
+
+    inputs = keras.Input((arch.window_frames, BINS), name="features")
+    x = layers.Reshape((arch.window_frames, 1, BINS), name="to_2d")(inputs)
+    x = layers.Conv2D(arch.first_channels, (arch.first_kernel, 1), strides=(arch.stride_frames, 1),
+                      use_bias=False, name="first_conv")(x)
+    x = layers.BatchNormalization(name="first_bn")(x)
+    x = layers.ReLU(name="first_relu")(x)
+    for i, kernel in enumerate(arch.block_kernels):
+        y = layers.DepthwiseConv2D((kernel, 1), use_bias=False, name=f"block{i}_dw")(x)
+        y = layers.BatchNormalization(name=f"block{i}_dw_bn")(y)
+        y = layers.ReLU(name=f"block{i}_dw_relu")(y)
+        y = layers.Conv2D(arch.channels, 1, use_bias=False, name=f"block{i}_pw")(y)
+        y = layers.BatchNormalization(name=f"block{i}_pw_bn")(y)
+        if x.shape[-1] == arch.channels:
+            y = layers.Add(name=f"block{i}_add")([layers.Cropping2D(((kernel - 1, 0), (0, 0)),
+                                                                    name=f"block{i}_crop")(x), y])
+        x = layers.ReLU(name=f"block{i}_relu")(y)
+    x = layers.DepthwiseConv2D((arch.final_kernel, 1), use_bias=False, name="final_dw")(x)
+    x = layers.BatchNormalization(name="final_bn")(x)
+    x = layers.ReLU(name="final_relu")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dropout(0.1, name="dropout")(x)
+    outputs = layers.Dense(classes, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="kws_qat_twin")
+
+
 def _folded(model, conv: str, bn: str) -> tuple[np.ndarray, np.ndarray]:
     """(kernel, bias) of convolution ``conv`` with batch norm ``bn`` folded in (inference)."""
     kernel = model.get_layer(conv).get_weights()[0]

@@ -16,7 +16,8 @@ class KwsOptions:
     network (96: about 70k parameters). ``negative_minutes`` of synthetic running speech over
     noise and music (sentences from the training part of the fortunes, training voices only) is
     streamed through the frontend and cut into ``_unknown_`` windows: the hard negatives that keep
-    false accepts down in conversation."""
+    false accepts down in conversation. ``qat``: then ``qat_epochs`` of quantization-aware
+    fine-tuning (:mod:`train.kws.qat`) into ``kws_stream_qat_int8.tflite``."""
 
     words: tuple[str, ...]
     out: Path
@@ -25,7 +26,8 @@ class KwsOptions:
     batch_size: int = 128
     lr: float = 3e-3
     channels: int = 96
-    qat: bool = False
+    qat: bool = False  # also quantization-aware fine-tuning into kws_stream_qat_int8.tflite
+    qat_epochs: int = 3
     force: bool = False
     cache_dir: Path | None = None
     limit: int | None = None
@@ -47,7 +49,7 @@ class KwsOptions:
             raise ValueError(f"--words: {list(words)} repeats a word")
         if any(w in RESERVED for w in words):
             raise ValueError(f"--words: {RESERVED} are reserved class names")
-        for name in ("epochs", "batch_size", "channels"):
+        for name in ("epochs", "batch_size", "channels", "qat_epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.limit is not None and self.limit < 2:

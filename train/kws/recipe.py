@@ -16,7 +16,8 @@
 ``DIR`` then holds ``model.keras``, ``saved_model/`` (the non-streaming float model, with
 ``calib.npz`` / ``eval.npz`` so ``edgepilot convert DIR`` gives the window model as TFLite or
 ONNX), ``kws_stream/`` (the streaming SavedModel), the two streaming .tflite files with their
-sidecars, and ``training.json``."""
+sidecars, and ``training.json``. ``--qat`` adds ``kws_stream_qat_int8.tflite``
+(:mod:`train.kws.qat`)."""
 from __future__ import annotations
 
 import io
@@ -52,8 +53,11 @@ class KwsResult:
 
     def summary(self) -> str:
         m = self.metrics
-        return (f"{self.out}: held-out voices top-1 float {m['val_top1_float']:.2f}%, streaming fp32 "
+        text = (f"{self.out}: held-out voices top-1 float {m['val_top1_float']:.2f}%, streaming fp32 "
                 f"{m['val_top1_stream_fp32']:.2f}%, streaming int8 {m['val_top1_stream_int8']:.2f}%")
+        if "val_top1_stream_qat_int8" in m:
+            text += f", streaming int8 after QAT {m['val_top1_stream_qat_int8']:.2f}%"
+        return text
 
 
 def clip_features(audio: np.ndarray, progress=None) -> np.ndarray:
@@ -209,6 +213,11 @@ def train_kws(options: KwsOptions, progress=None) -> KwsResult:
     from train.speech import build_clips
 
     say = progress or (lambda message: None)
+    if options.qat:  # before minutes of training, not after
+        from edge_runtime.deps import require
+
+        require("tf_keras", "--qat")
+        require("tensorflow_model_optimization", "--qat")
     out = options.out
     if out.exists() and any(out.iterdir()) and not options.force:
         raise FileExistsError(f"{out}: the output folder is not empty; pass --force to replace it, or choose another --out")
@@ -291,6 +300,16 @@ def train_kws(options: KwsOptions, progress=None) -> KwsResult:
     try:
         calib_steps = _calibration_streams(clips, keep[train_i], options.seed, arch)
         written = convert_streaming(out / STREAM_STEM, out, calib_steps, stream_meta, work)
+        if options.qat:
+            from train.kws.qat import QAT_STEM, qat_fine_tune
+
+            tuned = qat_fine_tune(model, arch, x_train.astype(np.float16), y_train, x_all[val_i], y_all[val_i],
+                                  epochs=options.qat_epochs, lr=options.lr / 10, batch_size=options.batch_size,
+                                  seed=options.seed, progress=say)
+            save_streaming(tuned, arch, str(work / QAT_STEM))
+            say("converting the QAT streaming model: full-integer int8")
+            written["qat_int8"] = convert_streaming(work / QAT_STEM, out, calib_steps, stream_meta, work,
+                                                    variants=("int8",), stem=QAT_STEM, qat=True)["int8"]
     finally:
         shutil.rmtree(work, ignore_errors=True)
     say("measuring the streaming models on the held-out voices")
@@ -302,6 +321,8 @@ def train_kws(options: KwsOptions, progress=None) -> KwsResult:
                "train_clips": len(train_i), "hard_negative_windows": len(x_neg),
                "context_positive_windows": len(x_ctx), "parameters": count_params(model),
                "best_epoch": keep_best.epoch + 1}
+    if "qat_int8" in stream:
+        metrics.update(val_top1_stream_qat_int8=stream["qat_int8"]["top1"], qat_epochs=options.qat_epochs)
     record = {"task": "keyword_spotting", "options": options.to_dict(), "classes": list(options.classes),
               "architecture": {**arch.to_dict(), "final_kernel": arch.final_kernel},
               "frontend": json.loads(meta.extra["frontend"]), "metrics": metrics,
@@ -311,7 +332,7 @@ def train_kws(options: KwsOptions, progress=None) -> KwsResult:
               "counts": {name: int((y_all == i).sum()) for i, name in enumerate(options.classes)},
               "seconds": {"data": round(data_s, 1), "fit": round(fit_s, 1),
                           "total": round(time.perf_counter() - started, 1)},
-              "files": {"streaming_fp32": written["fp32"].name, "streaming_int8": written["int8"].name}}
+              "files": {f"streaming_{v}": p.name for v, p in written.items()}}
     history_dict = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     from train.fit import write_record
 

@@ -37,10 +37,13 @@ def streaming_accuracy(path: str | Path, features: np.ndarray, labels: np.ndarra
             "predictions": predictions}
 
 
-def convert_streaming(saved_model: Path, out: Path, calib_steps: np.ndarray, metadata, work: Path) -> dict[str, Path]:
+def convert_streaming(saved_model: Path, out: Path, calib_steps: np.ndarray, metadata, work: Path,
+                      variants: tuple[str, ...] = ("fp32", "int8"), stem: str = STREAM_STEM,
+                      qat: bool = False) -> dict[str, Path]:
     """``kws_stream_fp32.tflite`` and ``kws_stream_int8.tflite`` (full integer, resource variables
     quantized too; calibrated on ``calib_steps``, consecutive steps of real streams), each with its
-    metadata embedded and in a sidecar. Conversion runs in a child process, as convert's does."""
+    metadata embedded and in a sidecar. Conversion runs in a child process, as convert's does.
+    ``stem`` / ``qat``: the QAT model's file name and metadata variant (``tflite_int8_qat``)."""
     from convert.files import write_atomic
     from convert.isolation import run_isolated
     from convert.metadata_io import embed_tflite, sidecar_json
@@ -49,12 +52,12 @@ def convert_streaming(saved_model: Path, out: Path, calib_steps: np.ndarray, met
     calib_path = work / "stream_calib.npy"
     np.save(calib_path, calib_steps.astype(np.float32))
     written = {}
-    for variant in ("fp32", "int8"):
-        content = run_isolated(f"streaming tflite_{variant}", convert_tflite, str(saved_model), variant,
+    for variant in variants:
+        content = run_isolated(f"streaming tflite_{variant}{'_qat' if qat else ''}", convert_tflite, str(saved_model), variant,
                                str(calib_path) if variant == "int8" else None, io_type="int8",
-                               log_path=work / "logs" / f"stream_{variant}.log")
-        meta = metadata.with_variant(f"tflite_{variant}")
-        path = out / f"{STREAM_STEM}_{variant}.tflite"
+                               log_path=work / "logs" / f"{stem}_{variant}.log")
+        meta = metadata.with_variant(f"tflite_{variant}" + ("_qat" if qat else ""))
+        path = out / f"{stem}_{variant}.tflite"
         write_atomic(path, embed_tflite(content, meta), force=True)
         write_atomic(path.with_suffix(".json"), sidecar_json(meta), force=True)
         written[variant] = path
