@@ -39,8 +39,11 @@ def _save_float_weights(qat, path: str) -> None:
     arrays = {}
     for wrapper in qat.layers:
         layer = getattr(wrapper, "layer", wrapper)
-        for i, w in enumerate(layer.get_weights()):
-            arrays[f"{layer.name}:{i}"] = w
+        # a wrapper holds the layer's kernel itself (the layer sees its fake-quantized form); the
+        # layer's own variables are named "<layer>/...", the quantizers' "quant_<layer>/..."
+        own = [v for v in wrapper.weights if v.name.startswith(f"{layer.name}/")]
+        for i, variable in enumerate(own):
+            arrays[f"{layer.name}:{i}"] = variable.numpy()
     np.savez(path, **arrays)
 
 
