@@ -1,0 +1,118 @@
+"""Why ``listen`` runs microWakeWord models a little slower than pymicro-wakeword: one model step
+in each TFLite interpreter installed here, same int8 inputs, timed and compared bit for bit with
+the TFLite C library that pymicro-wakeword bundles (its reference).
+
+    python -m bench.interpreters [--steps 3000]
+
+Prints a markdown table (median of 5 interleaved rounds, microseconds per invoke) for
+docs/speech.md. TensorFlow's ``tf.lite`` is measured when TensorFlow is installed; the apps never
+use it (they must run with the ``[apps]`` extra only)."""
+from __future__ import annotations
+
+import argparse
+import ctypes
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+for extra in (ROOT, ROOT / "scripts"):
+    if str(extra) not in sys.path:
+        sys.path.insert(0, str(extra))
+
+
+class _CLib:
+    """pymicro-wakeword's own interpreter: its bundled libtensorflowlite_c through ctypes."""
+
+    def __init__(self):
+        from pymicro_wakeword import MicroWakeWord, Model
+
+        self.m = MicroWakeWord.from_builtin(Model.OKAY_NABU)
+        self._out = np.empty(1, np.uint8)
+
+    def step(self, x: np.ndarray) -> int:
+        m = self.m
+        m.lib.TfLiteTensorCopyFromBuffer(m.input_tensor, x.ctypes.data_as(ctypes.c_void_p), x.nbytes)
+        m.lib.TfLiteInterpreterInvoke(m.interpreter)
+        m.lib.TfLiteTensorCopyToBuffer(m.output_tensor, self._out.ctypes.data_as(ctypes.c_void_p), 1)
+        return int(self._out[0])
+
+
+class _Python:
+    """A Python TFLite interpreter (LiteRT or tf.lite), with or without its default delegates."""
+
+    def __init__(self, module, path: str, xnnpack: bool):
+        kwargs = {"num_threads": 1}
+        if not xnnpack:
+            kwargs["experimental_op_resolver_type"] = module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        self.it = module.Interpreter(path, **kwargs)
+        self.it.allocate_tensors()
+        self.i = self.it.get_input_details()[0]["index"]
+        self.o = self.it.get_output_details()[0]["index"]
+
+    def step(self, x: np.ndarray) -> int:
+        self.it.set_tensor(self.i, x)
+        self.it.invoke()
+        return int(self.it.get_tensor(self.o).flat[0])
+
+
+def engines(path: str) -> dict:
+    from ai_edge_litert import interpreter as litert
+
+    found = {"pymicro-wakeword's libtensorflowlite_c (reference)": _CLib(),
+             "LiteRT, no delegate (what listen runs)": _Python(litert, path, xnnpack=False),
+             "LiteRT, XNNPACK": _Python(litert, path, xnnpack=True)}
+    try:
+        import tensorflow as tf
+
+        found["TensorFlow tf.lite, no delegate"] = _Python(_TfLite(tf), path, False)
+    except ImportError:
+        pass
+    return found
+
+
+class _TfLite:
+    """tf.lite laid out like LiteRT's module (Interpreter, OpResolverType)."""
+
+    def __init__(self, tf):
+        self.Interpreter = tf.lite.Interpreter
+        self.OpResolverType = tf.lite.experimental.OpResolverType
+
+
+def measure(steps: int = 3000, rounds: int = 5) -> str:
+    import assets
+
+    path = str(assets.fetch("wakeword_okay_nabu.tflite"))
+    found = engines(path)
+    rng = np.random.default_rng(0)
+    shape = found["LiteRT, no delegate (what listen runs)"].it.get_input_details()[0]["shape"]
+    inputs = [rng.integers(-128, 40, shape).astype(np.int8) for _ in range(steps)]
+    reference = found["pymicro-wakeword's libtensorflowlite_c (reference)"]
+    expected = [reference.step(x) for x in inputs]
+    times = {name: [] for name in found}
+    differ = {}
+    for _ in range(rounds):
+        for name, engine in found.items():
+            start = time.perf_counter()
+            outputs = [engine.step(x) for x in inputs]
+            times[name].append((time.perf_counter() - start) / steps * 1e6)
+            differ[name] = sum(a != b for a, b in zip(outputs, expected))
+    base = float(np.median(times["pymicro-wakeword's libtensorflowlite_c (reference)"]))
+    rows = [f"| {name} | {np.median(t):.1f} | {np.median(t) / base:.2f}x | {differ[name]} of {steps} |"
+            for name, t in times.items()]
+    return ("| interpreter | us per step (set, invoke, get) | vs reference | outputs that differ from the reference |\n"
+            "|---|---|---|---|\n" + "\n".join(rows))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=3000)
+    args = parser.parse_args(argv)
+    print(measure(args.steps))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
