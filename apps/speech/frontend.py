@@ -40,7 +40,13 @@ def _micro_frontend():
 
 
 def to_int16(samples: np.ndarray) -> np.ndarray:
-    """Float samples in [-1, 1] (clipped) or int16 samples, as int16."""
+    """Float samples in [-1, 1] (clipped) or int16 samples, as int16.
+
+    Scale 32767, not the PCM convention 32768 of :func:`apps.speech.audio.to_int16`, on purpose:
+    train.speech keeps its float audio on the int16 grid with scale 32767 (train/speech/cache.py),
+    so training features see exactly the int16 samples a WAV of that audio holds. Apps hand
+    this frontend int16 (WAV files, resampled audio and the microphone all arrive as int16), so
+    only training audio takes the float path."""
     samples = np.asarray(samples)
     if samples.dtype == np.int16:
         return samples
