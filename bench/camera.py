@@ -92,7 +92,7 @@ def sequential_fps(detector, frames: int) -> float:
 
 
 def stage_ms(detector, frames: int) -> dict:
-    """Mean CPU milliseconds per frame of each stage, measured in the plain loop (caches as cold
+    """Mean milliseconds per frame (wall clock) of each stage, measured in the plain loop (caches as cold
     as in the pipeline, where decoding and preparing run between inferences), and what they
     allow on this machine's cores: the pipeline can go no faster than its slowest stage (the
     inference) nor than all the work spread evenly over the cores."""
@@ -117,10 +117,17 @@ def stage_ms(detector, frames: int) -> dict:
             spent[key] += dt
         n += 1
     capture.release()
-    ms = {key: 1e3 * value / max(n, 1) for key, value in spent.items()}
+    if n == 0:
+        raise RuntimeError(f"{VIDEO}: OpenCV read no frame")
+    ms = {key: 1e3 * value / n for key, value in spent.items()}
     total = sum(ms.values())
-    ms["bound_fps"] = min(1e3 / ms["infer"], 1e3 * (os.cpu_count() or 1) / total)
+    ms["bound_fps"] = min(1e3 / ms["infer"], 1e3 * _cores() / total)
     return ms
+
+
+def _cores() -> int:
+    """The CPUs this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def pipeline_summary(model, frames: int, threads: int, source: str = VIDEO, pin: bool = False):
@@ -250,10 +257,11 @@ bounded queues (every frame of a file is processed).
 |---|---|---|---|---|---|---|---|---|---|---|---|
 {chr(10).join(rows)}
 
-Where the time goes: CPU milliseconds per frame of each stage, measured in the plain loop (where
-decoding and preparing run between inferences and cool the caches, as they do in the pipeline;
-"model only" above runs one input back to back). No pipeline can beat its slowest stage, the
-inference, or all the work spread evenly over the {os.cpu_count()} cores. The bound is the lower
+Where the time goes: milliseconds per frame of each stage (wall clock; reading includes the
+file's I/O), measured in the plain loop, where decoding and preparing run between inferences and
+cool the caches as they do in the pipeline ("model only" above runs one input back to back). No
+pipeline can beat its slowest stage, the inference, or all the work spread evenly over the
+{_cores()} cores. The bound is the lower
 of the two, and the last columns compare the pipeline with it. The bound falls below the
 model-only figure for two reasons, both in the table. First, the work outside the model takes its
 share of each frame's CPU time: decoding the 768x576 video, preparing the input and decoding the
@@ -261,7 +269,7 @@ boxes. Second, inference runs slower between those stages than back to back. Whe
 only is under 0.9x, the issue's 0.9x of model-only cannot be reached on this machine, however the
 stages are arranged.
 
-| model | read ms | prepare ms | infer ms | decode ms | total ms | outside the model | 2-core bound FPS | pipeline / bound | pinned / bound | bound / model only |
+| model | read ms | prepare ms | infer ms | decode ms | total ms | outside the model | {_cores()}-core bound FPS | pipeline / bound | pinned / bound | bound / model only |
 |---|---|---|---|---|---|---|---|---|---|---|
 {chr(10).join(bound_rows)}
 """

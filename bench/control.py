@@ -189,8 +189,9 @@ def timing(int8: Path, seconds: float, tries: int, progress, loaded: bool = Fals
                                    f"{r['idle_poll']}; {r['why_not'] or 'applied'})", s))
             progress(rows[-1])
             floor = host_stalls(seconds, rate, s["compute_p50_us"])
-            rows.append(f"| {rate} | floor: stalls of a FIFO thread that only reads the clock, longer than "
-                        f"{floor['slack_us']:.0f} us (period - compute p50) | {floor['floor_pct']:.3f} | "
+            kind = "a FIFO thread" if floor["realtime"]["fifo"] else "an ordinary thread (SCHED_FIFO refused)"
+            rows.append(f"| {rate} | floor: stalls of {kind} that only reads the clock, longer than "
+                        f"{floor['slack_us']:.0f} us (period - compute p50) | {floor['floor_pct'] or 0:.3f} | "
                         f"{floor['gaps']} stalls in {floor['spun_s']:.1f} s spun | - | hypervisor steal "
                         f"{floor['steal_s']:.2f} s on that CPU | - |")
             progress(rows[-1])
@@ -320,10 +321,11 @@ What is left of the misses under `--realtime` is mostly the host. Ticks that mis
 start time, but their compute jumps from 0.3 ms to 2-5 ms, on a FIFO thread that nothing in the
 guest can preempt. The floor row counts the same stalls with no loop at all. A FIFO thread that
 only reads the clock loses its CPU for longer than a tick's slack that often, and the
-hypervisor's steal time on that CPU shows where the time went. No loop in this VM can miss
-fewer deadlines than that floor. The floor changes with the host's load: a 10 s sample taken
-while this code was written gave 0.23%; the row above is this run's. So a run meets the 0.1%
-target only while the host is quiet, and the table reports the best of three. On a board without a hypervisor these
+hypervisor's steal time on that CPU shows where the time went. Each such stall costs a loop at
+least one deadline, so a run's misses sit near the floor, and as the host's load changes between
+runs they land a little above or below it. The floor itself moves with that load: a 10 s sample
+taken while this code was written gave 0.23%; the row above is this run's. So a run meets the
+0.1% target only while the host is quiet, and the table reports the best of three. On a board without a hypervisor these
 stalls are absent, and SCHED_FIFO is what removes the tail. Compute time (observe, infer, safety, step the
 simulator) is 135 us per tick unpaced and 250-400 us paced on this VM, whichever way the loop
 waits.

@@ -45,7 +45,8 @@ def _run_child(job: dict, work: Path, progress) -> bytes:
     root = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     progress(f"qat: fine-tuning with fake quantization for {job['epochs']} epoch(s) (tf_keras, child process)")
-    done = subprocess.run([sys.executable, "-m", "train.qat_child", str(spec)], env=env, cwd=root)
+    # the child's own output (tf_keras' epoch lines) goes to stderr (fd 2): stdout carries --json
+    done = subprocess.run([sys.executable, "-m", "train.qat_child", str(spec)], env=env, cwd=root, stdout=2)
     if done.returncode != 0:
         raise RuntimeError(f"quantization-aware training failed (child exit code {done.returncode}); "
                            f"its output is above")

@@ -15,19 +15,26 @@ import sys
 import numpy as np
 
 
-def _load_weights(model, path: str, reshape: bool = False) -> None:
-    """Set every layer's weights from ``path`` by layer name; ``reshape``: the saved arrays may
-    differ in shape but not in size (a 1-D convolution's kernel into its 2-D twin)."""
-    with np.load(path, allow_pickle=False) as archive:
-        saved = {}
+def read_weights(source) -> dict[str, list[np.ndarray]]:
+    """Layer weights saved as ``"<layer>:<index>"`` arrays in an .npz (a path or a file object),
+    as ``{layer: [arrays in order]}``: the one format both sides of ``--qat`` write."""
+    with np.load(source, allow_pickle=False) as archive:
+        saved: dict[str, dict[int, np.ndarray]] = {}
         for key in archive.files:
             name, index = key.rsplit(":", 1)
             saved.setdefault(name, {})[int(index)] = archive[key]
+    return {name: [arrays[i] for i in sorted(arrays)] for name, arrays in saved.items()}
+
+
+def _load_weights(model, path: str, reshape: bool = False) -> None:
+    """Set every layer's weights from ``path`` by layer name; ``reshape``: the saved arrays may
+    differ in shape but not in size (a 1-D convolution's kernel into its 2-D twin)."""
+    saved = read_weights(path)
     for layer in model.layers:
         if layer.weights:
             if layer.name not in saved:
                 raise ValueError(f"QAT: the float model has no weights for layer {layer.name!r}")
-            arrays = [saved[layer.name][i] for i in range(len(saved[layer.name]))]
+            arrays = saved[layer.name]
             if reshape:
                 arrays = [a.reshape(w.shape) for a, w in zip(arrays, layer.get_weights())]
             layer.set_weights(arrays)

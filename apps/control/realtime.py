@@ -13,7 +13,8 @@
     halting.
 
 Each is applied when the OS permits. Otherwise the reason is reported and the loop goes on
-without it: an ordinary user gets EPERM.
+without it: an ordinary user is refused SCHED_FIFO (EPERM) and the device (EACCES); pinning
+its own process to a CPU it may use needs no privileges.
 """
 from __future__ import annotations
 
@@ -58,6 +59,21 @@ class FineTimerSlack:
             self._prctl(self.PR_SET_TIMERSLACK, self._before, 0, 0, 0)
 
 
+class _LatencyRequest:
+    """The open ``/dev/cpu_dma_latency`` fd that holds the request; ``close()`` drops it, once."""
+
+    def __init__(self, fd: int):
+        self._fd: int | None = fd
+
+    def close(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
 @dataclass(frozen=True)
 class Realtime:
     """What ``--realtime`` got: SCHED_FIFO or not, the CPU the loop was pinned to, whether the
@@ -67,7 +83,7 @@ class Realtime:
     cpu: int | None = None
     idle_poll: bool = False
     why_not: str | None = None
-    _latency_fd: int | None = field(default=None, repr=False, compare=False)
+    _latency: _LatencyRequest | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
         return {"fifo": self.fifo, "cpu": self.cpu, "idle_poll": self.idle_poll, "why_not": self.why_not}
@@ -119,7 +135,8 @@ def request_realtime(priority: int = 50, cpu: int | None = None,
     fd, why = hold_cpu_latency(latency_path)
     if why:
         reasons.append(why)
-    return Realtime(fifo, pinned, fd is not None, "; ".join(reasons) or None, fd)
+    return Realtime(fifo, pinned, fd is not None, "; ".join(reasons) or None,
+                    None if fd is None else _LatencyRequest(fd))
 
 
 def release_realtime(before: Realtime, affinity: set[int] | None) -> None:
@@ -135,11 +152,8 @@ def release_realtime(before: Realtime, affinity: set[int] | None) -> None:
             os.sched_setaffinity(0, affinity)
         except OSError:
             pass
-    if before._latency_fd is not None:
-        try:
-            os.close(before._latency_fd)
-        except OSError:
-            pass
+    if before._latency is not None:
+        before._latency.close()
 
 
 class QuietGC:
@@ -150,57 +164,88 @@ class QuietGC:
     500 Hz), most of a 2 ms period, and it landed inside inference. So on entry everything
     that exists is collected once and frozen (``gc.freeze``: later collections skip it), and
     automatic collection is off. :meth:`collect_if_due` then runs the collection CPython would
-    have run, with the same thresholds, only when the time left before the next deadline
-    exceeds what that generation has cost so far. A collection deferred for ``force_after``
-    thresholds' worth of allocations runs anyway, so memory stays bounded even in a loop with
-    no slack. On exit the frozen objects are released and automatic collection is restored."""
+    have run, with the same thresholds (CPython 3.10-3.13 semantics), between ticks:
 
-    FIRST_GUESS_NS = (300_000, 2_000_000, 5_000_000)  # a generation's cost before it is measured
+    * when the time left before the next deadline covers its estimated cost, which is the
+      pending object count times the nanoseconds per object that generation has cost so far;
+    * else the cheaper gen-0 collection when that fits;
+    * and regardless after ``force_after`` thresholds' worth of allocations, so memory stays
+      bounded even in a loop with no slack.
+
+    Process-wide state is restored on exit. Objects are unfrozen only if this froze them (an
+    application that froze its own before a fork keeps them frozen), and automatic collection
+    comes back only if it was on. If the caller had turned collection off, nothing is
+    collected. Nested or concurrent loops share one freeze: the last to leave restores."""
+
+    FIRST_GUESS_NS_PER_OBJECT = (100.0, 300.0, 1000.0)  # before a generation's first collection
+    _depth = 0
+    _owns_freeze = False
+    _was_enabled = True
 
     def __init__(self, force_after: int = 20):
         self.force_after = force_after
         self.collections, self.deferred, self.forced = 0, 0, 0
-        self.cost_ns = list(self.FIRST_GUESS_NS)
+        self.ns_per_object = list(self.FIRST_GUESS_NS_PER_OBJECT)
         self.max_ns = 0
-        self._was_enabled = False
         self.active = False
+        self._collect = True
 
     def __enter__(self) -> QuietGC:
-        self._was_enabled = gc.isenabled()
-        gc.collect()
-        gc.freeze()
-        gc.disable()
+        cls = QuietGC
+        if cls._depth == 0:
+            cls._was_enabled = gc.isenabled()
+            cls._owns_freeze = gc.get_freeze_count() == 0
+            if cls._was_enabled:
+                gc.collect()
+            if cls._owns_freeze:
+                gc.freeze()
+            gc.disable()
+        cls._depth += 1
+        self._collect = cls._was_enabled  # the caller's "off" stays off
         self.active = True
         return self
 
     def __exit__(self, *exc) -> None:
-        gc.unfreeze()
-        if self._was_enabled:
-            gc.enable()
+        if not self.active:
+            return
         self.active = False
+        cls = QuietGC
+        cls._depth -= 1
+        if cls._depth == 0:
+            if cls._owns_freeze:
+                gc.unfreeze()
+            if cls._was_enabled:
+                gc.enable()
+
+    def _cost_ns(self, generation: int, pending: int) -> float:
+        return self.ns_per_object[generation] * pending
 
     def collect_if_due(self, budget_ns: int | None) -> bool:
         """Collect if CPython would have by now and ``budget_ns`` (the time left before the
-        next deadline; None: no deadline) covers that generation's measured cost. Returns
+        next deadline; None: no deadline) covers the estimated cost (see the class). Returns
         whether it collected."""
-        if not self.active:
+        if not (self.active and self._collect):
             return False
         t0, t1, t2 = gc.get_threshold()
         c0, c1, c2 = gc.get_count()
         if t0 <= 0 or c0 < t0:
             return False
         generation = 2 if c1 >= t1 and c2 >= t2 else 1 if c1 >= t1 else 0
-        short = budget_ns is not None and budget_ns < self.cost_ns[generation]
-        if short and c0 < self.force_after * t0:
-            self.deferred += 1
-            return False
-        self.forced += short
+        if budget_ns is not None and self._cost_ns(generation, c0) > budget_ns:
+            if generation > 0 and self._cost_ns(0, c0) <= budget_ns:
+                generation = 0  # the cheap collection now; the due one when there is room
+            elif c0 >= self.force_after * t0:
+                self.forced += 1
+            else:
+                self.deferred += 1
+                return False
         start = time.monotonic_ns()
         gc.collect(generation)
         took = time.monotonic_ns() - start
-        # the cost estimate follows the latest collection up and decays slowly, so one slow
-        # collection does not keep that generation deferred for good
-        self.cost_ns[generation] = max(took, int(self.cost_ns[generation] * 0.9))
+        # nanoseconds per pending object: a forced collection of many objects says nothing new
+        # about what a small one costs, and the estimate follows the latest up and decays down
+        rate = took / max(c0, 1)
+        self.ns_per_object[generation] = max(rate, 0.9 * self.ns_per_object[generation])
         self.max_ns = max(self.max_ns, took)
         self.collections += 1
         return True

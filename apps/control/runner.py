@@ -27,6 +27,7 @@ from apps.control.robot import GymRobot, Robot
 from apps.control.safety import SafetyConfig, SafetyLayer
 
 STOP_REASONS = ("duration", "ticks", "episode", "sigterm", "sigint", "fault")
+GC_MARGIN_NS = 100_000  # left free before the next deadline when collecting between ticks
 
 
 def as_robot(env) -> Robot:
@@ -88,8 +89,8 @@ def run(model, env, rate_hz: float | None = None, ticks: int | None = None, dura
     ``safety=False`` turns the safety layer off; keywords such as ``max_rate=``,
     ``safe_action=``, ``stale_after_s=``, ``budget_s=``, ``low=``/``high=`` set its options
     (:class:`SafetyConfig`). ``fallback``: a second model used when the first raises or gives a
-    non-finite action. ``realtime``: ask for SCHED_FIFO and a pinned CPU (reported, never
-    required). ``spin_us``: how the loop waits for each deadline (see
+    non-finite action. ``realtime``: ask for SCHED_FIFO, a pinned CPU and CPUs held out of idle
+    states (:mod:`apps.control.realtime`; each reported as applied or why not, never required). ``spin_us``: how the loop waits for each deadline (see
     :class:`~apps.control.loop.MonotonicClock`): None adapts the final busy-wait to the
     machine's measured wake-up latency, 0 sleeps all the way, N spins the last N us; the
     summary's ``wait`` says what it did. ``clock`` replaces the clock (tests). ``on_tick(row)`` is called with every tick's record (used for ``--log``);
@@ -152,9 +153,9 @@ def _loop(policy, backup, robot, layer, rate_hz, period_s, ticks, duration_s, se
     inference_ns, tick_ns = [], []
     first_error, stop_reason = None, None
     started = time.monotonic()
-    robot.reset(seed=seed)
     slack, quiet_gc = FineTimerSlack(), QuietGC()
     try:
+        robot.reset(seed=seed)  # inside: a failing reset still undoes --realtime and halts the robot
         with StopSignals() as signals, slack, quiet_gc:
             if schedule is not None:
                 schedule.start()
@@ -221,8 +222,8 @@ def _loop(policy, backup, robot, layer, rate_hz, period_s, ticks, duration_s, se
                     stop_reason = "episode"
                 if stop_reason:
                     break
-                quiet_gc.collect_if_due(None if schedule is None else schedule.time_left_ns()
-                                        - getattr(clock, "effective_spin_ns", 0))
+                # the spin part of the wait is fine for collecting: the clock spins to the deadline after
+                quiet_gc.collect_if_due(None if schedule is None else schedule.time_left_ns() - GC_MARGIN_NS)
                 if ended:
                     robot.reset()
                     episodes += 1

@@ -10,8 +10,10 @@ calibrated on the same training streams. The result is ``kws_stream_qat_int8.tfl
 on the held-out voices next to the post-training int8 model.
 
 The streaming graph (resource variables, one step at a time) is not the graph QAT trained, so
-its activation ranges come from calibration. What QAT brings is weights that have learned to
-work with int8 rounding.
+its activation ranges come from calibration. What QAT brings is weights fine-tuned under int8
+fake quantization. tfmot's default scheme quantizes each convolution's kernel before batch norm
+is folded into it, so the rounding it trains against is close to, not exactly, the deployed
+kernel's. The fine-tuning runs without the float run's SpecAugment masks.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ def qat_fine_tune(model, arch, x_train: np.ndarray, y_train: np.ndarray, x_val: 
     import keras
 
     from train.qat import _run_child, _save_weights
+    from train.qat_child import read_weights
 
     with tempfile.TemporaryDirectory(prefix="edgepilot-kws-qat-") as tmp:
         work = Path(tmp)
@@ -39,11 +42,7 @@ def qat_fine_tune(model, arch, x_train: np.ndarray, y_train: np.ndarray, x_val: 
         job = {"kind": "kws", "weights": str(work / "weights.npz"), "data": str(work / "data.npz"),
                "out": str(work / "qat_weights.npz"), "epochs": epochs, "lr": lr, "batch_size": batch_size,
                "arch": arch_dict, "classes": int(model.output_shape[-1]), "seed": seed}
-        fine_tuned = np.load(io.BytesIO(_run_child(job, work, progress)), allow_pickle=False)
-        saved: dict[str, dict[int, np.ndarray]] = {}
-        for key in fine_tuned.files:
-            name, index = key.rsplit(":", 1)
-            saved.setdefault(name, {})[int(index)] = fine_tuned[key]
+        saved = read_weights(io.BytesIO(_run_child(job, work, progress)))
     copy = keras.models.clone_model(model)
     copy.set_weights(model.get_weights())
     for layer in copy.layers:
@@ -52,5 +51,5 @@ def qat_fine_tune(model, arch, x_train: np.ndarray, y_train: np.ndarray, x_val: 
             continue
         if layer.name not in saved or len(saved[layer.name]) != len(current):
             raise RuntimeError(f"QAT: the fine-tuned twin has no matching weights for layer {layer.name!r}")
-        layer.set_weights([saved[layer.name][i].reshape(w.shape) for i, w in enumerate(current)])
+        layer.set_weights([a.reshape(w.shape) for a, w in zip(saved[layer.name], current)])
     return copy

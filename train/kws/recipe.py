@@ -300,16 +300,6 @@ def train_kws(options: KwsOptions, progress=None) -> KwsResult:
     try:
         calib_steps = _calibration_streams(clips, keep[train_i], options.seed, arch)
         written = convert_streaming(out / STREAM_STEM, out, calib_steps, stream_meta, work)
-        if options.qat:
-            from train.kws.qat import QAT_STEM, qat_fine_tune
-
-            tuned = qat_fine_tune(model, arch, x_train.astype(np.float16), y_train, x_all[val_i], y_all[val_i],
-                                  epochs=options.qat_epochs, lr=options.lr / 10, batch_size=options.batch_size,
-                                  seed=options.seed, progress=say)
-            save_streaming(tuned, arch, str(work / QAT_STEM))
-            say("converting the QAT streaming model: full-integer int8")
-            written["qat_int8"] = convert_streaming(work / QAT_STEM, out, calib_steps, stream_meta, work,
-                                                    variants=("int8",), stem=QAT_STEM, qat=True)["int8"]
     finally:
         shutil.rmtree(work, ignore_errors=True)
     say("measuring the streaming models on the held-out voices")
@@ -321,8 +311,6 @@ def train_kws(options: KwsOptions, progress=None) -> KwsResult:
                "train_clips": len(train_i), "hard_negative_windows": len(x_neg),
                "context_positive_windows": len(x_ctx), "parameters": count_params(model),
                "best_epoch": keep_best.epoch + 1}
-    if "qat_int8" in stream:
-        metrics.update(val_top1_stream_qat_int8=stream["qat_int8"]["top1"], qat_epochs=options.qat_epochs)
     record = {"task": "keyword_spotting", "options": options.to_dict(), "classes": list(options.classes),
               "architecture": {**arch.to_dict(), "final_kernel": arch.final_kernel},
               "frontend": json.loads(meta.extra["frontend"]), "metrics": metrics,
@@ -337,7 +325,41 @@ def train_kws(options: KwsOptions, progress=None) -> KwsResult:
     from train.fit import write_record
 
     write_record(out, record, history_dict)
-    return KwsResult(out, metrics, record)
+    result = KwsResult(out, metrics, record)
+    if options.qat:  # after the float results are on disk: a failed QAT loses none of them
+        result = _qat(result, model, arch, (x_train, y_train), (x_all[val_i], y_all[val_i]), calib_steps,
+                      stream_meta, options, say)
+    return result
+
+
+def _qat(result: KwsResult, model, arch, train, val, calib_steps, stream_meta, options: KwsOptions, say) -> KwsResult:
+    """``--qat``: fine-tune, convert the streaming form to ``kws_stream_qat_int8.tflite``, measure it
+    on the held-out voices and add it to ``training.json``."""
+    from convert.files import write_atomic
+    from train.kws.qat import QAT_STEM, qat_fine_tune
+
+    work = Path(tempfile.mkdtemp(prefix="edgepilot-kws-qat-"))
+    try:
+        tuned = qat_fine_tune(model, arch, train[0].astype(np.float16), train[1], val[0], val[1],
+                              epochs=options.qat_epochs, lr=options.lr / 10, batch_size=options.batch_size,
+                              seed=options.seed, progress=say)
+        save_streaming(tuned, arch, str(work / QAT_STEM))
+        say("converting the QAT streaming model: full-integer int8")
+        path = convert_streaming(work / QAT_STEM, result.out, calib_steps, stream_meta, work, variants=("int8",),
+                                 stem=QAT_STEM, qat=True)["int8"]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    say("measuring the QAT streaming model on the held-out voices")
+    measured = streaming_accuracy(path, val[0], val[1], arch)
+    metrics = dict(result.metrics, val_top1_stream_qat_int8=measured["top1"], qat_epochs=options.qat_epochs)
+    record = dict(result.record, metrics=metrics, files=dict(result.record["files"], streaming_qat_int8=path.name),
+                  per_class_val_top1_qat_int8=_per_class(measured["predictions"], val[1], options.classes))
+    training = result.out / "training.json"
+    on_disk = json.loads(training.read_text())
+    on_disk.update(metrics=metrics, files=record["files"],
+                   per_class_val_top1_qat_int8=record["per_class_val_top1_qat_int8"])
+    write_atomic(training, json.dumps(on_disk, indent=2, sort_keys=True) + "\n", force=True)
+    return KwsResult(result.out, metrics, record)
 
 
 def _per_class(predictions: np.ndarray, labels: np.ndarray, classes) -> dict:
