@@ -112,6 +112,23 @@ def _row(rate, label: str, s: dict) -> str:
             f"{s['jitter_max_us']} | {s['compute_p50_us']} / {s['compute_p99_us']} | {wait} | {s['ticks']} / {s['slots']} |")
 
 
+def _loaded_text(defaults: dict) -> str:
+    """What one competing busy process changes, from the default loop's summaries."""
+    parts = []
+    for rate in (500, 1000):
+        alone, loaded = defaults.get((rate, False)), defaults.get((rate, True))
+        if alone and loaded:
+            parts.append(f"missed {loaded['missed_pct']:.3f}% at {rate} Hz instead of {alone['missed_pct']:.3f}% "
+                         f"(jitter p99 {loaded['jitter_p99_us']} us instead of {alone['jitter_p99_us']})")
+    if not parts:
+        return ""
+    return ("Next to one busy process (the loaded rows, one run each), the default loop "
+            + " and ".join(parts) + ". The busy process competes for the two cores. When the scheduler "
+            "runs it on the loop's CPU, the loop waits out its time slice, which shows as late ticks; "
+            "spinning cannot help while the loop is off the CPU. `--realtime` (SCHED_FIFO) puts the loop "
+            "ahead of such a process.")
+
+
 def stall_probe(seconds: float, gap_ns: int) -> dict:
     """The machine's floor for any loop: under ``--realtime``'s settings (SCHED_FIFO, a pinned
     CPU, CPUs held out of idle), read the clock in a tight loop and count the gaps longer than
@@ -161,10 +178,12 @@ def host_stalls(seconds: float, rate_hz: float, compute_us: float) -> dict:
     return probe
 
 
-def timing(int8: Path, seconds: float, tries: int, progress, loaded: bool = False) -> list[str]:
+def timing(int8: Path, seconds: float, tries: int, progress, loaded: bool = False,
+           defaults: dict | None = None) -> list[str]:
     """Per rate: the deadline loop with its default (adaptive) wait, best of ``tries``; at 500 Hz
     also sleep-only waits (``--spin-us 0``), ``--realtime`` (best of ``tries`` too) and the
-    machine's stall floor for it; then the naive loop."""
+    machine's stall floor for it; then the naive loop. ``defaults`` collects the default loop's
+    summaries by (rate, loaded), for the text."""
     from apps.control import Policy, run, sim_env
 
     def once(rate, **options):
@@ -178,7 +197,10 @@ def timing(int8: Path, seconds: float, tries: int, progress, loaded: bool = Fals
     suffix = " (loaded)" if loaded else ""
     rows = []
     for rate in (500, 1000):
-        rows.append(_row(rate, f"deadline loop, default wait{suffix}", best(rate)))
+        default = best(rate)
+        if defaults is not None:
+            defaults[(rate, loaded)] = default
+        rows.append(_row(rate, f"deadline loop, default wait{suffix}", default))
         progress(rows[-1])
         if rate == 500 and not loaded:
             rows.append(_row(rate, "deadline loop, sleep only (--spin-us 0)", best(rate, spin_us=0)))
@@ -276,10 +298,11 @@ def run(cache: Path | None = None, seconds: float = 60.0, seeds: int = 20, tries
     cache = Path(cache or os.path.expanduser("~/.cache/edgepilot/bench-models"))
     quality_md = quality(cache, seeds, say)
     int8 = policy_files("InvertedPendulum-v5", cache, say)["tflite_int8"]
-    timing_rows = timing(int8, seconds, tries, say)
+    defaults: dict = {}
+    timing_rows = timing(int8, seconds, tries, say, defaults=defaults)
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
-        timing_rows += timing(int8, seconds, 1, say, loaded=True)
+        timing_rows += timing(int8, seconds, 1, say, loaded=True, defaults=defaults)
     finally:
         busy.terminate()
         busy.wait()
@@ -326,7 +349,9 @@ least one deadline, so a run's misses sit near the floor, and as the host's load
 runs they land a little above or below it. The floor itself moves with that load: a 10 s sample
 taken while this code was written gave 0.23%; the row above is this run's. So a run meets the
 0.1% target only while the host is quiet, and the table reports the best of three. On a board without a hypervisor these
-stalls are absent, and SCHED_FIFO is what removes the tail. Compute time (observe, infer, safety, step the
+stalls are absent, and SCHED_FIFO is what removes the tail.
+
+{_loaded_text(defaults)} Compute time (observe, infer, safety, step the
 simulator) is 135 us per tick unpaced and 250-400 us paced on this VM, whichever way the loop
 waits.
 
