@@ -283,11 +283,19 @@ the end ({growth:+.1f}%; target within 5%).
 
 
 def _never(calibrated: dict) -> str:
+    text = ""
     words = calibrated.get("never_detected") or []
-    if not words:
-        return ""
-    return (f"At this target the calibration found no threshold for {', '.join(words)} that detects any of their "
-            "calibration utterances without a false accept in its negatives: those keywords are off (FRR 100%).\n")
+    if words:
+        text += (f"At this target the calibration found no threshold for {', '.join(words)} that detects any of their "
+                 "calibration utterances without a false accept in its negatives: those keywords are off (FRR 100%).\n")
+    over = calibrated.get("over_target") or []
+    if over:
+        points = calibrated["operating_point"]["keywords"]
+        text += ("Over the target (`--max-frr` 0.5 keeps a keyword finding at least half its calibration utterances "
+                 "rather than switching it off): " + ", ".join(
+                     f"{w} at {points[w]['fa_per_hour']:.2f} FA/h with FRR {100 * points[w]['frr']:.1f}%" for w in over)
+                 + " in the calibration data.\n")
+    return text
 
 
 def main(argv=None) -> int:

@@ -286,3 +286,18 @@ def test_calibrate_runs_with_tensorflow_blocked(nabu_data, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().splitlines()[-1] == "TF False"
     assert "calibration" in json.loads(model.with_suffix(".json").read_text())
+
+
+def test_pick_keeps_a_keyword_usable_rather_than_switching_it_off():
+    """A homophone-rich word ("two" and "to") meets 0.5 FA/h only by never firing: the point is
+    then the fewest false accepts that still finds at least half its utterances, and the
+    target is reported missed; --max-frr 1 restores switching it off."""
+    from apps.speech.calibrate import pick
+
+    grid = np.array([0.5, 0.9, 0.99, 0.9999])
+    frr = np.array([0.02, 0.05, 0.2, 1.0])
+    fa_per_hour = np.array([9.0, 2.5, 1.0, 0.0])
+    assert pick(grid, frr, fa_per_hour, 0.5) == (2, False)
+    assert pick(grid, frr, fa_per_hour, 0.5, max_frr=1.0) == (3, True)
+    assert pick(grid, frr, fa_per_hour, 3.0) == (1, True)  # met: the lowest FRR within the target
+    assert pick(grid, np.ones(4), fa_per_hour, 0.5) == (3, False)  # nothing usable: the fewest false accepts

@@ -23,6 +23,7 @@ from apps.speech.spotter import REARM_FRACTION, Spotter
 
 SMOOTHING_STEPS = (1, 2, 3, 4, 6, 8)
 DEFAULT_TARGET_FA_PER_HOUR = 0.5  # per keyword: 10 keywords -> 5 per hour, between the goal (4) and the aim (8)
+DEFAULT_MAX_FRR = 0.5  # a keyword is never calibrated into rejecting more than this (see pick)
 MATCH_TOLERANCE_S = 1.0  # a detection up to this long after the end of the word still finds it
 BLOCK_SAMPLES = 1600  # 100 ms, listen's default block
 
@@ -263,16 +264,26 @@ def sweep(recordings, keywords, refractory_s: float, smoothing=SMOOTHING_STEPS, 
     return Sweep(tuple(keywords), grid, tallies, refractory_s)
 
 
-def pick(grid: np.ndarray, frr: np.ndarray, fa_per_hour: np.ndarray, target: float) -> tuple[int, bool]:
+def pick(grid: np.ndarray, frr: np.ndarray, fa_per_hour: np.ndarray, target: float,
+         max_frr: float = DEFAULT_MAX_FRR) -> tuple[int, bool]:
     """Column of the lowest FRR with FA/h <= target: the middle of the thresholds reaching that
-    FRR (neither rate at its edge); when none meets the target, the lowest FA/h (then lowest FRR)."""
+    FRR (neither rate at its edge). Returns ``(column, target met)``.
+
+    A keyword must stay usable: a point that meets the target only by rejecting more than
+    ``max_frr`` of the keyword's utterances (at worst all of them: a keyword that never fires)
+    does not count. Then the target is missed, said so, and the point is the lowest FA/h with
+    FRR <= ``max_frr`` (then the lowest FRR). When no threshold gets under ``max_frr``, it is
+    the lowest FA/h (then the lowest FRR). ``max_frr=1`` accepts any FRR, down to a keyword
+    switched off."""
     ok = fa_per_hour <= target + 1e-12
-    if ok.any():
-        best = np.min(frr[ok])
-        candidates = np.flatnonzero(ok & (frr <= best + 1e-12))
+    usable = frr <= max_frr + 1e-12
+    if (ok & usable).any():
+        best = np.min(frr[ok & usable])
+        candidates = np.flatnonzero(ok & usable & (frr <= best + 1e-12))
         return int(candidates[len(candidates) // 2]), True
-    order = np.lexsort((frr, fa_per_hour))
-    return int(order[0]), False
+    pool = np.flatnonzero(usable) if usable.any() else np.arange(len(grid))
+    order = np.lexsort((frr[pool], fa_per_hour[pool]))
+    return int(pool[order[0]]), False
 
 
 @dataclass(frozen=True)
@@ -306,26 +317,28 @@ class OperatingPoint:
                 "mean_frr_by_smoothing": {str(k): round(v, 4) for k, v in self.mean_frr_by_smoothing.items()}}
 
 
-def _points(s: Sweep, w: int, target: float) -> list[KeywordPoint]:
+def _points(s: Sweep, w: int, target: float, max_frr: float) -> list[KeywordPoint]:
     t = s.tallies[w]
     frr, fah = t.frr, t.fa_per_hour
     out = []
     for k, word in enumerate(s.keywords):
-        j, met = pick(s.grid, frr[k], fah[k], target)
+        j, met = pick(s.grid, frr[k], fah[k], target, max_frr)
         out.append(KeywordPoint(word, float(s.grid[j]), float(frr[k, j]), float(fah[k, j]), int(t.false_accepts[k, j]),
                                 int(t.utterances[k]), int(t.utterances[k] - t.hits[k, j]), bool(met)))
     return out
 
 
-def choose(s: Sweep, target_fa_per_hour: float = DEFAULT_TARGET_FA_PER_HOUR) -> OperatingPoint:
-    """Per keyword the lowest FRR with FA/h <= target; one smoothing window for the model: the
+def choose(s: Sweep, target_fa_per_hour: float = DEFAULT_TARGET_FA_PER_HOUR,
+           max_frr: float = DEFAULT_MAX_FRR) -> OperatingPoint:
+    """Per keyword the lowest FRR with FA/h <= target (:func:`pick`, never above ``max_frr``
+    FRR); one smoothing window for the model: the
     lowest mean FRR over keywords (ties: fewer keywords missing the target, fewer false accepts,
     then the shorter window, which answers sooner)."""
     for w, t in s.tallies.items():
         if np.any(t.utterances == 0):
             missing = [k for k, n in zip(s.keywords, t.utterances) if n == 0]
             raise ValueError(f"no positive utterances of {missing}; every keyword needs some to calibrate")
-    per = {w: _points(s, w, target_fa_per_hour) for w in s.tallies}
+    per = {w: _points(s, w, target_fa_per_hour, max_frr) for w in s.tallies}
     mean = {w: float(np.mean([p.frr for p in pts])) for w, pts in per.items()}
 
     def rank(w):

@@ -34,6 +34,10 @@ def add_parser(sub) -> None:
     p.add_argument("--negatives", metavar="DIR", help="DIR/*.wav without keywords (default: synthetic speech + noise)")
     p.add_argument("--target-fa-per-hour", type=float, default=0.5, metavar="F",
                    help="false accepts per hour allowed per keyword (default 0.5)")
+    p.add_argument("--max-frr", type=float, default=0.5, metavar="F",
+                   help="never calibrate a keyword into rejecting more than this fraction of its utterances: where "
+                        "the false-accept target would need it, the target is missed and said so (default 0.5; "
+                        "1 lets such a keyword be switched off)")
     p.add_argument("--smoothing", type=int, nargs="+", default=[1, 2, 3, 4, 6, 8], metavar="STEPS",
                    help="smoothing windows to try, in steps (default 1 2 3 4 6 8)")
     p.add_argument("--positive-minutes", type=float, default=10.0,
@@ -60,6 +64,7 @@ def run_kws_calibrate(args) -> int:
 
     options = CalibrateOptions(
         positives=args.positives, negatives=args.negatives, target_fa_per_hour=args.target_fa_per_hour,
+        max_frr=args.max_frr,
         smoothing=tuple(args.smoothing), positive_minutes=args.positive_minutes,
         negative_minutes=args.negative_minutes, seed=args.seed, cache_dir=args.cache, png=args.png,
         write=not args.dry_run, force=args.force, threads=args.threads)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from apps.speech.calibrate import (
+    DEFAULT_MAX_FRR,
     DEFAULT_TARGET_FA_PER_HOUR,
     SMOOTHING_STEPS,
     choose,
@@ -32,6 +33,7 @@ class CalibrateOptions:
     positives: str | None = None
     negatives: str | None = None
     target_fa_per_hour: float = DEFAULT_TARGET_FA_PER_HOUR
+    max_frr: float = DEFAULT_MAX_FRR  # never calibrate a keyword into rejecting more than this
     smoothing: tuple[int, ...] = SMOOTHING_STEPS
     positive_minutes: float = 10.0
     negative_minutes: float = 60.0
@@ -45,6 +47,8 @@ class CalibrateOptions:
     def __post_init__(self):
         if not self.target_fa_per_hour >= 0:
             raise ValueError(f"--target-fa-per-hour must be >= 0, got {self.target_fa_per_hour}")
+        if not 0 <= self.max_frr <= 1:
+            raise ValueError(f"--max-frr must lie in 0..1 (a fraction of the keyword's utterances), got {self.max_frr}")
         if not self.smoothing or any(int(w) < 1 for w in self.smoothing):
             raise ValueError(f"--smoothing: expected whole numbers >= 1, got {list(self.smoothing)}")
         if self.positives is None and not self.positive_minutes >= 0:
@@ -109,7 +113,7 @@ def run_calibration(model_path, options: CalibrateOptions = CalibrateOptions(), 
     recordings = record(model, clips)
     say(f"sweeping smoothing {list(options.smoothing)} x thresholds")
     result_sweep = sweep(recordings, spec.keywords, spec.refractory_s, smoothing=tuple(int(w) for w in options.smoothing))
-    point = choose(result_sweep, options.target_fa_per_hour)
+    point = choose(result_sweep, options.target_fa_per_hour, options.max_frr)
     at_point = tally(recordings, spec.keywords, np.array([[point.thresholds[k]] for k in spec.keywords]),
                      point.smoothing_steps, spec.refractory_s)
     calibration = {
@@ -128,12 +132,20 @@ def run_calibration(model_path, options: CalibrateOptions = CalibrateOptions(), 
         "stray_detections_in_positives": int(at_point.stray.sum()),
         "latency_after_word_end_s": _percentiles(at_point.latency_s[0]),
         "written": [], "png": None, "seconds": None,
-        # keywords that keep the target only by never firing on the positives
+        # keywords that keep the target only by never firing on the positives (with --max-frr 1)
         "never_detected": [p.keyword for p in point.keywords if p.misses == p.utterances],
+        # keywords kept usable at more false accepts than the target (see calibrate.pick)
+        "over_target": [p.keyword for p in point.keywords if not p.target_met],
     }
     if result["never_detected"]:
         say(f"warning: {result['never_detected']} meet the target only at thresholds that found none of their "
             "utterances: more (or cleaner) negatives, a higher --target-fa-per-hour or a better model")
+    for p in point.keywords:
+        if not p.target_met:
+            say(f"warning: {p.keyword!r} cannot meet {options.target_fa_per_hour:g} FA/h while finding at least "
+                f"{1 - options.max_frr:.0%} of its utterances; kept at {p.fa_per_hour:.2f} FA/h with FRR {p.frr:.1%} "
+                f"(threshold {p.threshold:g}). --max-frr 1 would switch it off instead; more negatives or a "
+                f"better model may meet the target")
     if options.png is not None:
         plot(result_sweep, point, options.png)
         result["png"] = str(options.png)
