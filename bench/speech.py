@@ -51,7 +51,7 @@ def train_cached(cache: Path, progress=print) -> Path:
         options = json.loads(record.read_text()).get("options", {})
         # every option of today's defaults, so a changed default retrains instead of reusing an old model
         wanted = {k: v for k, v in KwsOptions(words=DIGITS, out=out).to_dict().items()
-                  if k not in ("out", "cache_dir", "force")}
+                  if k not in ("out", "cache_dir", "force", "qat_epochs")}  # qat_epochs: only with qat
         if all(options.get(k) == v for k, v in wanted.items()):
             return out
     progress(f"training the digits model: {TRAIN_COMMAND.format(out=out)} (an hour or more on 2 cores)")
