@@ -331,9 +331,9 @@ def _points(s: Sweep, w: int, target: float, max_frr: float) -> list[KeywordPoin
 def choose(s: Sweep, target_fa_per_hour: float = DEFAULT_TARGET_FA_PER_HOUR,
            max_frr: float = DEFAULT_MAX_FRR) -> OperatingPoint:
     """Per keyword the lowest FRR with FA/h <= target (:func:`pick`, never above ``max_frr``
-    FRR); one smoothing window for the model: the
-    lowest mean FRR over keywords (ties: fewer keywords missing the target, fewer false accepts,
-    then the shorter window, which answers sooner)."""
+    FRR); one smoothing window for the model: the one where the fewest keywords miss the target
+    (each miss is false accepts the user did not budget for), then the lowest mean FRR over
+    keywords, then fewer false accepts, then the shorter window, which answers sooner."""
     for w, t in s.tallies.items():
         if np.any(t.utterances == 0):
             missing = [k for k, n in zip(s.keywords, t.utterances) if n == 0]
@@ -343,7 +343,7 @@ def choose(s: Sweep, target_fa_per_hour: float = DEFAULT_TARGET_FA_PER_HOUR,
 
     def rank(w):
         pts = per[w]
-        return (round(mean[w], 9), sum(not p.target_met for p in pts), sum(p.fa_per_hour for p in pts), w)
+        return (sum(not p.target_met for p in pts), round(mean[w], 9), sum(p.fa_per_hour for p in pts), w)
 
     w = min(per, key=rank)
     negative_hours = s.tallies[w].negative_hours
