@@ -66,30 +66,9 @@ class KwsArchitecture:
 def build_model(arch: KwsArchitecture, classes: int, seed: int = 0):
     """The non-streaming Keras model [B, window_frames, 40] -> softmax [B, classes]."""
     import keras
-    from keras import layers
 
     keras.utils.set_random_seed(seed)
-    inputs = keras.Input((arch.window_frames, BINS), name="features")
-    x = layers.Conv1D(arch.first_channels, arch.first_kernel, strides=arch.stride_frames, use_bias=False,
-                      name="first_conv")(inputs)
-    x = layers.BatchNormalization(name="first_bn")(x)
-    x = layers.ReLU(name="first_relu")(x)
-    for i, kernel in enumerate(arch.block_kernels):
-        y = layers.DepthwiseConv1D(kernel, use_bias=False, name=f"block{i}_dw")(x)
-        y = layers.BatchNormalization(name=f"block{i}_dw_bn")(y)
-        y = layers.ReLU(name=f"block{i}_dw_relu")(y)
-        y = layers.Conv1D(arch.channels, 1, use_bias=False, name=f"block{i}_pw")(y)
-        y = layers.BatchNormalization(name=f"block{i}_pw_bn")(y)
-        if x.shape[-1] == arch.channels:  # residual over the steps the block kept (the newest ones)
-            y = layers.Add(name=f"block{i}_add")([layers.Cropping1D((kernel - 1, 0), name=f"block{i}_crop")(x), y])
-        x = layers.ReLU(name=f"block{i}_relu")(y)
-    x = layers.DepthwiseConv1D(arch.final_kernel, use_bias=False, name="final_dw")(x)
-    x = layers.BatchNormalization(name="final_bn")(x)
-    x = layers.ReLU(name="final_relu")(x)
-    x = layers.Flatten(name="flatten")(x)
-    x = layers.Dropout(0.1, name="dropout")(x)
-    outputs = layers.Dense(classes, activation="softmax", name="probabilities")(x)
-    return keras.Model(inputs, outputs, name="kws")
+    return _network(keras, arch, classes, two_d=False)
 
 
 def build_qat_twin(keras, arch: KwsArchitecture, classes: int):
@@ -100,31 +79,48 @@ def build_qat_twin(keras, arch: KwsArchitecture, classes: int):
     [k, in, out] is a Conv2D kernel [k, 1, in, out], a DepthwiseConv1D kernel [k, C, 1] a
     DepthwiseConv2D kernel [k, 1, C, 1]; every layer keeps its name, so weights move between
     the two by name with a reshape, and the twin computes exactly what :func:`build_model` does."""
+    return _network(keras, arch, classes, two_d=True)
+
+
+def _network(keras, arch: KwsArchitecture, classes: int, two_d: bool):
+    """The network of :func:`build_model` (``two_d`` False) or of its QAT twin (True): the same
+    layers, names and order; only the temporal layers' rank differs."""
     layers = keras.layers
 
+    def conv(filters: int, kernel: int, name: str, stride: int = 1):
+        if two_d:
+            return layers.Conv2D(filters, (kernel, 1), strides=(stride, 1), use_bias=False, name=name)
+        return layers.Conv1D(filters, kernel, strides=stride, use_bias=False, name=name)
+
+    def depthwise(kernel: int, name: str):
+        if two_d:
+            return layers.DepthwiseConv2D((kernel, 1), use_bias=False, name=name)
+        return layers.DepthwiseConv1D(kernel, use_bias=False, name=name)
+
+    def newest(kernel: int, name: str):  # the steps a block's depthwise convolution kept
+        return layers.Cropping2D(((kernel - 1, 0), (0, 0)), name=name) if two_d else layers.Cropping1D((kernel - 1, 0), name=name)
+
     inputs = keras.Input((arch.window_frames, BINS), name="features")
-    x = layers.Reshape((arch.window_frames, 1, BINS), name="to_2d")(inputs)
-    x = layers.Conv2D(arch.first_channels, (arch.first_kernel, 1), strides=(arch.stride_frames, 1),
-                      use_bias=False, name="first_conv")(x)
+    x = layers.Reshape((arch.window_frames, 1, BINS), name="to_2d")(inputs) if two_d else inputs
+    x = conv(arch.first_channels, arch.first_kernel, "first_conv", stride=arch.stride_frames)(x)
     x = layers.BatchNormalization(name="first_bn")(x)
     x = layers.ReLU(name="first_relu")(x)
     for i, kernel in enumerate(arch.block_kernels):
-        y = layers.DepthwiseConv2D((kernel, 1), use_bias=False, name=f"block{i}_dw")(x)
+        y = depthwise(kernel, f"block{i}_dw")(x)
         y = layers.BatchNormalization(name=f"block{i}_dw_bn")(y)
         y = layers.ReLU(name=f"block{i}_dw_relu")(y)
-        y = layers.Conv2D(arch.channels, 1, use_bias=False, name=f"block{i}_pw")(y)
+        y = conv(arch.channels, 1, f"block{i}_pw")(y)
         y = layers.BatchNormalization(name=f"block{i}_pw_bn")(y)
-        if x.shape[-1] == arch.channels:
-            y = layers.Add(name=f"block{i}_add")([layers.Cropping2D(((kernel - 1, 0), (0, 0)),
-                                                                    name=f"block{i}_crop")(x), y])
+        if x.shape[-1] == arch.channels:  # residual over the steps the block kept (the newest ones)
+            y = layers.Add(name=f"block{i}_add")([newest(kernel, f"block{i}_crop")(x), y])
         x = layers.ReLU(name=f"block{i}_relu")(y)
-    x = layers.DepthwiseConv2D((arch.final_kernel, 1), use_bias=False, name="final_dw")(x)
+    x = depthwise(arch.final_kernel, "final_dw")(x)
     x = layers.BatchNormalization(name="final_bn")(x)
     x = layers.ReLU(name="final_relu")(x)
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dropout(0.1, name="dropout")(x)
     outputs = layers.Dense(classes, activation="softmax", name="probabilities")(x)
-    return keras.Model(inputs, outputs, name="kws_qat_twin")
+    return keras.Model(inputs, outputs, name="kws_qat_twin" if two_d else "kws")
 
 
 def _folded(model, conv: str, bn: str) -> tuple[np.ndarray, np.ndarray]:
