@@ -208,6 +208,17 @@ def write_record(out: Path, record: dict, history: dict[str, list[float]]) -> No
         write_atomic(out / "training.png", _plot(history, record.get("task", "")), force=True)
 
 
+def update_record(out: Path, **fields) -> None:
+    """Set ``fields`` in the ``training.json`` :func:`write_record` wrote (a later step's results,
+    such as ``--qat``'s), keeping everything else in it."""
+    from convert.files import write_atomic
+
+    path = out / "training.json"
+    record = json.loads(path.read_text())
+    record.update(fields)
+    write_atomic(path, json.dumps(record, indent=2, sort_keys=True) + "\n", force=True)
+
+
 def _plot(history: dict[str, list[float]], title: str) -> bytes:
     import io
 

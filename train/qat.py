@@ -54,20 +54,15 @@ def _run_child(job: dict, work: Path, progress) -> bytes:
 
 
 def _finish(result, content: bytes, metrics: dict, progress):
-    from train.fit import is_chief
+    from train.fit import is_chief, update_record
 
     meta = replace(result.metadata, variant="tflite_int8_qat", source=str(result.keras_path))
     path = result.out / QAT_FILE
     if is_chief():
         write_atomic(path, embed_tflite(content, meta), force=True)
         write_atomic(path.with_suffix(".json"), sidecar_json(meta), force=True)
-        record = dict(result.record, qat=metrics)
-        training = result.out / "training.json"
-        on_disk = json.loads(training.read_text())
-        on_disk["qat"] = metrics
-        write_atomic(training, json.dumps(on_disk, indent=2, sort_keys=True) + "\n", force=True)
-    else:
-        record = dict(result.record, qat=metrics)
+        update_record(result.out, qat=metrics)
+    record = dict(result.record, qat=metrics)
     progress(f"qat: wrote {path} ({', '.join(f'{k} {v:.4g}' for k, v in metrics.items() if isinstance(v, float))})")
     return replace(result, record=record, extra_files=result.extra_files + (path,))
 

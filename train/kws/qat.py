@@ -23,8 +23,6 @@ from pathlib import Path
 
 import numpy as np
 
-QAT_STEM = "kws_stream_qat"  # kws_stream_qat_int8.tflite
-
 
 def qat_fine_tune(model, arch, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
                   *, epochs: int, lr: float, batch_size: int, seed: int, progress=print):

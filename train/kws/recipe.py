@@ -335,31 +335,26 @@ def train_kws(options: KwsOptions, progress=None) -> KwsResult:
 def _qat(result: KwsResult, model, arch, train, val, calib_steps, stream_meta, options: KwsOptions, say) -> KwsResult:
     """``--qat``: fine-tune, convert the streaming form to ``kws_stream_qat_int8.tflite``, measure it
     on the held-out voices and add it to ``training.json``."""
-    from convert.files import write_atomic
-    from train.kws.qat import QAT_STEM, qat_fine_tune
+    from train.fit import update_record
+    from train.kws.qat import qat_fine_tune
 
     work = Path(tempfile.mkdtemp(prefix="edgepilot-kws-qat-"))
     try:
         tuned = qat_fine_tune(model, arch, train[0].astype(np.float16), train[1], val[0], val[1],
                               epochs=options.qat_epochs, lr=options.lr / 10, batch_size=options.batch_size,
                               seed=options.seed, progress=say)
-        save_streaming(tuned, arch, str(work / QAT_STEM))
+        save_streaming(tuned, arch, str(work / "qat_stream"))
         say("converting the QAT streaming model: full-integer int8")
-        path = convert_streaming(work / QAT_STEM, result.out, calib_steps, stream_meta, work, variants=("int8",),
-                                 stem=QAT_STEM, qat=True)["int8"]
+        path = convert_streaming(work / "qat_stream", result.out, calib_steps, stream_meta, work, qat=True)["int8"]
     finally:
         shutil.rmtree(work, ignore_errors=True)
     say("measuring the QAT streaming model on the held-out voices")
     measured = streaming_accuracy(path, val[0], val[1], arch)
-    metrics = dict(result.metrics, val_top1_stream_qat_int8=measured["top1"], qat_epochs=options.qat_epochs)
-    record = dict(result.record, metrics=metrics, files=dict(result.record["files"], streaming_qat_int8=path.name),
-                  per_class_val_top1_qat_int8=_per_class(measured["predictions"], val[1], options.classes))
-    training = result.out / "training.json"
-    on_disk = json.loads(training.read_text())
-    on_disk.update(metrics=metrics, files=record["files"],
-                   per_class_val_top1_qat_int8=record["per_class_val_top1_qat_int8"])
-    write_atomic(training, json.dumps(on_disk, indent=2, sort_keys=True) + "\n", force=True)
-    return KwsResult(result.out, metrics, record)
+    added = {"metrics": dict(result.metrics, val_top1_stream_qat_int8=measured["top1"], qat_epochs=options.qat_epochs),
+             "files": dict(result.record["files"], streaming_qat_int8=path.name),
+             "per_class_val_top1_qat_int8": _per_class(measured["predictions"], val[1], options.classes)}
+    update_record(result.out, **added)
+    return KwsResult(result.out, added["metrics"], dict(result.record, **added))
 
 
 def _per_class(predictions: np.ndarray, labels: np.ndarray, classes) -> dict:

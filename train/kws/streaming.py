@@ -10,6 +10,7 @@ import numpy as np
 from train.kws.architecture import BINS, KwsArchitecture, stream_steps
 
 STREAM_STEM = "kws_stream"  # kws_stream_fp32.tflite, kws_stream_int8.tflite
+QAT_STEM = "kws_stream_qat"  # kws_stream_qat_int8.tflite (--qat)
 
 
 def clip_steps(features: np.ndarray, arch: KwsArchitecture) -> np.ndarray:
@@ -38,12 +39,11 @@ def streaming_accuracy(path: str | Path, features: np.ndarray, labels: np.ndarra
 
 
 def convert_streaming(saved_model: Path, out: Path, calib_steps: np.ndarray, metadata, work: Path,
-                      variants: tuple[str, ...] = ("fp32", "int8"), stem: str = STREAM_STEM,
                       qat: bool = False) -> dict[str, Path]:
     """``kws_stream_fp32.tflite`` and ``kws_stream_int8.tflite`` (full integer, resource variables
     quantized too; calibrated on ``calib_steps``, consecutive steps of real streams), each with its
     metadata embedded and in a sidecar. Conversion runs in a child process, as convert's does.
-    ``stem`` / ``qat``: the QAT model's file name and metadata variant (``tflite_int8_qat``)."""
+    ``qat``: the QAT model, int8 only: ``kws_stream_qat_int8.tflite``, variant ``tflite_int8_qat``."""
     from convert.files import write_atomic
     from convert.isolation import run_isolated
     from convert.metadata_io import embed_tflite, sidecar_json
@@ -52,6 +52,7 @@ def convert_streaming(saved_model: Path, out: Path, calib_steps: np.ndarray, met
     calib_path = work / "stream_calib.npy"
     np.save(calib_path, calib_steps.astype(np.float32))
     written = {}
+    stem, variants = (QAT_STEM, ("int8",)) if qat else (STREAM_STEM, ("fp32", "int8"))
     for variant in variants:
         content = run_isolated(f"streaming tflite_{variant}{'_qat' if qat else ''}", convert_tflite, str(saved_model), variant,
                                str(calib_path) if variant == "int8" else None, io_type="int8",
