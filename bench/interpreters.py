@@ -2,10 +2,12 @@
 in each TFLite interpreter installed here, same int8 inputs, timed and compared bit for bit with
 the TFLite C library that pymicro-wakeword bundles (its reference).
 
-    python -m bench.interpreters [--steps 3000]
+    python -m bench.interpreters [--steps 3000] [--litert-versions 2.1.6 2.2.0 ...]
 
 Prints a markdown table (median of 5 interleaved rounds, microseconds per invoke) for
-docs/speech.md. TensorFlow's ``tf.lite`` is measured when TensorFlow is installed; the apps never
+docs/speech.md. ``--litert-versions`` adds a row per ai-edge-litert release, each installed with pip
+into its own virtual environment under ~/.cache/edgepilot/litert-versions/ and run there (5 rounds
+of its own, after the others): how much the release alone changes the built-in kernels' speed. TensorFlow's ``tf.lite`` is measured when TensorFlow is installed; the apps never
 use it (they must run with the ``[apps]`` extra only)."""
 from __future__ import annotations
 
@@ -59,11 +61,14 @@ class _Python:
 
 
 def engines(path: str) -> dict:
+    import importlib.metadata
+
     from ai_edge_litert import interpreter as litert
 
+    version = importlib.metadata.version("ai-edge-litert")
     found = {"pymicro-wakeword's libtensorflowlite_c (reference)": _CLib(),
-             "LiteRT, no delegate (what listen runs)": _Python(litert, path, xnnpack=False),
-             "LiteRT, XNNPACK": _Python(litert, path, xnnpack=True)}
+             f"LiteRT {version}, no delegate (what listen runs)": _Python(litert, path, xnnpack=False),
+             f"LiteRT {version}, XNNPACK": _Python(litert, path, xnnpack=True)}
     try:
         import tensorflow as tf
 
@@ -81,7 +86,47 @@ class _TfLite:
         self.OpResolverType = tf.lite.experimental.OpResolverType
 
 
-def measure(steps: int = 3000, rounds: int = 5) -> str:
+_VERSION_CHILD = """
+import json, sys, time
+import numpy as np
+from ai_edge_litert import interpreter as litert
+path, inputs, rounds = sys.argv[1], np.load(sys.argv[2]), int(sys.argv[3])
+times, outputs = [], []
+for _ in range(rounds):
+    it = litert.Interpreter(path, num_threads=1,
+                            experimental_op_resolver_type=litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    it.allocate_tensors()
+    i, o = it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]
+    out, start = [], time.perf_counter()
+    for x in inputs:
+        it.set_tensor(i, x)
+        it.invoke()
+        out.append(int(it.get_tensor(o).flat[0]))
+    times.append((time.perf_counter() - start) / len(inputs) * 1e6)
+    outputs = out
+print(json.dumps({"times": times, "outputs": outputs}))
+"""
+
+
+def litert_release(version: str, path: str, inputs: list[np.ndarray], rounds: int) -> dict:
+    """Run the steps in ai-edge-litert ``version``, installed into a venv of its own (cached)."""
+    import json
+    import subprocess
+    import tempfile
+
+    venv = Path.home() / ".cache" / "edgepilot" / "litert-versions" / version
+    python = venv / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", f"ai-edge-litert=={version}", "numpy"], check=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        np.save(Path(tmp) / "inputs.npy", np.stack(inputs))
+        done = subprocess.run([str(python), "-c", _VERSION_CHILD, path, str(Path(tmp) / "inputs.npy"), str(rounds)],
+                              check=True, capture_output=True, text=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def measure(steps: int = 3000, rounds: int = 5, versions: tuple[str, ...] = ()) -> str:
     """Each round builds every interpreter afresh (the model keeps state between steps), runs
     the same steps through each, and compares each with the reference's outputs of that round."""
     import assets
@@ -89,7 +134,8 @@ def measure(steps: int = 3000, rounds: int = 5) -> str:
     path = str(assets.fetch("wakeword_okay_nabu.tflite"))
     ref_name = "pymicro-wakeword's libtensorflowlite_c (reference)"
     rng = np.random.default_rng(0)
-    shape = engines(path)["LiteRT, no delegate (what listen runs)"].it.get_input_details()[0]["shape"]
+    litert = next(e for e in engines(path).values() if isinstance(e, _Python))
+    shape = litert.it.get_input_details()[0]["shape"]
     inputs = [rng.integers(-128, 40, shape).astype(np.int8) for _ in range(steps)]
     times: dict[str, list[float]] = {}
     differ: dict[str, int] = {}
@@ -101,6 +147,11 @@ def measure(steps: int = 3000, rounds: int = 5) -> str:
             times.setdefault(name, []).append((time.perf_counter() - start) / steps * 1e6)
         for name, out in outputs.items():
             differ[name] = max(differ.get(name, 0), sum(a != b for a, b in zip(out, outputs[ref_name])))
+    for version in versions:
+        found = litert_release(version, path, inputs, rounds)
+        name = f"LiteRT {version} (own venv), no delegate"
+        times[name] = found["times"]
+        differ[name] = sum(a != b for a, b in zip(found["outputs"], outputs[ref_name]))
     base = float(np.median(times[ref_name]))
     rows = [f"| {name} | {np.median(t):.1f} | {np.median(t) / base:.2f}x | {differ[name]} of {steps} |"
             for name, t in times.items()]
@@ -111,8 +162,10 @@ def measure(steps: int = 3000, rounds: int = 5) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--litert-versions", nargs="*", default=[], metavar="VERSION",
+                        help="ai-edge-litert releases to add, each pip-installed into its own cached venv")
     args = parser.parse_args(argv)
-    print(measure(args.steps))
+    print(measure(args.steps, versions=tuple(args.litert_versions)))
     return 0
 
 

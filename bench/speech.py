@@ -215,6 +215,13 @@ def run(cache: Path, fa_minutes: float = 60, calib_negative_minutes: float = 120
     return markdown(folder, record, calibrated, figures, rtfs, mem, fa_minutes, calib_negative_minutes, rtf_seconds)
 
 
+def _interpreter_label() -> str:
+    from edge_runtime.deps import tflite_interpreters
+    from edge_runtime.tflite_backend import _runtime_label
+
+    return _runtime_label(tflite_interpreters()[0]).replace("ai_edge_litert", "ai-edge-litert")
+
+
 def markdown(folder, record, calibrated, f, rtfs, mem, fa_minutes, calib_minutes, rtf_seconds) -> str:
     m = record["metrics"]
     point = calibrated["operating_point"]
@@ -269,6 +276,8 @@ Detections in the sentences that match no digit said: {run_['stray']}.
 
 Compute seconds per second of audio over the same {rtf_seconds / 60:.1f} min of the negative stream (speech over
 noise and music), streamed in 100 ms blocks; median of 5 interleaved rounds. Aim: 0.01 or better.
+apps.speech ran on {_interpreter_label()} (ai-edge-litert 2.2 and 2.3 run microWakeWord's STRIDED_SLICE
+2.5x slower per step; pyproject.toml excludes them, see docs/speech.md).
 
 | engine | RTF | vs pymicro-wakeword |
 |---|---|---|

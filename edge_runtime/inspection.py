@@ -24,6 +24,7 @@ class Inspection:
     placement: str
     stateful: bool
     fallbacks: tuple[Fallback, ...] = field(default=())
+    warnings: tuple[str, ...] = field(default=())
 
     def to_dict(self) -> dict:
         def tensor(s: TensorSpec) -> dict:
@@ -36,7 +37,7 @@ class Inspection:
             "accelerator": self.accelerator, "inputs": [tensor(s) for s in self.inputs],
             "outputs": [tensor(s) for s in self.outputs], "ops": self.ops, "metadata": self.metadata,
             "sidecar": self.sidecar, "placement": self.placement, "stateful": self.stateful,
-            "fallbacks": [str(f) for f in self.fallbacks],
+            "fallbacks": [str(f) for f in self.fallbacks], "warnings": list(self.warnings),
         }
 
     def render(self) -> str:
@@ -48,6 +49,7 @@ class Inspection:
             f"  placement   {self.placement}",
         ]
         lines += [f"  fallback    {f}" for f in self.fallbacks]
+        lines += [f"  warning     {w}" for w in self.warnings]
         lines += [f"  input       {s.describe()}" for s in self.inputs]
         lines += [f"  output      {s.describe()}" for s in self.outputs]
         total = sum(self.ops.values())
@@ -80,5 +82,5 @@ def inspect_model(path: str, device: str = "auto", threads: int | None = None,
         path=model.path, format=model.format, size_bytes=os.path.getsize(model.path), runtime=model.runtime,
         accelerator=model.accelerator, inputs=model.inputs, outputs=model.outputs, ops=dict(model.op_histogram()),
         metadata=model.metadata, sidecar=sidecar_metadata(model.path), placement=placement,
-        stateful=model.stateful, fallbacks=model.fallbacks,
+        stateful=model.stateful, fallbacks=model.fallbacks, warnings=model.warnings,
     )

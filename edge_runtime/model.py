@@ -114,6 +114,12 @@ class Model:
         return self._backend.op_histogram()
 
     @property
+    def warnings(self) -> tuple[str, ...]:
+        """What is known to make this model run slower than it should here (e.g. an interpreter
+        release with a slow kernel for one of its ops), one sentence each; empty when nothing is."""
+        return tuple(getattr(self._backend, "warnings", ()))
+
+    @property
     def info(self):
         """The :class:`~edge_runtime.metadata.ModelMetadata` edgepilot stored in the file (or in
         the sidecar ``<stem>.json``), or None for a model that carries none."""

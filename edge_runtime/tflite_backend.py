@@ -19,6 +19,32 @@ from edge_runtime.tensors import Quantization, TensorSpec
 from edge_runtime.tflite_file import TFLiteFileInfo
 
 GPU_DELEGATE_ENV = "EDGEPILOT_GPU_DELEGATE"
+# Interpreter releases whose built-in kernel for an op is far slower than the releases on either
+# side, measured on x86_64 (docs/runtime.md, "Known slow releases"). ai-edge-litert 2.2 and 2.3 run
+# STRIDED_SLICE through a reference kernel that calls a std::function per element (perf: 58% of a
+# microWakeWord step); 2.0, 2.1 and the 2.4 nightlies do not. pyproject.toml excludes them; this
+# table tells a user whose device has one installed anyway.
+SLOW_BUILTIN_KERNELS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("ai_edge_litert", "2.2."): ("STRIDED_SLICE",),
+    ("ai_edge_litert", "2.3."): ("STRIDED_SLICE",),
+}
+
+
+def slow_kernel_warnings(runtime: str, version: str, on_builtin: dict[str, int]) -> tuple[str, ...]:
+    """One warning per op of ``on_builtin`` (op -> nodes left on the built-in kernels) that
+    ``runtime`` ``version`` is known to run slowly."""
+    found = []
+    for (module, prefix), ops in SLOW_BUILTIN_KERNELS.items():
+        if runtime != module or not version.startswith(prefix):
+            continue
+        for op in ops:
+            if on_builtin.get(op):
+                found.append(f"{module.replace('_', '-')} {version} runs {op} ({on_builtin[op]} node(s) here, outside "
+                             f"any delegate) on a kernel several times slower than other releases; "
+                             f"pip install 'ai-edge-litert>=2.0,!=2.2.*,!=2.3.*'")
+    return tuple(found)
+
+
 EDGETPU_LIBRARY = {"linux": "libedgetpu.so.1", "darwin": "libedgetpu.1.dylib", "win32": "edgetpu.dll"}
 EDGETPU_INSTALL = (
     "install the Edge TPU runtime (libedgetpu1-std from Coral's apt repository, see "
@@ -188,6 +214,8 @@ class TFLiteBackend:
             self._it.allocate_tensors()
             self._refresh_io()  # tensor and op names are decoded here: corrupted ones fail here
             self.delegation = self._delegation()
+            self.warnings = slow_kernel_warnings(self.runtime, _runtime_version(self.runtime),
+                                                 dict(self.delegation.outside))
         except (RuntimeError, ValueError, TypeError, KeyError, IndexError) as exc:  # UnicodeDecodeError is a ValueError
             raise _load_error(path, self.runtime, exc, info) from exc
         self._delegates = delegates
@@ -297,12 +325,18 @@ class TFLiteBackend:
             self._it.reset_all_variables()
 
 
+def _runtime_version(runtime: str) -> str:
+    """The installed version of an interpreter package ("" when its metadata is missing)."""
+    try:
+        return importlib.metadata.version(runtime.replace("_", "-"))
+    except importlib.metadata.PackageNotFoundError:
+        return ""
+
+
 def _runtime_label(runtime: str) -> str:
     """``tflite_runtime 2.14.0``: the interpreter module and its installed version."""
-    try:
-        return f"{runtime} {importlib.metadata.version(runtime.replace('_', '-'))}"
-    except importlib.metadata.PackageNotFoundError:
-        return runtime
+    version = _runtime_version(runtime)
+    return f"{runtime} {version}" if version else runtime
 
 
 def _load_error(path: str, runtime: str, exc: Exception, info: TFLiteFileInfo | None = None) -> ModelFileError:

@@ -294,3 +294,27 @@ def test_without_xnnpack_outputs_equal_the_reference_interpreter(asset):
     model.reset()
     assert model.accelerator == "cpu/builtin kernels x1 threads"
     assert [int(model.run(f, raw=True)[0].item()) for f in frames] == expected
+
+
+def test_release_with_a_slow_kernel_is_named_where_the_model_uses_it(asset, monkeypatch):
+    """ai-edge-litert 2.2/2.3 run STRIDED_SLICE on a kernel several times slower than 2.1 or 2.4: a
+    model that leaves STRIDED_SLICE on the built-in kernels says so (inspect, listen, detect and
+    control print it), counting only the nodes no delegate took; a release without the slow kernel
+    says nothing."""
+    from edge_runtime import tflite_backend
+    from edge_runtime.inspection import inspect_model
+
+    path = asset("wakeword_okay_nabu.tflite")
+    assert tflite_backend.slow_kernel_warnings("ai_edge_litert", "2.1.6", {"STRIDED_SLICE": 12}) == ()
+    assert tflite_backend.slow_kernel_warnings("tflite_runtime", "2.3.0", {"STRIDED_SLICE": 12}) == ()
+    assert tflite_backend.slow_kernel_warnings("ai_edge_litert", "2.3.0", {"CONV_2D": 6}) == ()
+    monkeypatch.setattr(tflite_backend, "_runtime_version", lambda runtime: "2.3.0")
+    model = edge_runtime.load(path, device="cpu", xnnpack=False, interpreter="ai_edge_litert")
+    (warning,) = model.warnings
+    assert "ai-edge-litert 2.3.0 runs STRIDED_SLICE (12 node(s)" in warning and "!=2.3.*" in warning
+    assert inspect_model(path, device="cpu", xnnpack=False).warnings == model.warnings
+    on_xnnpack = edge_runtime.load(path, device="cpu", interpreter="ai_edge_litert")
+    left = dict(on_xnnpack.delegation.outside)["STRIDED_SLICE"]
+    assert 0 < left < 12 and on_xnnpack.warnings[0].startswith(f"ai-edge-litert 2.3.0 runs STRIDED_SLICE ({left} node(s)")
+    monkeypatch.setattr(tflite_backend, "_runtime_version", lambda runtime: "2.1.6")
+    assert edge_runtime.load(path, device="cpu", xnnpack=False, interpreter="ai_edge_litert").warnings == ()

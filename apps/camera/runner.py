@@ -250,6 +250,8 @@ def run(model, source, options: DetectOptions | None = None, *, stdout: TextIO |
     events_out = EventWriter(stdout or sys.stdout, enabled=options.json)
     source = open_source(source, options.loop)
     source.on_note(progress.note)
+    for warning in detector.model.warnings:
+        progress.note(f"warning: {warning}")
     outputs = None
     try:
         outputs = _Outputs(options, source, progress)

@@ -159,6 +159,8 @@ def run_control(args) -> int:
                           robot.action_spec.size) if args.fallback else None
         print(f"[edgepilot] control: {args.model} ({model.accelerator}) -> {robot.name} at "
               f"{'unpaced' if args.unpaced else f'{rate:g} Hz'}", file=sys.stderr, flush=True)
+        for warning in model.warnings:
+            print(f"[edgepilot] control: warning: {warning}", file=sys.stderr, flush=True)
         summary = run(policy, robot, rate_hz=None if args.unpaced else rate, ticks=args.ticks,
                       duration_s=args.duration, seed=args.seed, safety=not args.no_safety, fallback=fallback,
                       realtime=args.realtime, spin_us=spin_us, on_tick=log, telemetry=telemetry,
