@@ -277,7 +277,7 @@ Detections in the sentences that match no digit said: {run_['stray']}.
 Compute seconds per second of audio over the same {rtf_seconds / 60:.1f} min of the negative stream (speech over
 noise and music), streamed in 100 ms blocks; median of 5 interleaved rounds. Aim: 0.01 or better.
 apps.speech ran on {_interpreter_label()} (ai-edge-litert 2.2 and 2.3 run microWakeWord's STRIDED_SLICE
-2.5x slower per step; pyproject.toml excludes them, see docs/speech.md).
+about 2x slower per step; pyproject.toml excludes them, see docs/speech.md).
 
 | engine | RTF | vs pymicro-wakeword |
 |---|---|---|

@@ -20,7 +20,7 @@ from edge_runtime.tflite_file import TFLiteFileInfo
 
 GPU_DELEGATE_ENV = "EDGEPILOT_GPU_DELEGATE"
 # Interpreter releases whose built-in kernel for an op is far slower than the releases on either
-# side, measured on x86_64 (docs/runtime.md, "Known slow releases"). ai-edge-litert 2.2 and 2.3 run
+# side, measured on x86_64 (docs/speech.md, "microWakeWord models"). ai-edge-litert 2.2 and 2.3 run
 # STRIDED_SLICE through a reference kernel that calls a std::function per element (perf: 58% of a
 # microWakeWord step); 2.0, 2.1 and the 2.4 nightlies do not. pyproject.toml excludes them; this
 # table tells a user whose device has one installed anyway.
