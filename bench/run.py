@@ -72,8 +72,13 @@ def _replace(text: str, name: str, body: str) -> str:
 
 
 def _machine() -> str:
+    from edge_runtime.deps import tflite_interpreters
+    from edge_runtime.tflite_backend import runtime_label
+
+    interpreters = tflite_interpreters()
+    runtime = runtime_label(interpreters[0]).replace("_", "-") if interpreters else "no TFLite interpreter"
     return (f"{date.today().isoformat()}, {platform.machine()}, {os.cpu_count()} cores, "
-            f"Python {platform.python_version()}")
+            f"Python {platform.python_version()}, {runtime}")
 
 
 def vision_section(args) -> str:

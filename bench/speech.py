@@ -217,9 +217,9 @@ def run(cache: Path, fa_minutes: float = 60, calib_negative_minutes: float = 120
 
 def _interpreter_label() -> str:
     from edge_runtime.deps import tflite_interpreters
-    from edge_runtime.tflite_backend import _runtime_label
+    from edge_runtime.tflite_backend import runtime_label
 
-    return _runtime_label(tflite_interpreters()[0]).replace("ai_edge_litert", "ai-edge-litert")
+    return runtime_label(tflite_interpreters()[0]).replace("ai_edge_litert", "ai-edge-litert")
 
 
 def markdown(folder, record, calibrated, f, rtfs, mem, fa_minutes, calib_minutes, rtf_seconds) -> str:

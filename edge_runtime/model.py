@@ -152,14 +152,17 @@ class Model:
         return self._backend.node_placement(prepared)
 
     # ----- running -----------------------------------------------------------------------
-    def run(self, *arrays, raw: bool = False, **named) -> Outputs:
+    def run(self, *arrays, raw: bool = False, raw_inputs: bool = False, **named) -> Outputs:
+        """``raw_inputs=True``: the inputs are already the quantized integer codes (as with
+        ``raw=True``) but the outputs are dequantized as usual (e.g. codes from a lookup table)."""
         if named or len(arrays) != len(self._plans) or (arrays and isinstance(arrays[0], Mapping)):
             arrays = self._gather(arrays, named)
+        codes_in = raw or raw_inputs
         prepared = []
         for (spec, fixed, quantization), value in zip(self._plans, arrays):
             # fast path: an array of the exact fixed shape and dtype, or a float for a quantized input
             if fixed is not None and isinstance(value, np.ndarray) and value.shape == fixed:
-                if quantization is None or raw:
+                if quantization is None or codes_in:
                     if value.dtype == spec.dtype:
                         prepared.append(value)
                         continue
@@ -169,7 +172,7 @@ class Model:
                     except ValueError as exc:
                         raise InputError(f"{self.path}: input '{spec.name}': {exc}") from None
                     continue
-            prepared.append(self._prepare(spec, value, raw))
+            prepared.append(self._prepare(spec, value, codes_in))
         self._backend.ensure_shapes([a.shape for a in prepared])
         results = self._backend.run(prepared)
         if not raw:

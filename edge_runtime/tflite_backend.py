@@ -115,7 +115,7 @@ def _without_default_delegates(runtime: str):
     if value is None:
         raise MissingDependencyError(
             f"xnnpack=False needs an interpreter that can leave out its default delegates "
-            f"(OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES); {_runtime_label(runtime)} cannot. "
+            f"(OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES); {runtime_label(runtime)} cannot. "
             "Upgrade it: pip install -U ai-edge-litert"
         )
     return value
@@ -214,7 +214,7 @@ class TFLiteBackend:
             self._it.allocate_tensors()
             self._refresh_io()  # tensor and op names are decoded here: corrupted ones fail here
             self.delegation = self._delegation()
-            self.warnings = slow_kernel_warnings(self.runtime, _runtime_version(self.runtime),
+            self.warnings = slow_kernel_warnings(self.runtime, runtime_version(self.runtime),
                                                  dict(self.delegation.outside))
         except (RuntimeError, ValueError, TypeError, KeyError, IndexError) as exc:  # UnicodeDecodeError is a ValueError
             raise _load_error(path, self.runtime, exc, info) from exc
@@ -325,7 +325,7 @@ class TFLiteBackend:
             self._it.reset_all_variables()
 
 
-def _runtime_version(runtime: str) -> str:
+def runtime_version(runtime: str) -> str:
     """The installed version of an interpreter package ("" when its metadata is missing)."""
     try:
         return importlib.metadata.version(runtime.replace("_", "-"))
@@ -333,9 +333,9 @@ def _runtime_version(runtime: str) -> str:
         return ""
 
 
-def _runtime_label(runtime: str) -> str:
+def runtime_label(runtime: str) -> str:
     """``tflite_runtime 2.14.0``: the interpreter module and its installed version."""
-    version = _runtime_version(runtime)
+    version = runtime_version(runtime)
     return f"{runtime} {version}" if version else runtime
 
 
@@ -344,7 +344,7 @@ def _load_error(path: str, runtime: str, exc: Exception, info: TFLiteFileInfo | 
     half = len(text) // 2
     if half and text[:half] == text[half:]:  # tflite-runtime reports a failed prepare twice
         text = text[:half].strip()
-    label = _runtime_label(runtime)
+    label = runtime_label(runtime)
     flex = ", ".join(op for op in (info.custom_ops if info else ()) if op.startswith("Flex"))
     if "Didn't find op for builtin opcode" in text:
         if runtime == "tflite_runtime":

@@ -41,3 +41,28 @@ def test_per_axis_quantization_uses_one_scale_per_slice():
 def test_accepts_shape(spec_shape, shape, ok):
     spec = TensorSpec("x", spec_shape, np.dtype(np.float32))
     assert spec.accepts_shape(shape) is ok
+
+
+@pytest.mark.legacy
+@pytest.mark.parametrize("shape, mean, std", [
+    ((1, 6, 5, 3), (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),  # per channel (ImageNet's)
+    ((6, 5, 3), (127.5,), (127.5,)),  # one value for all
+    ((6, 5, 3), (1.0, 2.0, 3.0), (2.0,)),  # per-channel mean, one std
+    ((6, 5, 1), (0.5,), (0.25,)),  # gray
+    ((16,), (3.0,), (2.0,)),  # not an image
+])
+def test_normalize_equals_the_plain_expression_bit_for_bit(shape, mean, std):
+    """Preprocess.normalize works in place for speed; its values are exactly
+    ``(x * scale - mean) / std`` in float32, and the caller's array is left as it was."""
+    from edge_runtime.metadata import Preprocess
+
+    pre = Preprocess(scale=1 / 255, mean=mean, std=std)
+    values = np.random.default_rng(1).uniform(0, 255, shape).astype(np.float32)
+    before = values.copy()
+    expected = (values * np.float32(pre.scale) - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    out = pre.normalize(values)
+    assert out.dtype == np.float32 and out.shape == shape and np.array_equal(out, expected)
+    assert np.array_equal(values, before)
+    assert np.array_equal(pre.normalize(values.astype(np.uint8)),
+                          (values.astype(np.uint8) * np.float32(pre.scale) - np.asarray(mean, np.float32))
+                          / np.asarray(std, np.float32))

@@ -308,7 +308,7 @@ def test_release_with_a_slow_kernel_is_named_where_the_model_uses_it(asset, monk
     assert tflite_backend.slow_kernel_warnings("ai_edge_litert", "2.1.6", {"STRIDED_SLICE": 12}) == ()
     assert tflite_backend.slow_kernel_warnings("tflite_runtime", "2.3.0", {"STRIDED_SLICE": 12}) == ()
     assert tflite_backend.slow_kernel_warnings("ai_edge_litert", "2.3.0", {"CONV_2D": 6}) == ()
-    monkeypatch.setattr(tflite_backend, "_runtime_version", lambda runtime: "2.3.0")
+    monkeypatch.setattr(tflite_backend, "runtime_version", lambda runtime: "2.3.0")
     model = edge_runtime.load(path, device="cpu", xnnpack=False, interpreter="ai_edge_litert")
     (warning,) = model.warnings
     assert "ai-edge-litert 2.3.0 runs STRIDED_SLICE (12 node(s)" in warning and "!=2.3.*" in warning
@@ -316,5 +316,21 @@ def test_release_with_a_slow_kernel_is_named_where_the_model_uses_it(asset, monk
     on_xnnpack = edge_runtime.load(path, device="cpu", interpreter="ai_edge_litert")
     left = dict(on_xnnpack.delegation.outside)["STRIDED_SLICE"]
     assert 0 < left < 12 and on_xnnpack.warnings[0].startswith(f"ai-edge-litert 2.3.0 runs STRIDED_SLICE ({left} node(s)")
-    monkeypatch.setattr(tflite_backend, "_runtime_version", lambda runtime: "2.1.6")
+    monkeypatch.setattr(tflite_backend, "runtime_version", lambda runtime: "2.1.6")
     assert edge_runtime.load(path, device="cpu", xnnpack=False, interpreter="ai_edge_litert").warnings == ()
+
+
+def test_raw_inputs_take_codes_and_still_dequantize_the_outputs(asset):
+    """run(codes, raw_inputs=True) == run(floats) when the codes are the floats' quantization;
+    raw=True would also leave the outputs as integers."""
+    model = edge_runtime.load(asset("wakeword_okay_nabu.tflite"), device="cpu", xnnpack=False)
+    spec = model.inputs[0]
+    codes = _raw_inputs(np.random.default_rng(9), 1)[0]
+    floats = spec.quantization.dequantize(codes)
+    assert np.array_equal(spec.quantization.quantize(floats, spec.dtype), codes)
+    expected = model.run(floats)[0]
+    model.reset()
+    got = model.run(codes, raw_inputs=True)[0]
+    assert got.dtype == np.float32 and np.array_equal(got, expected)
+    model.reset()
+    assert model.run(codes, raw=True)[0].dtype == model.outputs[0].dtype

@@ -121,7 +121,7 @@ class Detector:
 
     def infer(self, x: np.ndarray) -> Mapping[str, np.ndarray]:
         """Outputs by the names the decoder knows (signature keys where there are some)."""
-        out = self.model.run(x)
+        out = self.model.run(x, raw_inputs=self.input.quantized and x.dtype == self.input.dtype)  # prepare()'s codes
         return {self._names[name]: value for name, value in zip(out, out.ordered)}
 
     def decode(self, outputs: Mapping[str, np.ndarray], geometry: ResizeGeometry) -> Detections:

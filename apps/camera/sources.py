@@ -140,6 +140,11 @@ class FrameSource:
             return None
         return capture
 
+    @property
+    def frames_read(self) -> int:
+        """How many frames this source has delivered so far (the next frame's index)."""
+        return self._index
+
     def on_note(self, callback) -> None:
         """``callback(text)`` for reconnect notes (the CLI prints them on stderr)."""
         self._on_note = callback
