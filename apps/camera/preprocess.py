@@ -47,12 +47,21 @@ def fit_preprocess(preprocess: Preprocess, spec: TensorSpec) -> Preprocess:
     return preprocess
 
 
-@lru_cache(maxsize=16)
 def pixel_codes(preprocess: Preprocess, model_input: TensorSpec, channels: int) -> np.ndarray:
     """``[256, 1, channels]``: the quantized code of each uint8 pixel value in each channel, as
     ``Model.run`` would quantize the normalized floats (a table for ``cv2.LUT``)."""
+    q = model_input.quantization
+    return _pixel_codes(float(preprocess.scale), tuple(preprocess.mean), tuple(preprocess.std),
+                        tuple(q.scales), tuple(q.zero_points), np.dtype(model_input.dtype).str, channels)
+
+
+@lru_cache(maxsize=16)
+def _pixel_codes(scale, mean, std, q_scales, q_zeros, dtype, channels) -> np.ndarray:
+    from edge_runtime.tensors import Quantization
+
     values = np.repeat(np.arange(256, dtype=np.uint8)[:, None], channels, axis=1)  # [256, C]
-    codes = model_input.quantization.quantize(preprocess.normalize(values), model_input.dtype)
+    floats = Preprocess(scale=scale, mean=mean, std=std).normalize(values)
+    codes = Quantization(q_scales, q_zeros).quantize(floats, np.dtype(dtype))
     return np.ascontiguousarray(codes.reshape(256, 1, channels))
 
 
