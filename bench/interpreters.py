@@ -115,14 +115,17 @@ def litert_release(version: str, path: str, inputs: list[np.ndarray], rounds: in
     import tempfile
 
     venv = Path.home() / ".cache" / "edgepilot" / "litert-versions" / version
-    python = venv / "bin" / "python"
-    if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python, installed = venv / "bin" / "python", venv / ".installed"
+    if not installed.exists():  # the stamp is written only after pip succeeded
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
         subprocess.run([str(python), "-m", "pip", "install", "-q", f"ai-edge-litert=={version}", "numpy"], check=True)
+        installed.touch()
     with tempfile.TemporaryDirectory() as tmp:
         np.save(Path(tmp) / "inputs.npy", np.stack(inputs))
         done = subprocess.run([str(python), "-c", _VERSION_CHILD, path, str(Path(tmp) / "inputs.npy"), str(rounds)],
-                              check=True, capture_output=True, text=True)
+                              capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"ai-edge-litert {version} in {venv} failed: {done.stderr.strip()[-800:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 

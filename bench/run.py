@@ -72,13 +72,10 @@ def _replace(text: str, name: str, body: str) -> str:
 
 
 def _machine() -> str:
-    from edge_runtime.deps import tflite_interpreters
-    from edge_runtime.tflite_backend import runtime_label
+    from edge_runtime.tflite_backend import interpreter_label
 
-    interpreters = tflite_interpreters()
-    runtime = runtime_label(interpreters[0]).replace("_", "-") if interpreters else "no TFLite interpreter"
     return (f"{date.today().isoformat()}, {platform.machine()}, {os.cpu_count()} cores, "
-            f"Python {platform.python_version()}, {runtime}")
+            f"Python {platform.python_version()}, {interpreter_label()}")
 
 
 def vision_section(args) -> str:

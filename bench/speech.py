@@ -215,14 +215,9 @@ def run(cache: Path, fa_minutes: float = 60, calib_negative_minutes: float = 120
     return markdown(folder, record, calibrated, figures, rtfs, mem, fa_minutes, calib_negative_minutes, rtf_seconds)
 
 
-def _interpreter_label() -> str:
-    from edge_runtime.deps import tflite_interpreters
-    from edge_runtime.tflite_backend import runtime_label
-
-    return runtime_label(tflite_interpreters()[0]).replace("ai_edge_litert", "ai-edge-litert")
-
-
 def markdown(folder, record, calibrated, f, rtfs, mem, fa_minutes, calib_minutes, rtf_seconds) -> str:
+    from edge_runtime.tflite_backend import interpreter_label
+
     m = record["metrics"]
     point = calibrated["operating_point"]
     drop = m["val_top1_float"] - m["val_top1_stream_int8"]
@@ -276,7 +271,7 @@ Detections in the sentences that match no digit said: {run_['stray']}.
 
 Compute seconds per second of audio over the same {rtf_seconds / 60:.1f} min of the negative stream (speech over
 noise and music), streamed in 100 ms blocks; median of 5 interleaved rounds. Aim: 0.01 or better.
-apps.speech ran on {_interpreter_label()} (ai-edge-litert 2.2 and 2.3 run microWakeWord's STRIDED_SLICE
+apps.speech ran on {interpreter_label()} (ai-edge-litert 2.2 and 2.3 run microWakeWord's STRIDED_SLICE
 about 2x slower per step; pyproject.toml excludes them, see docs/speech.md).
 
 | engine | RTF | vs pymicro-wakeword |

@@ -78,11 +78,11 @@ class Preprocess:
         (bit-identical). Written as that expression, with its frame-sized temporaries, it took
         10x as long on a camera frame (0.94 ms instead of 0.09 ms for a 192x256x3 input on this
         project's 2-core VM)."""
-        x = np.array(values, dtype=np.float32, copy=True)  # never the caller's array
+        x = np.array(values, dtype=np.float32, order="C", copy=True)  # never the caller's array
         x *= np.float32(self.scale)
         mean, std = np.asarray(self.mean, np.float32), np.asarray(self.std, np.float32)
         rows = x
-        if x.ndim >= 2 and max(mean.size, std.size) > 1 and x.shape[-1] in (mean.size, std.size):
+        if x.ndim >= 2 and x.size and max(mean.size, std.size) > 1 and x.shape[-1] in (mean.size, std.size):
             # per-channel values: numpy loops over a 3-long innermost axis 49,152 times for a
             # 192x256x3 input (0.9 ms); as rows of width x channels the inner loop is 768 long
             width, channels = x.shape[-2], x.shape[-1]

@@ -227,7 +227,8 @@ class Model:
             return array
         if raw and spec.quantized:
             raise InputError(
-                f"{self.path}: input '{spec.name}' with raw=True expects the quantized dtype {spec.dtype}, got {array.dtype}"
+                f"{self.path}: input '{spec.name}' given as quantized codes (raw=True or raw_inputs=True) must be "
+                f"{spec.dtype}, got {array.dtype}"
             )
         if not np.can_cast(array.dtype, spec.dtype, casting="same_kind"):
             raise InputError(

@@ -112,3 +112,14 @@ def test_a_quantized_input_gets_the_codes_run_would_compute(dtype, shape, color,
     assert codes.dtype == dtype and codes.shape == shape and geometry == same_geometry
     assert np.array_equal(codes, quant.quantize(floats, np.dtype(dtype)))
     assert len(np.unique(codes)) > 20  # the table spreads the pixels over many codes
+
+
+def test_a_frame_that_is_not_uint8_gets_floats_for_a_quantized_input():
+    """The code table covers uint8 pixels only: a float frame is normalized as floats, and
+    Model.run quantizes it."""
+    spec = TensorSpec("image", (1, 8, 8, 3), np.dtype(np.int8), Quantization((1 / 255,), (-128,)))
+    pre = Preprocess(kind="image", scale=1 / 255, resize="stretch")
+    x, _ = prepare(np.full((16, 16, 3), 255.0, np.float32), spec, pre)
+    assert x.dtype == np.float32 and np.allclose(x, 1.0)
+    codes, _ = prepare(np.full((16, 16, 3), 255, np.uint8), spec, pre)
+    assert codes.dtype == np.int8 and (codes == 127).all()

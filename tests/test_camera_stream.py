@@ -35,11 +35,12 @@ def test_a_slow_consumer_gets_the_newest_frame_and_drops_are_counted(model, face
     finally:
         source.close()
     # About 3 frames arrive per result and 2 of them are dropped: the one handed out is the newest
-    # read, or one of the frames that came in while it was processed (a queue of every frame would
-    # fall 3 more frames behind with each result). Counted against the frames read, not as gaps
-    # between indices: when the stream itself stalls for a result's time, the next gap is 1.
+    # read, or a few frames older when a burst came in while it was processed (a queue of every
+    # frame would fall 3 more frames behind with each result, 20 by the end). Counted against the
+    # frames read, not as gaps between indices: when the stream itself stalls for a result's
+    # time, the next gap is 1.
     gaps = sorted(b - a for a, b in zip(indices, indices[1:]))
-    assert max(behind) <= 2 and gaps[len(gaps) // 2] >= 2 and pipeline.dropped >= 8, (behind, indices)
+    assert max(behind) <= 3 and gaps[len(gaps) // 2] >= 2 and pipeline.dropped >= 8, (behind, indices)
     # each result is about a frame taken after the previous one was handed out: latency does not
     # pile up (a queue of every frame would be 8 x 0.25 s = 2 s behind by the end)
     assert max(latencies) < 0.6

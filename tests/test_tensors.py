@@ -66,3 +66,16 @@ def test_normalize_equals_the_plain_expression_bit_for_bit(shape, mean, std):
     assert np.array_equal(pre.normalize(values.astype(np.uint8)),
                           (values.astype(np.uint8) * np.float32(pre.scale) - np.asarray(mean, np.float32))
                           / np.asarray(std, np.float32))
+
+
+@pytest.mark.legacy
+def test_normalize_of_a_transposed_or_fortran_array_is_normalized_too():
+    """Arrays not in C order (a CHW image transposed to HWC, Fortran order) get the same values."""
+    from edge_runtime.metadata import Preprocess
+
+    pre = Preprocess(scale=1 / 255, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+    hwc = np.random.default_rng(2).uniform(0, 255, (5, 6, 3)).astype(np.float32)
+    expected = pre.normalize(hwc)
+    assert np.array_equal(pre.normalize(np.ascontiguousarray(hwc.transpose(2, 0, 1)).transpose(1, 2, 0)), expected)
+    assert np.array_equal(pre.normalize(np.asfortranarray(hwc)), expected)
+    assert pre.normalize(np.zeros((0, 4, 3), np.float32)).shape == (0, 4, 3)

@@ -148,7 +148,7 @@ def test_int8_model_float_in_float_out(tiny):
     ref, got = f32.run(x)[0], i8.run(x)[0]
     assert got.dtype == np.float32
     assert np.abs(got - ref).max() < 0.05  # softmax probabilities within a few quantization steps
-    with pytest.raises(InputError, match="raw=True expects the quantized dtype int8"):
+    with pytest.raises(InputError, match=r"given as quantized codes \(raw=True or raw_inputs=True\) must be int8, got float32"):
         i8.run(x, raw=True)
     assert i8.run(i8.inputs[0].quantization.quantize(x, np.int8), raw=True)[0].dtype == np.int8
 
@@ -314,8 +314,9 @@ def test_release_with_a_slow_kernel_is_named_where_the_model_uses_it(asset, monk
     assert "ai-edge-litert 2.3.0 runs STRIDED_SLICE (12 node(s)" in warning and "!=2.3.*" in warning
     assert inspect_model(path, device="cpu", xnnpack=False).warnings == model.warnings
     on_xnnpack = edge_runtime.load(path, device="cpu", interpreter="ai_edge_litert")
-    left = dict(on_xnnpack.delegation.outside)["STRIDED_SLICE"]
-    assert 0 < left < 12 and on_xnnpack.warnings[0].startswith(f"ai-edge-litert 2.3.0 runs STRIDED_SLICE ({left} node(s)")
+    left = dict(on_xnnpack.delegation.outside).get("STRIDED_SLICE", 0)  # what this XNNPACK build leaves
+    assert [w.split(" node(s)")[0] for w in on_xnnpack.warnings] == \
+        ([f"ai-edge-litert 2.3.0 runs STRIDED_SLICE ({left}"] if left else [])
     monkeypatch.setattr(tflite_backend, "runtime_version", lambda runtime: "2.1.6")
     assert edge_runtime.load(path, device="cpu", xnnpack=False, interpreter="ai_edge_litert").warnings == ()
 

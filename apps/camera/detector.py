@@ -119,9 +119,15 @@ class Detector:
     def prepare(self, frame_bgr: np.ndarray) -> tuple[np.ndarray, ResizeGeometry]:
         return prepare(frame_bgr, self.input, self.preprocess)
 
-    def infer(self, x: np.ndarray) -> Mapping[str, np.ndarray]:
-        """Outputs by the names the decoder knows (signature keys where there are some)."""
-        out = self.model.run(x, raw_inputs=self.input.quantized and x.dtype == self.input.dtype)  # prepare()'s codes
+    def infer(self, x: np.ndarray, codes: bool | None = None) -> Mapping[str, np.ndarray]:
+        """Outputs by the names the decoder knows (signature keys where there are some).
+
+        ``x`` is what :meth:`prepare` returns: floats, or the quantized input's integer codes.
+        ``codes`` says which; None decides by dtype (an array of the quantized input's own dtype
+        holds codes, anything else real values)."""
+        if codes is None:
+            codes = self.input.quantized and x.dtype == self.input.dtype
+        out = self.model.run(x, raw_inputs=codes)
         return {self._names[name]: value for name, value in zip(out, out.ordered)}
 
     def decode(self, outputs: Mapping[str, np.ndarray], geometry: ResizeGeometry) -> Detections:

@@ -61,16 +61,17 @@ def _pixel_codes(scale, mean, std, q_scales, q_zeros, dtype, channels) -> np.nda
 
     values = np.repeat(np.arange(256, dtype=np.uint8)[:, None], channels, axis=1)  # [256, C]
     floats = Preprocess(scale=scale, mean=mean, std=std).normalize(values)
-    codes = Quantization(q_scales, q_zeros).quantize(floats, np.dtype(dtype))
-    return np.ascontiguousarray(codes.reshape(256, 1, channels))
+    codes = np.ascontiguousarray(Quantization(q_scales, q_zeros).quantize(floats, np.dtype(dtype)).reshape(256, 1, channels))
+    codes.flags.writeable = False  # shared by every call
+    return codes
 
 
 def prepare(frame_bgr: np.ndarray, model_input: TensorSpec, preprocess: Preprocess) -> tuple[np.ndarray, ResizeGeometry]:
     """The input tensor (``[1, H, W, C]``, or ``[1, C, H, W]`` for NCHW models) and the
     :class:`ResizeGeometry` of ``frame_bgr`` (uint8 ``[h, w, 3]`` BGR as OpenCV reads it; gray
-    ``[h, w]`` and BGRA frames are accepted too). The tensor is float32 for a float input and the
-    integer codes (``model_input.dtype``) for a per-tensor quantized one: pass it to
-    ``Model.run(x, raw_inputs=True)``."""
+    ``[h, w]`` and BGRA frames are accepted too). The tensor is float32, except for a uint8 frame
+    and a per-tensor int8/uint8 quantized input: then it holds the integer codes
+    (``model_input.dtype``), for ``Model.run(x, raw_inputs=True)``."""
     import cv2
 
     frame = np.asarray(frame_bgr)
@@ -95,7 +96,8 @@ def prepare(frame_bgr: np.ndarray, model_input: TensorSpec, preprocess: Preproce
         resized = cv2.cvtColor(resized, cv2.COLOR_BGR2RGB)
     elif preprocess.color == "gray":
         resized = cv2.cvtColor(resized, cv2.COLOR_BGR2GRAY)[:, :, None]
-    if model_input.quantized and not model_input.quantization.per_axis:
+    if (model_input.quantized and not model_input.quantization.per_axis and resized.dtype == np.uint8
+            and np.dtype(model_input.dtype) in (np.dtype(np.int8), np.dtype(np.uint8))):
         table = pixel_codes(preprocess, model_input, resized.shape[2])
         x = cv2.LUT(resized, table).reshape(resized.shape)[None]  # LUT drops a single channel's axis
     else:

@@ -250,8 +250,8 @@ def run(model, source, options: DetectOptions | None = None, *, stdout: TextIO |
     events_out = EventWriter(stdout or sys.stdout, enabled=options.json)
     source = open_source(source, options.loop)
     source.on_note(progress.note)
-    for warning in detector.model.warnings:
-        progress.note(f"warning: {warning}")
+    for warning in detector.model.warnings:  # even with --quiet: it says why the run is slow
+        print(f"[edgepilot] detect: warning: {warning}", file=stderr or sys.stderr, flush=True)
     outputs = None
     try:
         outputs = _Outputs(options, source, progress)

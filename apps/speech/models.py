@@ -74,6 +74,10 @@ class KeywordModel:
     def accelerator(self) -> str:
         return self.model.accelerator
 
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return self.model.warnings
+
     def step(self, frames: np.ndarray) -> list[float]:
         raise NotImplementedError
 

@@ -64,7 +64,7 @@ def listen(model, source, options: ListenOptions = ListenOptions(), stdout: Text
         publisher.wait_connected(2.0)
     print(f"[edgepilot] listen: {model.spec.path} ({model.spec.kind}, {model.accelerator}; keywords "
           f"{', '.join(model.spec.keywords)}) <- {source.describe()}", file=stderr, flush=True)
-    for warning in model.model.warnings:
+    for warning in model.warnings:
         print(f"[edgepilot] listen: warning: {warning}", file=stderr, flush=True)
     several = len(getattr(source, "wavs", ())) > 1
     stop_reason, files = "end", 0
