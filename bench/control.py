@@ -331,8 +331,9 @@ see below.
 
 What the rows show. This machine is a virtual machine: a thread that sleeps lets its vCPU go
 idle, the host deschedules it, and it wakes 0.5-1.2 ms late at p99 (a bare `sleep_until` loop
-with no work shows the same). Sleeping all the way (`--spin-us 0`) therefore misses 1-3% of 500 Hz
-deadlines whatever the loop does; the default spins the end of each wait to keep the vCPU running.
+with no work shows the same). Sleeping all the way (`--spin-us 0`) therefore missed 0.7-2.2% of 500 Hz
+deadlines in earlier runs on a busier host (0.09% in the run above, on a quiet one: compare the
+floor row); the default spins the end of each wait to keep the vCPU running.
 `--realtime` adds SCHED_FIFO, a pinned CPU and a 0 us `/dev/cpu_dma_latency` request, which makes
 idle CPUs poll instead of halting, so a sleep wakes about 100 us late at p99 instead of 0.3-1.9 ms;
 its spin is capped at half the period because Linux throttles a FIFO thread that keeps a CPU
