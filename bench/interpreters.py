@@ -7,8 +7,9 @@ the TFLite C library that pymicro-wakeword bundles (its reference).
 Prints a markdown table (median of 5 interleaved rounds, microseconds per invoke) for
 docs/speech.md. ``--litert-versions`` adds a row per ai-edge-litert release, each installed with pip
 into its own virtual environment under ~/.cache/edgepilot/litert-versions/ and run there (5 rounds
-of its own, after the others): how much the release alone changes the built-in kernels' speed. TensorFlow's ``tf.lite`` is measured when TensorFlow is installed; the apps never
-use it (they must run with the ``[apps]`` extra only)."""
+of its own, after the others): how much the release alone changes the built-in kernels' speed.
+TensorFlow's ``tf.lite`` is measured when TensorFlow is installed; the apps never use it (they
+must run with the ``[apps]`` extra only)."""
 from __future__ import annotations
 
 import argparse
@@ -61,11 +62,11 @@ class _Python:
 
 
 def engines(path: str) -> dict:
-    import importlib.metadata
-
     from ai_edge_litert import interpreter as litert
 
-    version = importlib.metadata.version("ai-edge-litert")
+    from edge_runtime.tflite_backend import runtime_version
+
+    version = runtime_version("ai_edge_litert")
     found = {"pymicro-wakeword's libtensorflowlite_c (reference)": _CLib(),
              f"LiteRT {version}, no delegate (what listen runs)": _Python(litert, path, xnnpack=False),
              f"LiteRT {version}, XNNPACK": _Python(litert, path, xnnpack=True)}

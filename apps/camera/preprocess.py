@@ -61,7 +61,8 @@ def _pixel_codes(scale, mean, std, q_scales, q_zeros, dtype, channels) -> np.nda
 
     values = np.repeat(np.arange(256, dtype=np.uint8)[:, None], channels, axis=1)  # [256, C]
     floats = Preprocess(scale=scale, mean=mean, std=std).normalize(values)
-    codes = np.ascontiguousarray(Quantization(q_scales, q_zeros).quantize(floats, np.dtype(dtype)).reshape(256, 1, channels))
+    codes = Quantization(q_scales, q_zeros).quantize(floats, np.dtype(dtype))
+    codes = np.ascontiguousarray(codes.reshape(256, 1, channels))
     codes.flags.writeable = False  # shared by every call
     return codes
 
