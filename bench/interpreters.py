@@ -1,6 +1,7 @@
-"""Why ``listen`` runs microWakeWord models a little slower than pymicro-wakeword: one model step
-in each TFLite interpreter installed here, same int8 inputs, timed and compared bit for bit with
-the TFLite C library that pymicro-wakeword bundles (its reference).
+"""How fast ``listen`` can run a microWakeWord model against pymicro-wakeword: one model step in
+each TFLite interpreter installed here, same int8 inputs, timed and compared bit for bit with the
+TFLite C library that pymicro-wakeword bundles (its reference). It found the slow STRIDED_SLICE
+kernel of ai-edge-litert 2.2 and 2.3, which pyproject.toml now excludes.
 
     python -m bench.interpreters [--steps 3000] [--litert-versions 2.1.6 2.2.0 ...]
 
