@@ -16,7 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-DETECTOR = {"input_size": (192, 256), "epochs": 14, "batch_size": 32, "lr": 3e-3, "qat": True, "qat_epochs": 2}
+DETECTOR = {"input_size": (192, 256), "epochs": 45, "batch_size": 32, "lr": 3e-3, "qat": True, "qat_epochs": 2}
 CLASSIFIER = {"epochs": 20, "batch_size": 128, "lr": 3e-3, "qat": True, "qat_epochs": 2}
 
 

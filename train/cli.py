@@ -118,10 +118,12 @@ def run_train(args) -> int:
     import os
 
     from convert.quiet import VERBOSE_ENV, import_tensorflow
+    from train.allocator import tune_allocator
     from train.options import TrainOptions
 
     if args.verbose:
         os.environ[VERBOSE_ENV] = "1"
+    tune_allocator()  # before TensorFlow starts its threads
     import_tensorflow()  # now, quietly, rather than with its start-up lines inside the recipe
 
     options = TrainOptions(

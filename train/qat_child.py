@@ -73,6 +73,9 @@ def _annotated(tfmot, tf_keras, model, keep_float: type | None):
 def main(argv: list[str]) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     job = json.loads(open(argv[0]).read())
+    from train.allocator import tune_allocator
+
+    tune_allocator()
     import tensorflow as tf
     import tensorflow_model_optimization as tfmot
     import tf_keras

@@ -42,6 +42,7 @@ def run_train_kws(args) -> int:
     import os
 
     from convert.quiet import VERBOSE_ENV, import_tensorflow
+    from train.allocator import tune_allocator
     from train.kws.options import KwsOptions
 
     if args.qat_epochs is not None and not args.qat:
@@ -53,6 +54,7 @@ def run_train_kws(args) -> int:
                          qat_epochs=3 if args.qat_epochs is None else args.qat_epochs)
     if args.verbose:
         os.environ[VERBOSE_ENV] = "1"
+    tune_allocator()  # before TensorFlow starts its threads
     import_tensorflow()
     from train.kws.recipe import train_kws
 
