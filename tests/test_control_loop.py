@@ -320,3 +320,42 @@ def test_quiet_gc_leaves_the_callers_gc_state_as_it_found_it():
     finally:
         gc.unfreeze()
     del keep
+
+
+def test_realtime_pins_the_cpu_that_serves_the_fewest_device_interrupts(tmp_path):
+    """/proc/interrupts as a 2-CPU VM writes it: the disk and network interrupt CPU1, so the loop
+    goes to CPU0; the per-CPU timer/IPI rows (LOC, RES) do not count."""
+    from apps.control.realtime import device_interrupts, quietest_cpu
+
+    table = tmp_path / "interrupts"
+    table.write_text(
+        "           CPU0       CPU1       \n"
+        " 36:          0    2291303 PCI-MSIX-0000:00:02.0   1-edge      virtio1-req.0\n"
+        " 38:          0     217411 PCI-MSIX-0000:00:03.0   1-edge      virtio2-input.0\n"
+        " 39:     128263          0 PCI-MSIX-0000:00:03.0   2-edge      virtio2-output.0\n"
+        "LOC:   99999999         12   Local timer interrupts\n"
+        "RES:   55555555         34   Rescheduling interrupts\n"
+        "ERR:          0\n")
+    counts = device_interrupts(str(table))
+    assert counts == {0: 128263, 1: 2291303 + 217411}
+    assert quietest_cpu([0, 1], counts) == 0
+    assert quietest_cpu([1], counts) == 1  # only CPUs the process may use
+    assert quietest_cpu([0, 1], {}) == 1  # no counts: the last allowed CPU, as before
+    assert quietest_cpu([0, 1, 2], {0: 5, 1: 5, 2: 9}) == 1  # a tie goes to the later CPU
+    assert device_interrupts(str(tmp_path / "missing")) == {}
+
+
+def test_realtime_pins_the_quietest_cpu_it_may_use(tmp_path):
+    """request_realtime reads the interrupt table it is given and pins the real process there."""
+    before = sorted(os.sched_getaffinity(0))
+    quiet = before[0]  # give the first allowed CPU the fewest interrupts, the others more
+    table = tmp_path / "interrupts"
+    header = "".join(f"CPU{c:<8}" for c in range(max(before) + 1))
+    counts = " ".join(str(10 if c == quiet else 1000 + c) for c in range(max(before) + 1))
+    table.write_text(f"           {header}\n 40: {counts} PCI-MSIX disk\n")
+    rt = request_realtime(interrupts_path=str(table))
+    try:
+        assert rt.cpu == quiet and os.sched_getaffinity(0) == {quiet}
+    finally:
+        release_realtime(rt, set(before))
+    assert sorted(os.sched_getaffinity(0)) == before
