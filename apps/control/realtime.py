@@ -4,7 +4,7 @@
   Linux's default 50 us to 1 ns, so a sleep ends when asked.
 * :func:`request_realtime` (only on ``--realtime``, never by default, even as root):
   - SCHED_FIFO, so no ordinary process preempts a tick;
-  - the process pinned to one CPU, the one that serves the fewest device interrupts;
+  - the process pinned to one CPU;
   - CPUs kept out of idle states while the loop runs. It writes 0 to ``/dev/cpu_dma_latency``,
     the PM QoS request that cyclictest and real-time guides use; the request holds while the
     file stays open. A CPU coming back from a deep idle state wakes late. A VM's halted vCPU
@@ -26,7 +26,6 @@ import time
 from dataclasses import dataclass, field
 
 CPU_DMA_LATENCY = "/dev/cpu_dma_latency"
-INTERRUPTS = "/proc/interrupts"
 
 
 class FineTimerSlack:
@@ -110,42 +109,12 @@ def hold_cpu_latency(path: str = CPU_DMA_LATENCY) -> tuple[int | None, str | Non
     return fd, None
 
 
-def device_interrupts(path: str = INTERRUPTS) -> dict[int, int]:
-    """Device interrupts each CPU has served since boot, from ``/proc/interrupts``: the numbered
-    rows only (disk, network, ...), not the per-CPU timer and IPI rows every CPU has. Empty when
-    the file is missing or unreadable (not Linux)."""
-    try:
-        with open(path, encoding="ascii", errors="replace") as f:
-            header, *rows = f.read().splitlines()
-    except (OSError, ValueError):
-        return {}
-    cpus = [int(name[3:]) for name in header.split() if name.startswith("CPU") and name[3:].isdigit()]
-    totals = dict.fromkeys(cpus, 0)
-    for row in rows:
-        label, _, rest = row.partition(":")
-        if not label.strip().isdigit():
-            continue
-        for cpu, count in zip(cpus, rest.split()):
-            if not count.isdigit():
-                break
-            totals[cpu] += int(count)
-    return totals
-
-
-def quietest_cpu(allowed: list[int], interrupts: dict[int, int]) -> int:
-    """The CPU in ``allowed`` that has served the fewest device interrupts: an interrupt handler
-    runs ahead of even a SCHED_FIFO thread, so real-time guides keep the loop away from the CPU
-    the disk and network interrupt. The last allowed CPU on a tie or without counts."""
-    return min(reversed(allowed), key=lambda cpu: interrupts.get(cpu, 0))
-
-
 def request_realtime(priority: int = 50, cpu: int | None = None,
-                     latency_path: str = CPU_DMA_LATENCY, interrupts_path: str = INTERRUPTS) -> Realtime:
-    """Ask for SCHED_FIFO at ``priority``, pin the process to ``cpu`` (when None, the allowed CPU
-    that serves the fewest device interrupts, :func:`quietest_cpu`) and hold the CPUs out of idle
-    states (see the module's doc). Each is applied when the OS permits; otherwise the reasons
-    are returned and the loop goes on without it. Only ever called on request; undo with
-    :func:`release_realtime`."""
+                     latency_path: str = CPU_DMA_LATENCY) -> Realtime:
+    """Ask for SCHED_FIFO at ``priority``, pin the process to ``cpu`` (the last CPU it may use
+    when None) and hold the CPUs out of idle states (see the module's doc). Each is applied
+    when the OS permits; otherwise the reasons are returned and the loop goes on without it.
+    Only ever called on request; undo with :func:`release_realtime`."""
     reasons, fifo, pinned = [], False, None
     if not hasattr(os, "sched_setscheduler"):
         return Realtime(why_not="this OS has no sched_setscheduler (SCHED_FIFO is Linux/POSIX only)")
@@ -158,7 +127,7 @@ def request_realtime(priority: int = 50, cpu: int | None = None,
         reasons.append(f"SCHED_FIFO failed: {exc}")
     try:
         allowed = sorted(os.sched_getaffinity(0))
-        target = quietest_cpu(allowed, device_interrupts(interrupts_path)) if cpu is None else cpu
+        target = allowed[-1] if cpu is None else cpu
         os.sched_setaffinity(0, {target})
         pinned = target
     except (OSError, AttributeError) as exc:
