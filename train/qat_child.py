@@ -76,9 +76,12 @@ def main(argv: list[str]) -> int:
     from train.allocator import tune_allocator
 
     tune_allocator()
-    import tensorflow as tf
-    import tensorflow_model_optimization as tfmot
-    import tf_keras
+    from convert.quiet import import_tensorflow, quiet_stderr
+
+    tf = import_tensorflow()  # without its start-up lines, as in the parent (EDGEPILOT_VERBOSE passes down)
+    with quiet_stderr():
+        import tensorflow_model_optimization as tfmot
+        import tf_keras
 
     from train import architectures
 
