@@ -16,7 +16,7 @@ process does anyway. Where the C library is not glibc (musl, macOS, Windows) not
 changed and :func:`tune_allocator` says so by returning False.
 
 Call it before TensorFlow is imported, as ``edgepilot train`` does: measured on a one-epoch
-detector run (640 images), calling it first cut page faults from 6.1 M to 2.0 M, while the same
+detector run (640 images), calling it first cut page faults from 6.1 M to 1.3-2.0 M (two runs), while the same
 call made after TensorFlow had started its threads left them at 6.1 M (``perf stat -e page-faults``).
 """
 from __future__ import annotations
