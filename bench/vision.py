@@ -141,19 +141,21 @@ within 1.0 point; QAT int8 within 0.5 point; int8 p50 <= fp32.
 {chr(10).join(rows)}
 
 Why int8 is slower here: this CPU has AVX2 but no VNNI, and XNNPACK's int8 kernels lose to its fp32
-kernels on convolutions with a small reduction depth. Single-layer models at this classifier's
-shapes, converted both ways and timed one thread apart (an ad-hoc check, medians of 3,000 invokes):
+kernels at these sizes, most of all on the stem (one input channel). `python -m bench.int8_layers`
+converts single layers at this classifier's shapes both ways and times them one thread apart
+(best of 2 medians of 3,000 invokes):
 
 | layer | fp32 us | int8 us | int8 / fp32 |
 |---|---|---|---|
-| stem 3x3 conv, 1 -> 32 channels, 28x28 | 10.2 | 66.6-77.2 | 6.5-7.6 |
-| 1x1 conv, 32 -> 32, 28x28 | 18.9 | 29.7 | 1.57 |
-| 1x1 conv, 64 -> 64, 14x14 | 21.9 | 25.7 | 1.17 |
-| 1x1 conv, 128 -> 256, 7x7 | 48.3 | 37.2 | 0.77 |
-| 3x3 depthwise, 32 channels, 28x28 | 21.6 | 17.2 | 0.80 |
+| stem 3x3 conv, 1 -> 32 channels, 28x28 | 10.1 | 66.4 | 6.58 |
+| stem as 3x3 depthwise, multiplier 32, 28x28 | 10.2 | 66.5 | 6.54 |
+| 1x1 conv, 32 -> 32, 28x28 | 18.8 | 29.4 | 1.56 |
+| 1x1 conv, 64 -> 64, 14x14 | 17.9 | 21.6 | 1.21 |
+| 1x1 conv, 128 -> 256, 7x7 | 36.3 | 37.1 | 1.02 |
+| 3x3 depthwise, 32 channels, 28x28 | 14.4 | 17.2 | 1.20 |
 
-The stem alone costs about 60 us more in int8, most of the gap. Writing it as a depthwise
-convolution with 32 outputs per input channel gave the same 66.5 us.
+The stem alone costs about 56 us more in int8, most of the gap; writing it as a depthwise
+convolution does not help.
 """
 
 
