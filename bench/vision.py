@@ -16,7 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-DETECTOR = {"input_size": (192, 256), "epochs": 45, "batch_size": 32, "lr": 3e-3, "qat": True, "qat_epochs": 2}
+DETECTOR = {"input_size": (256, 320), "width": 2.0, "epochs": 40, "batch_size": 32, "lr": 3e-3, "qat": True, "qat_epochs": 2}
 CLASSIFIER = {"epochs": 30, "batch_size": 128, "lr": 3e-3, "qat": True, "qat_epochs": 2}
 
 
@@ -54,7 +54,7 @@ def train_cached(cache: Path, progress=print) -> dict[str, Path]:
     if not (scenes / "data.yaml").is_file():
         _cli("data", "make-scenes", "--out", str(scenes), "--force")
     if not _cached(detector, DETECTOR):
-        progress("training the detector (about 30 minutes on 2 cores)")
+        progress("training the detector (about an hour on 2 cores)")
         _cli("train", "detector", "--data", str(scenes), "--out", str(detector), "--force", "--quiet",
              *_train_args(DETECTOR))
     if not _cached(classifier, CLASSIFIER):

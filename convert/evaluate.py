@@ -55,7 +55,7 @@ def compare(outputs: np.ndarray, reference: np.ndarray, labels: np.ndarray | Non
 def latency(path: str, runs: int) -> dict:
     result = benchmark(path, device="cpu", threads=1, runs=runs, warmup=min(20, runs))
     return {"p50_ms": result.p50_ms, "p99_ms": result.p99_ms, "accelerator": result.accelerator,
-            "delegated": result.delegated}
+            "delegated": result.delegated, "outside": result.outside}
 
 
 def float_ops(path: str) -> int:
@@ -63,6 +63,10 @@ def float_ops(path: str) -> int:
     if not path.endswith(".tflite"):
         return 0
     return edge_runtime.load(path, device="cpu").op_histogram().get("DEQUANTIZE", 0)
+
+
+# ops that computing shapes at run time adds (an open batch dimension); fixing the batch removes them
+SHAPE_OPS = frozenset({"SHAPE", "STRIDED_SLICE", "PACK", "GATHER", "FILL", "BROADCAST_TO", "BROADCAST_ARGS"})
 
 
 def traps(target: str, measured: dict[str, dict], sizes: dict[str, int]) -> tuple[str, ...]:
@@ -77,8 +81,11 @@ def traps(target: str, measured: dict[str, dict], sizes: dict[str, int]) -> tupl
         found.append(f"XNNPACK took none of its nodes ({delegated}): it runs on reference kernels{slower}")
     elif delegated and delegated.split("/")[0] != delegated.split("/")[-1]:
         taken, total = (int(n) for n in delegated.split("/"))
-        found.append(f"{total - taken} of {total} nodes run outside XNNPACK, on the built-in kernels "
-                     "(shape ops of an open batch dimension? try --batch 1)")
+        outside = me.get("outside") or ""
+        ops = {item.split(" x")[0] for item in outside.split(", ") if item}
+        hint = " (shape ops of an open batch dimension: try --batch 1)" if ops & SHAPE_OPS else ""
+        found.append(f"{total - taken} of {total} nodes run outside XNNPACK, on the built-in kernels"
+                     + (f": {outside}" if outside else "") + hint)
     if (not delegated.startswith("0/") and not target.endswith("_fp32") and fp32 and fp32.get("p50_ms")
             and me.get("p50_ms") and me["p50_ms"] > 1.1 * fp32["p50_ms"]):
         found.append(f"slower than {sibling}: {me['p50_ms'] / fp32['p50_ms']:.2f}x its p50 latency on this machine")

@@ -220,3 +220,15 @@ def test_existing_output_is_kept_without_force(models, tmp_path, capsys):
     assert code == 0, err
     assert edge_runtime.load(existing).format == "tflite"
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
+
+
+def test_traps_name_the_ops_left_outside_xnnpack_and_suggest_batch_1_only_for_shape_ops():
+    from convert.evaluate import traps
+
+    fp32 = {"p50_ms": 1.0, "delegated": "80/80"}
+    decode = {"p50_ms": 1.0, "delegated": "72/82", "outside": "MINIMUM x3, RELU x3, TILE x4"}
+    [found] = traps("tflite_int8", {"tflite_fp32": fp32, "tflite_int8": decode}, {})
+    assert "10 of 82 nodes" in found and "MINIMUM x3, RELU x3, TILE x4" in found and "--batch 1" not in found
+    dynamic = {"p50_ms": 1.0, "delegated": "70/75", "outside": "PACK x2, SHAPE x1, STRIDED_SLICE x2"}
+    [found] = traps("tflite_int8", {"tflite_fp32": fp32, "tflite_int8": dynamic}, {})
+    assert "SHAPE x1" in found and "try --batch 1" in found

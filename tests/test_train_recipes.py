@@ -174,6 +174,26 @@ def test_detector_trains_converts_runs_and_evaluates(scenes, tmp_path):
     assert abs(json.loads(done.stdout)["map50"] - card["reference_map50"]) < 1e-6
 
 
+@needs_tf
+@pytest.mark.slow
+def test_detector_qat_fine_tunes_and_exports_full_int8_with_its_metadata(scenes, tmp_path):
+    run = tmp_path / "det"
+    done = _edgepilot("train", "detector", "--data", scenes, "--out", run, "--epochs", "1", "--batch-size", "8",
+                      "--input-size", "96x128", "--qat", "--qat-epochs", "1", "--quiet", "--patience", "0")
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = json.loads((run / "training.json").read_text())
+    qat = record["qat"]
+    assert qat["epochs"] == 1 and qat["split"] == "test" and 0.0 <= qat["map50"] <= 1.0
+    assert qat["float_map50"] == record["metrics"]["map50"]
+
+    import edge_runtime
+
+    model = edge_runtime.load(run / "model_qat_int8.tflite", device="cpu")
+    assert model.inputs[0].dtype == np.int8 and model.info.task == "detection"
+    assert model.info.extra["decoder"] == "edgepilot" and model.info.preprocess.size == (96, 128)
+    assert model.op_histogram().get("DEQUANTIZE", 0) == 0  # no layer fell back to float
+
+
 @pytest.fixture(scope="module")
 def squares_npz(tmp_path_factory) -> Path:
     """A tiny two-class set: class 1 images hold a bright square, class 0 do not (uint8 pixels)."""
