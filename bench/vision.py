@@ -54,7 +54,7 @@ def train_cached(cache: Path, progress=print) -> dict[str, Path]:
     if not (scenes / "data.yaml").is_file():
         _cli("data", "make-scenes", "--out", str(scenes), "--force")
     if not _cached(detector, DETECTOR):
-        progress("training the detector (about an hour on 2 cores)")
+        progress("training the detector (about 100 minutes on 2 cores)")
         _cli("train", "detector", "--data", str(scenes), "--out", str(detector), "--force", "--quiet",
              *_train_args(DETECTOR))
     if not _cached(classifier, CLASSIFIER):
