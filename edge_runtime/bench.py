@@ -141,7 +141,7 @@ def benchmark(path: str, device: str = "auto", threads: int | None = None, runs:
         p99_ms=float(np.percentile(ms, 99)), max_ms=float(ms.max()), mean_ms=float(ms.mean()),
         std_ms=float(ms.std()), throughput_per_s=float(1e3 / ms.mean()), peak_rss_mib=_peak_rss_mib(),
         delegated=f"{delegation.nodes}/{delegation.total}" if delegation else "",
-        outside=", ".join(f"{op} x{n}" for op, n in delegation.outside) if delegation else "",
+        outside=delegation.outside_text if delegation else "",
     )
 
 

@@ -68,10 +68,15 @@ class Delegation:
     def full(self) -> bool:
         return self.nodes == self.total
 
+    @property
+    def outside_text(self) -> str:
+        """The ops left outside, e.g. ``"MINIMUM x3, TILE x4"`` ("" when the delegate took all)."""
+        return ", ".join(f"{op} x{n}" for op, n in self.outside)
+
     def __str__(self) -> str:
         text = f"{self.delegate} took {self.nodes}/{self.total} nodes in {self.partitions} partition(s)"
         if self.outside:
-            text += "; on the built-in kernels: " + ", ".join(f"{op} x{n}" for op, n in self.outside)
+            text += "; on the built-in kernels: " + self.outside_text
         return text
 
 
