@@ -2,8 +2,9 @@
 
 Each variant runs through the camera app's :class:`apps.camera.detector.Detector` (its decoder,
 NMS and box mapping, so the card measures what the app will see); the float model's outputs come
-from the SavedModel. Detections are kept down to score 0.001 after NMS at IoU 0.6, as COCO
-evaluation expects, and scored with pycocotools against the boxes in original-image pixels.
+from the SavedModel. Detections are kept down to score 0.001 after NMS at IoU 0.6, every class
+a candidate, as COCO evaluation expects (see :mod:`train.evaluate`), and scored with pycocotools
+against the boxes in original-image pixels.
 """
 from __future__ import annotations
 
@@ -15,11 +16,10 @@ from edge_runtime.metadata import ModelMetadata
 
 def variant_map(path: str, dataset: Dataset) -> dict:
     """{"map50", "map50_95"} of a .tflite / .onnx detector on ``dataset`` (already fitted inputs)."""
-    from apps.camera.detector import Detector
-    from train.evaluate import EVAL_IOU, EVAL_SCORE, ranked
+    from train.evaluate import evaluation_detector, ranked
     from train.metrics import detection_map
 
-    detector = Detector(path, score=EVAL_SCORE, iou=EVAL_IOU, device="cpu")
+    detector = evaluation_detector(path)
     predictions = []
     for x, geometry in zip(dataset.x, dataset.geometries):
         predictions.append(ranked(detector.decode(detector.infer(x[None]), geometry)))

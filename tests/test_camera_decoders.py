@@ -82,6 +82,34 @@ def test_edgepilot_layout_maps_boxes_back_exactly(tmp_path, resize):
     assert set(row) == {"label", "class_id", "score", "box"} and len(row["box"]) == 4
 
 
+@pytest.mark.parametrize("layout", ["edgepilot", "yolov8"])
+def test_multi_label_offers_every_class_above_the_score_for_evaluation(tmp_path, layout):
+    """One box the model is unsure about (0.55 car, 0.45 dog) and one sure box: the live default
+    reports the unsure box once, as its best class; multi_label (mAP evaluation) reports it
+    for both classes, each at its own score, and the sure box once."""
+    geometry = Preprocess(kind="image", size=(64, 96), resize="letterbox").geometry(*FRAME.shape[:2])
+    fractions = geometry.to_input(TRUTH[:2]) / [96, 64, 96, 64]
+    scores = np.array([[0.01, 0.55, 0.45], [0.9, 0.2, 0.01]])
+    if layout == "edgepilot":
+        outputs = {"boxes": fractions[None], "scores": scores[None]}
+    else:
+        cxcywh = np.concatenate([(fractions[:, :2] + fractions[:, 2:]) / 2, fractions[:, 2:] - fractions[:, :2]], 1)
+        outputs = {"output0": np.concatenate([cxcywh, scores], axis=1).T[None]}  # [1, 4+C, N]
+    path = constant_model(tmp_path / "det.onnx", outputs, metadata=meta(decoder=layout))
+    live = Detector(path, score=0.3).detect(FRAME)
+    def found(d):
+        return sorted((c, round(float(s), 2)) for c, s in zip(d.class_ids.tolist(), d.scores))
+
+    assert found(live) == [(0, 0.9), (1, 0.55)]
+    evaluation = Detector(path, score=0.3, multi_label=True)
+    assert evaluation.describe()["multi_label"] is True
+    dets = evaluation.detect(FRAME)
+    assert dets.scores.tolist() == sorted(dets.scores.tolist(), reverse=True)
+    assert found(dets) == [(0, 0.9), (1, 0.55), (2, 0.45)]
+    unsure = dets.xyxy[dets.class_ids != 0]
+    np.testing.assert_allclose(unsure, np.vstack([TRUTH[:1], TRUTH[:1]]), atol=2e-3)  # the same box, twice
+
+
 def test_edgepilot_layout_by_shape_when_outputs_are_unnamed(tmp_path):
     outputs = _edgepilot_outputs("letterbox", extra_rows=False)
     path = constant_model(tmp_path / "det.onnx", {"Identity_1": outputs["scores"], "Identity": outputs["boxes"]},

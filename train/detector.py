@@ -23,7 +23,6 @@ from train.outputs import TrainResult, save_outputs
 
 DEFAULT_INPUT = (256, 256)
 SCORE_THRESHOLD, IOU_THRESHOLD = 0.25, 0.5  # what the camera app uses by default
-EVAL_SCORE_THRESHOLD = 0.001  # mAP ranks every detection: keep low-scoring ones when measuring
 PIXEL_SCALE = 1 / 255
 
 

@@ -6,7 +6,9 @@ files and SavedModels run in TensorFlow. Preprocessing comes from the model's me
 the file, or the sidecar ``model.json`` / ``saved_model.json`` that ``edgepilot train`` writes).
 
 Detections are ranked for mAP as COCO evaluation expects: every box scoring at least 0.001
-after NMS at IoU 0.6 (Ultralytics' validation uses 0.001 / 0.7), at most 100 per image.
+after NMS at IoU 0.6 (Ultralytics' validation uses 0.001 / 0.7), at most 100 per image, with
+every class above that score a candidate for each anchor (``multi_label``, as Ultralytics'
+validation, torchvision and MMDetection do; the live app keeps each anchor's best class).
 """
 from __future__ import annotations
 
@@ -39,9 +41,16 @@ def ranked(d) -> tuple:
     return d.xyxy[:MAX_PER_IMAGE], d.scores[:MAX_PER_IMAGE], d.class_ids[:MAX_PER_IMAGE]
 
 
+def evaluation_detector(path, device: str = "cpu", threads: int | None = None):
+    """The :class:`apps.camera.detector.Detector` that every mAP figure of a model file uses:
+    score 0.001, IoU 0.6, every class a candidate (see the module's docstring)."""
+    from apps.camera.detector import Detector
+
+    return Detector(path, score=EVAL_SCORE, iou=EVAL_IOU, device=device, threads=threads, multi_label=True)
+
+
 def file_predictions(detector, dataset, progress=None) -> list[tuple]:
-    """:func:`ranked` detections of an :class:`apps.camera.detector.Detector` (made with
-    ``score=EVAL_SCORE, iou=EVAL_IOU``) on every image of a DetectionSet."""
+    """:func:`ranked` detections of an :func:`evaluation_detector` on every image of a DetectionSet."""
     predictions = []
     for i in range(len(dataset)):
         predictions.append(ranked(detector.detect(dataset.read_image(i)[..., ::-1])))  # Detector takes BGR
@@ -55,7 +64,7 @@ def predictions_from_outputs(outputs: dict, geometries, metadata: ModelMetadata 
     from apps.camera.decoders import make_decoder
 
     specs = [(name, (1, *np.shape(value)[1:])) for name, value in outputs.items()]
-    decoder = make_decoder("auto", specs, metadata)
+    decoder = make_decoder("auto", specs, metadata, multi_label=True)
     results = []
     for i, geometry in enumerate(geometries):
         one = {name: np.asarray(value)[i:i + 1] for name, value in outputs.items()}
@@ -107,9 +116,7 @@ def _evaluate_detector(path: Path, metadata, data, split, limit, device, threads
         dataset = dataset.subset(range(min(limit, len(dataset))))
     predictions = []
     if path.suffix.lower() in FILE_SUFFIXES:
-        from apps.camera.detector import Detector
-
-        detector = Detector(path, score=EVAL_SCORE, iou=EVAL_IOU, device=device, threads=threads)
+        detector = evaluation_detector(path, device, threads)
         predictions = file_predictions(detector, dataset, progress)
         how = {"decoder": detector.decoder_name, "resize": detector.resize, "accelerator": detector.model.accelerator}
     else:

@@ -96,9 +96,8 @@ def qat_detector(result, options, spec, fitted_train, anchors, pre, final_set, f
     """QAT of a trained detector; int8 mAP on the same split as the float figure."""
     import keras
 
-    from apps.camera.detector import Detector
     from train.detection_pipeline import batches_of
-    from train.evaluate import EVAL_IOU, EVAL_SCORE, file_predictions
+    from train.evaluate import evaluation_detector, file_predictions
     from train.metrics import detection_map
 
     with tempfile.TemporaryDirectory(prefix="edgepilot-qat-") as tmp:
@@ -122,7 +121,7 @@ def qat_detector(result, options, spec, fitted_train, anchors, pre, final_set, f
         content = _run_child(job, work, progress)
         path = work / "q.tflite"
         path.write_bytes(embed_tflite(content, replace(result.metadata, variant="tflite_int8_qat")))
-        detector = Detector(path, score=EVAL_SCORE, iou=EVAL_IOU, device="cpu")
+        detector = evaluation_detector(path)
         predictions = file_predictions(detector, final_set)
     metrics = detection_map(final_set, predictions)
     return _finish(result, content, {"map50": metrics.map50, "map50_95": metrics.map50_95,

@@ -17,6 +17,12 @@ Layouts:
     blazeface  MediaPipe's anchor-based face detector (see :mod:`apps.camera.blazeface`).
 
 NMS is OpenCV's (``cv2.dnn.NMSBoxesBatched``: per class), never hand-written.
+
+Candidates: a live app wants one label per box, so by default each anchor offers its best class.
+mAP evaluation (``multi_label=True``) lets each anchor offer every class above the score
+threshold, as the reference evaluators do (Ultralytics' validation NMS, torchvision's and
+MMDetection's post-processing): a box the model is unsure between two classes then still counts
+for the right one, at its own lower score. Only layouts with a score per class use it.
 """
 from __future__ import annotations
 
@@ -66,8 +72,13 @@ class Decoder:
     default_score = 0.25
     default_iou = 0.45
 
-    def __init__(self, labels: Sequence[str] = ()):
+    def __init__(self, labels: Sequence[str] = (), multi_label: bool = False):
         self.labels = tuple(labels)
+        self.multi_label = multi_label
+
+    def _candidates(self, scores: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(rows, score, class id) handed to NMS from a [N, C] score matrix, best first."""
+        return _every_class(scores, threshold) if self.multi_label else _best_class(scores, threshold)
 
     def __call__(self, outputs: Mapping[str, np.ndarray], geometry: ResizeGeometry, score: float,
                  iou: float) -> Detections:
@@ -111,6 +122,15 @@ def _best_class(scores: np.ndarray, threshold: float) -> tuple[np.ndarray, np.nd
     return rows, best[rows], class_ids[rows]
 
 
+def _every_class(scores: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row, score, class id) of every (anchor, class) pair scoring at least ``threshold``, best
+    first; a row appears once per class it offers."""
+    rows, class_ids = np.nonzero(scores >= threshold)
+    values = scores[rows, class_ids]
+    order = np.argsort(-values, kind="stable")[:MAX_CANDIDATES]
+    return rows[order], values[order], class_ids[order]
+
+
 def _input_scale(geometry: ResizeGeometry) -> np.ndarray:
     return np.array([geometry.input_w, geometry.input_h, geometry.input_w, geometry.input_h], dtype=np.float32)
 
@@ -120,15 +140,15 @@ class EdgepilotDecoder(Decoder):
 
     name = "edgepilot"
 
-    def __init__(self, boxes_key: str, scores_key: str, labels: Sequence[str] = ()):
-        super().__init__(labels)
+    def __init__(self, boxes_key: str, scores_key: str, labels: Sequence[str] = (), multi_label: bool = False):
+        super().__init__(labels, multi_label)
         self.boxes_key, self.scores_key = boxes_key, scores_key
 
     def __call__(self, outputs, geometry, score, iou):
         boxes = np.asarray(outputs[self.boxes_key]).reshape(-1, 4)
         scores = np.asarray(outputs[self.scores_key])
         scores = scores.reshape(scores.shape[-2], scores.shape[-1])
-        rows, best, class_ids = _best_class(scores, score)
+        rows, best, class_ids = self._candidates(scores, score)
         xyxy = boxes[rows] * _input_scale(geometry)
         xyxy = np.concatenate([np.minimum(xyxy[:, :2], xyxy[:, 2:]), np.maximum(xyxy[:, :2], xyxy[:, 2:])], axis=1)
         return self._finish(xyxy, best, class_ids, geometry, iou)
@@ -139,8 +159,8 @@ class YoloDecoder(Decoder):
 
     name = "yolo"
 
-    def __init__(self, key: str, objectness: bool, labels: Sequence[str] = ()):
-        super().__init__(labels)
+    def __init__(self, key: str, objectness: bool, labels: Sequence[str] = (), multi_label: bool = False):
+        super().__init__(labels, multi_label)
         self.key, self.objectness = key, objectness
 
     @property
@@ -152,7 +172,7 @@ class YoloDecoder(Decoder):
         rows_first = raw.reshape(raw.shape[-2], raw.shape[-1])
         pred = rows_first if self.objectness else rows_first.T  # [N, 4 + (1) + C]
         cls = pred[:, 5:] * pred[:, 4:5] if self.objectness else pred[:, 4:]
-        rows, best, class_ids = _best_class(cls, score)
+        rows, best, class_ids = self._candidates(cls, score)
         cxcywh = pred[rows, :4].astype(np.float32)
         if len(cxcywh) and np.abs(cxcywh).max() <= 2.0:  # fractions of the input (some exports normalize)
             cxcywh = cxcywh * _input_scale(geometry)
@@ -199,16 +219,16 @@ def _named(specs: OutputSpecs, *words: str) -> str | None:
     return hits[0] if len(hits) == 1 else None
 
 
-def _edgepilot(specs: OutputSpecs, labels) -> EdgepilotDecoder:
+def _edgepilot(specs: OutputSpecs, labels, multi_label: bool = False) -> EdgepilotDecoder:
     names = {name for name, _ in specs}
     if {"boxes", "scores"} <= names:
-        return EdgepilotDecoder("boxes", "scores", labels)
+        return EdgepilotDecoder("boxes", "scores", labels, multi_label)
     three_d = [(n, tuple(s)) for n, s in specs if len(s) == 3]
     if len(specs) == 2 and len(three_d) == 2 and three_d[0][1][1] == three_d[1][1][1]:
         fours = [n for n, s in three_d if s[2] == 4]
         if len(fours) == 1:
             other = next(n for n, _ in three_d if n != fours[0])
-            return EdgepilotDecoder(fours[0], other, labels)
+            return EdgepilotDecoder(fours[0], other, labels, multi_label)
         if len(fours) == 2:
             raise DecoderError(f"edgepilot layout: both outputs ({_shapes(specs)}) end in 4, so boxes and 4-class "
                                "scores cannot be told apart by shape; name the outputs 'boxes' and 'scores'")
@@ -216,7 +236,7 @@ def _edgepilot(specs: OutputSpecs, labels) -> EdgepilotDecoder:
                        f"the model has {_shapes(specs)}")
 
 
-def _yolo(specs: OutputSpecs, labels, variant: str | None = None) -> YoloDecoder:
+def _yolo(specs: OutputSpecs, labels, variant: str | None = None, multi_label: bool = False) -> YoloDecoder:
     if len(specs) != 1 or len(specs[0][1]) != 3:
         raise DecoderError(f"yolo layout expects one output [1, 4+C, N] (v8+) or [1, N, 5+C] (v5); "
                            f"the model has {_shapes(specs)}")
@@ -227,7 +247,7 @@ def _yolo(specs: OutputSpecs, labels, variant: str | None = None) -> YoloDecoder
     if channels < (5 if variant == "yolov8" else 6):
         raise DecoderError(f"{variant} layout: output {name} {list(specs[0][1])} has {channels} channels; "
                            f"expected {'4+C' if variant == 'yolov8' else '5+C'}")
-    return YoloDecoder(name, objectness=variant == "yolov5", labels=labels)
+    return YoloDecoder(name, objectness=variant == "yolov5", labels=labels, multi_label=multi_label)
 
 
 def _ssd(specs: OutputSpecs, labels) -> SsdDecoder:
@@ -268,9 +288,11 @@ def recognize(specs: OutputSpecs) -> str:
                        f"--decoder {'|'.join(DECODERS)} (see docs/camera.md for each layout)")
 
 
-def make_decoder(name: str, output_specs: OutputSpecs, metadata: Any = None) -> Decoder:
+def make_decoder(name: str, output_specs: OutputSpecs, metadata: Any = None, multi_label: bool = False) -> Decoder:
     """The decoder ``name`` (``auto``: the metadata's ``extra["decoder"]``, else recognized from
-    the shapes) for a model whose outputs are ``output_specs`` ``[(name or key, shape), ...]``."""
+    the shapes) for a model whose outputs are ``output_specs`` ``[(name or key, shape), ...]``.
+    ``multi_label``: every class above the score threshold is a candidate (for mAP; see above);
+    the ssd and blazeface layouts give one class per box already."""
     specs = [(str(n), tuple(int(d) for d in s)) for n, s in output_specs]
     labels = tuple(metadata.labels) if metadata is not None else ()
     if name == "auto":
@@ -280,9 +302,9 @@ def make_decoder(name: str, output_specs: OutputSpecs, metadata: Any = None) -> 
     if name in ("yolov5", "yolov8"):
         name, variant = "yolo", name
     if name == "edgepilot":
-        return _edgepilot(specs, labels)
+        return _edgepilot(specs, labels, multi_label)
     if name == "yolo":
-        return _yolo(specs, labels, variant)
+        return _yolo(specs, labels, variant, multi_label)
     if name == "ssd":
         return _ssd(specs, labels)
     if name == "blazeface":

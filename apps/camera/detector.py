@@ -37,6 +37,8 @@ class Detector:
         score, iou: thresholds; by default the model metadata's ``thresholds``, else the
             decoder's own (0.25 / 0.45; BlazeFace: MediaPipe's 0.5 / 0.3).
         device, threads: passed to :func:`edge_runtime.load`.
+        multi_label: every class above ``score`` is a candidate box, not just each anchor's
+            best; for mAP evaluation (see :mod:`apps.camera.decoders`), not for live use.
 
     Attributes: ``decoder_name``, ``resize`` (``"letterbox"`` or ``"stretch"``), ``labels``,
     ``preprocess`` (the recipe in use) and ``preprocess_source`` (``"metadata"``, or which
@@ -44,7 +46,7 @@ class Detector:
     """
 
     def __init__(self, model, decoder: str = "auto", score: float | None = None, iou: float | None = None,
-                 device: str = "auto", threads: int | None = None):
+                 device: str = "auto", threads: int | None = None, multi_label: bool = False):
         import edge_runtime
 
         if decoder not in DECODER_CHOICES:
@@ -60,7 +62,7 @@ class Detector:
         self.metadata: ModelMetadata | None = model.info
         self._names = self._output_keys(model)
         specs = [(self._names[s.name], s.shape) for s in model.outputs]
-        self.decoder: Decoder = make_decoder(decoder, specs, self.metadata)
+        self.decoder: Decoder = make_decoder(decoder, specs, self.metadata, multi_label)
         self.preprocess, self.preprocess_source = self._preprocess()
         thresholds = dict(self.metadata.thresholds) if self.metadata is not None else {}
         self.score = float(score if score is not None else thresholds.get("score", self.decoder.default_score))
@@ -144,7 +146,7 @@ class Detector:
         return {
             "model": self.model.path, "accelerator": self.model.accelerator, "decoder": self.decoder_name,
             "resize": self.resize, "input_size": list(self.input_size), "preprocess": self.preprocess_source,
-            "score": self.score, "iou": self.iou,
+            "score": self.score, "iou": self.iou, "multi_label": self.decoder.multi_label,
         }
 
     def __repr__(self) -> str:
