@@ -119,7 +119,8 @@ def detector_demo() -> Path:
         edgepilot("train", "detector", "--data", scenes, "--out", run, "--input-size", "128x160", "--epochs", 40,
                   "--lr", 0.003, "--force", "--quiet")
     out = run / "demo-int8"
-    if not (out / f"{run.name}_tflite_int8.tflite").is_file():
+    converted = out / f"{run.name}_tflite_int8.tflite"
+    if not converted.is_file() or converted.stat().st_mtime < (run / "training.json").stat().st_mtime:
         edgepilot("convert", run, "--out", out, "--targets", "tflite_int8", "--batch", 1, "--force")
     model = out / f"{run.name}_tflite_int8.tflite"
     edgepilot("eval", model, "--data", scenes / "data.yaml", "--limit", 100)
