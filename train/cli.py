@@ -41,7 +41,9 @@ def _train_arguments(p, epochs: int, batch: int, lr: float) -> None:
     p.add_argument("--no-augment", dest="augment", action="store_false", help="train without augmentation")
     p.add_argument("--no-flip", dest="flip", action="store_false", help="no horizontal flips (text, digits, arrows)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out from its checkpoint")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its checkpoint (an interrupted run, or a finished one "
+                        "to a larger --epochs)")
     p.add_argument("--force", action="store_true", help="start over in a non-empty --out")
     p.add_argument("--patience", type=int, default=8, help="epochs without a better validation metric before "
                    "stopping early; the best weights are kept (0: never stop early; default 8)")
