@@ -11,7 +11,11 @@ Choices made for int8, in one place:
   the Edge TPU and XNNPACK both run it fused into the convolution.
 * Batch normalization after every convolution (folded into the weights at conversion).
 * Only Conv2D, DepthwiseConv2D, Add, nearest UpSampling2D, Concatenate, Reshape, Dense,
-  global average pooling and sigmoid: ops that XNNPACK and the Edge TPU compiler both take.
+  global average pooling and sigmoid: ops that XNNPACK and the Edge TPU compiler both take,
+  with two exceptions measured on the converted detector. Keras 3 writes nearest upsampling as
+  a repeat, which becomes TILE in TFLite, and XNNPACK does not take TILE; the box decoder's clip
+  to [0, 1] becomes MINIMUM and RELU, which XNNPACK does not take in int8. Those few cheap nodes
+  run on TFLite's own kernels between XNNPACK partitions (the convert report names them).
 * The detector has **two outputs**, boxes and class scores, both in [0, 1]: boxes are
   normalized corner coordinates decoded inside the graph (:class:`train.layers.GridDecode`),
   scores are sigmoids. One int8 scale per output then fits its values; a single YOLO-style
