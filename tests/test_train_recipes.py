@@ -141,7 +141,12 @@ def test_detector_trains_converts_runs_and_evaluates(scenes, tmp_path):
     resumed = _edgepilot("train", "detector", "--data", scenes, "--out", run, "--epochs", "2", "--batch-size", "8",
                          "--input-size", "96x128", "--resume", "--quiet")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert len(json.loads((run / "training.json").read_text())["history"]["loss"]) == 2  # one more epoch, not two
+    second = json.loads((run / "training.json").read_text())
+    assert len(second["history"]["loss"]) == 2  # one more epoch, not two
+    # time covers both runs; images/s is the resumed process's one epoch over its own time
+    images = record["images_per_s"] * record["seconds"]  # training images per epoch
+    assert second["seconds"] > record["seconds"]
+    assert second["images_per_s"] * (second["seconds"] - record["seconds"]) == pytest.approx(images, rel=1e-6)
 
     conv = tmp_path / "conv"
     done = _edgepilot("convert", run, "--out", conv, "--targets", "tflite_fp32", "tflite_int8", "--bench-runs", "3",

@@ -214,10 +214,9 @@ def train_classifier(options: TrainOptions, progress=print) -> TrainResult:
     progress(f"classifier: {model.count_params():,} parameters, {replicas} replica(s) ({fit.strategy_name(strategy)}), "
              f"global batch {global_batch}")
     fit.build_for_strategy(model, strategy, (data.x_train[:global_batch], data.y_train[:global_batch]))
-    timer = fit.Timer()
+    timer = fit.Timer(options)
     model.fit(train_ds, validation_data=val_ds, epochs=options.epochs, verbose=options.verbose,
               callbacks=fit.callbacks(keras, options, "val_accuracy"))
-    seconds = timer.seconds()
     history = fit.read_history(options)
     epochs_run = len(next(iter(history.values()), [])) or options.epochs
     x_final, y_final = (data.x_test, data.y_test) if data.x_test is not None else (data.x_val, data.y_val)
@@ -228,7 +227,7 @@ def train_classifier(options: TrainOptions, progress=print) -> TrainResult:
     calibration = {"data": str(options.data), "split": "train"}
     record = {"task": "classification", "data": str(options.data), "final_split": data.test_name,
               "metrics": metrics.to_dict(), "parameters": int(model.count_params()), "epochs_run": epochs_run,
-              "seconds": seconds, "images_per_s": len(data.x_train) * epochs_run / seconds if seconds else None,
+              **timer.record(len(data.x_train), epochs_run),
               "replicas": replicas, "strategy": fit.strategy_name(strategy), "options": options.to_dict(),
               "calibration": calibration}
     result = save_outputs(model, meta, options, record, history)

@@ -117,10 +117,9 @@ def train_detector(options: TrainOptions, progress=print) -> TrainResult:
              f"{replicas} replica(s) ({fit.strategy_name(strategy)}), global batch {global_batch}")
     extra = [ValidationMAP(keras, model, val_set, fitted_val, pre, options.batch_size)]
     fit.build_for_strategy(trainer, strategy, train_batches[0])
-    timer = fit.Timer()
+    timer = fit.Timer(options)
     trainer.fit(train_batches, epochs=options.epochs, verbose=options.verbose,
               callbacks=fit.callbacks(keras, options, "val_map50", extra))
-    seconds = timer.seconds()
     history = fit.read_history(options)
     epochs_run = len(next(iter(history.values()), [])) or options.epochs
     final_set = load_detection_set(options.data, test_split) if test_split else val_set
@@ -135,8 +134,8 @@ def train_detector(options: TrainOptions, progress=print) -> TrainResult:
     data_path = str(Path(options.data).resolve())  # convert DIR may run from another folder
     record = {"task": "detection", "data": data_path, "splits": {"train": train_split, "val": val_split,
               "test": test_split}, "final_split": test_split or val_split or "held-out", "metrics": metrics.to_dict(),
-              "parameters": int(model.count_params()), "epochs_run": epochs_run, "seconds": seconds,
-              "images_per_s": len(fitted_train) * epochs_run / seconds if seconds else None,
+              "parameters": int(model.count_params()), "epochs_run": epochs_run,
+              **timer.record(len(fitted_train), epochs_run),
               "replicas": replicas, "strategy": fit.strategy_name(strategy), "options": options.to_dict(),
               "calibration": {"data": data_path, "split": train_split},
               "evaluation": {"data": data_path, "split": test_split or val_split}}

@@ -189,13 +189,29 @@ def read_history(options: TrainOptions) -> dict[str, list[float]]:
 
 
 class Timer:
-    """Wall time and samples seen, for images per second."""
+    """Wall time of fitting, across resumed runs. Started right before ``fit``: a ``--resume`` run
+    counts the epochs already in the curves and adds the seconds the earlier run recorded (an
+    interrupted run recorded none), so the totals cover the whole run while images per second
+    divides only this process's epochs by its own time."""
 
-    def __init__(self):
+    def __init__(self, options: TrainOptions):
         self.start = time.perf_counter()
+        self.earlier_seconds, self.earlier_epochs = 0.0, 0
+        if options.resume:
+            self.earlier_epochs = len(next(iter(read_history(options).values()), []))
+            record = options.out / "training.json"
+            if record.is_file():
+                self.earlier_seconds = float(json.loads(record.read_text()).get("seconds") or 0.0)
 
     def seconds(self) -> float:
+        """This process's fitting time."""
         return time.perf_counter() - self.start
+
+    def record(self, samples_per_epoch: int, epochs_run: int) -> dict:
+        """``{"seconds": whole run, "images_per_s": this process's}`` for ``training.json``."""
+        seconds, epochs = self.seconds(), epochs_run - self.earlier_epochs
+        return {"seconds": self.earlier_seconds + seconds,
+                "images_per_s": samples_per_epoch * epochs / seconds if seconds and epochs > 0 else None}
 
 
 def write_record(out: Path, record: dict, history: dict[str, list[float]]) -> None:
