@@ -77,7 +77,7 @@ class Decoder:
         self.multi_label = multi_label
 
     def _candidates(self, scores: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(rows, score, class id) handed to NMS from a [N, C] score matrix, best first."""
+        """(rows, score, class id) handed to NMS from a [N, C] score matrix."""
         return _every_class(scores, threshold) if self.multi_label else _best_class(scores, threshold)
 
     def __call__(self, outputs: Mapping[str, np.ndarray], geometry: ResizeGeometry, score: float,
@@ -112,23 +112,28 @@ class Decoder:
         return Detections(xyxy, scores, class_ids, self._labels(class_ids), size, keypoints)
 
 
+def _capped(rows: np.ndarray, values: np.ndarray, class_ids: np.ndarray):
+    """The candidates as given, or the MAX_CANDIDATES best of them (OpenCV's NMS sorts by score
+    itself, stably, so the order of those kept does not change what it keeps)."""
+    if len(rows) > MAX_CANDIDATES:
+        keep = np.argsort(-values, kind="stable")[:MAX_CANDIDATES]
+        rows, values, class_ids = rows[keep], values[keep], class_ids[keep]
+    return rows, values, class_ids
+
+
 def _best_class(scores: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(rows kept, their best score, their class id) for a [N, C] score matrix, best first."""
+    """(rows kept, their best score, their class id) for a [N, C] score matrix."""
     class_ids = scores.argmax(axis=1)
     best = scores[np.arange(len(scores)), class_ids]
     rows = np.flatnonzero(best >= threshold)
-    if len(rows) > MAX_CANDIDATES:
-        rows = rows[np.argsort(-best[rows], kind="stable")[:MAX_CANDIDATES]]
-    return rows, best[rows], class_ids[rows]
+    return _capped(rows, best[rows], class_ids[rows])
 
 
 def _every_class(scores: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(row, score, class id) of every (anchor, class) pair scoring at least ``threshold``, best
-    first; a row appears once per class it offers."""
+    """(row, score, class id) of every (anchor, class) pair scoring at least ``threshold``; a row
+    appears once per class it offers."""
     rows, class_ids = np.nonzero(scores >= threshold)
-    values = scores[rows, class_ids]
-    order = np.argsort(-values, kind="stable")[:MAX_CANDIDATES]
-    return rows[order], values[order], class_ids[order]
+    return _capped(rows, scores[rows, class_ids], class_ids)
 
 
 def _input_scale(geometry: ResizeGeometry) -> np.ndarray:
