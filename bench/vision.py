@@ -21,7 +21,7 @@ DETECTOR = {"input_size": (256, 320), "width": 2.0, "epochs": 40, "batch_size": 
 # 60 epochs, so the rate restarts at a quarter of its peak and decays to the floor again (a warm
 # restart, as in SGDR): validation mAP had flattened while the first schedule ended, and the
 # training loss was still falling.
-DETECTOR_EPOCHS = 60
+DETECTOR_FINAL = {**DETECTOR, "epochs": 60}
 DETECTOR_FIRST = {k: v for k, v in DETECTOR.items() if not k.startswith("qat")}  # QAT once, after the 60
 CLASSIFIER = {"epochs": 30, "batch_size": 128, "lr": 3e-3, "qat": True, "qat_epochs": 2}
 
@@ -59,14 +59,14 @@ def train_cached(cache: Path, progress=print) -> dict[str, Path]:
     scenes, detector, classifier = cache / "scenes", cache / "detector", cache / "classifier"
     if not (scenes / "data.yaml").is_file():
         _cli("data", "make-scenes", "--out", str(scenes), "--force")
-    if not _cached(detector, {**DETECTOR, "epochs": DETECTOR_EPOCHS}):
+    if not _cached(detector, DETECTOR_FINAL):
         if not _cached(detector, DETECTOR_FIRST):
             progress("training the detector (about 100 minutes on 2 cores)")
             _cli("train", "detector", "--data", str(scenes), "--out", str(detector), "--force", "--quiet",
                  *_train_args(DETECTOR_FIRST))
-        progress(f"training the detector on to {DETECTOR_EPOCHS} epochs (about 50 minutes on 2 cores)")
+        progress(f"training the detector on to {DETECTOR_FINAL['epochs']} epochs (about 50 minutes on 2 cores)")
         _cli("train", "detector", "--data", str(scenes), "--out", str(detector), "--resume", "--quiet",
-             *_train_args({**DETECTOR, "epochs": DETECTOR_EPOCHS}))
+             *_train_args(DETECTOR_FINAL))
     if not _cached(classifier, CLASSIFIER):
         progress("training the classifier (about 35 minutes on 2 cores)")
         _cli("train", "classifier", "--data", "fashion-mnist", "--out", str(classifier), "--force", "--quiet",
@@ -93,12 +93,8 @@ def _convert(folder: Path, out: Path, targets: tuple[str, ...], runs: int, **ext
 
 
 def detector_section(folders: dict[str, Path], runs: int) -> str:
-    from train.evaluate import evaluate
-
+    # training.json's float and QAT figures come from train.evaluate's evaluator, the report card's
     record = json.loads((folders["detector"] / "training.json").read_text())
-    # Per-class figures and the QAT row are measured here by edgepilot eval's evaluator, not read
-    # from training.json, so every row has the protocol of the report card's (float and variants).
-    float_eval = evaluate(folders["detector"] / "model.keras", str(folders["scenes"]))
     card = _convert(folders["detector"], folders["detector"] / "converted",
                     ("tflite_fp32", "tflite_int8", "onnx_fp32"), runs)
     qat_path = folders["detector"] / "model_qat_int8.tflite"
@@ -112,15 +108,14 @@ def detector_section(folders: dict[str, Path], runs: int) -> str:
                     f"{_latency(Path(r.path), 1, runs):.2f} | {_latency(Path(r.path), 2, runs):.2f} |")
     qat = record.get("qat") or {}
     if qat_path.is_file():
-        qat = {**qat, **evaluate(qat_path, str(folders["scenes"]))}
         rows.append(f"| tflite_int8 after QAT ({qat.get('epochs')} epochs) | {qat['map50']:.3f} | {qat['map50_95']:.3f} | "
                     f"{100 * (qat['map50'] - ref50):+.2f} | {_latency(qat_path, 1, runs):.2f} | {_latency(qat_path, 2, runs):.2f} |")
-    per_class = " · ".join(f"{k} {v['ap50']:.3f}" for k, v in float_eval["per_class"].items() if v["ap50"] is not None)
+    per_class = " · ".join(f"{k} {v['ap50']:.3f}" for k, v in record["metrics"]["per_class"].items() if v["ap50"] is not None)
     return f"""### Detector on the built-in scenes (held-out test split)
 
 {record['parameters']:,} parameters, input {'x'.join(map(str, DETECTOR['input_size']))} letterboxed, {record['epochs_run']} epochs
 ({record['seconds'] / 60:.0f} min, {record['images_per_s']:.1f} images/s on this machine), evaluated with
-pycocotools on the {float_eval['images']} test images ({float_eval['instances']} boxes) whose
+pycocotools on the {record['metrics']['images']} test images ({record['metrics']['instances']} boxes) whose
 backgrounds training never saw, by `edgepilot eval`'s protocol (score >= 0.001, NMS IoU 0.6, every class
 a candidate per anchor as in Ultralytics' validation). Targets: float mAP@0.5 >= 0.85; int8 within 2.0
 points (aim 1.0).
@@ -233,7 +228,7 @@ def run(cache: Path, runs: int = 200, progress=print) -> str:
         f"edgepilot train detector --data {folders['scenes']} --out {folders['detector']} "
         f"{' '.join(_train_args(DETECTOR_FIRST))}",
         f"edgepilot train detector --data {folders['scenes']} --out {folders['detector']} --resume "
-        f"{' '.join(_train_args({**DETECTOR, 'epochs': DETECTOR_EPOCHS}))}",
+        f"{' '.join(_train_args(DETECTOR_FINAL))}",
         f"edgepilot train classifier --data fashion-mnist --out {folders['classifier']} {' '.join(_train_args(CLASSIFIER))}",
         f"edgepilot convert {folders['detector']} --out {folders['detector']}/converted --batch 1 "
         f"--targets tflite_fp32 tflite_int8 onnx_fp32",

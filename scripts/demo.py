@@ -122,13 +122,12 @@ def detector_demo() -> Path:
     converted = out / f"{run.name}_tflite_int8.tflite"
     if not converted.is_file() or converted.stat().st_mtime < (run / "training.json").stat().st_mtime:
         edgepilot("convert", run, "--out", out, "--targets", "tflite_int8", "--batch", 1, "--force")
-    model = out / f"{run.name}_tflite_int8.tflite"
-    edgepilot("eval", model, "--data", scenes / "data.yaml", "--limit", 100)
+    edgepilot("eval", converted, "--data", scenes / "data.yaml", "--limit", 100)
     if run != bench:
         print("That detector had 5 minutes of training on 600 scenes, far too little to find much: `make bench` "
               "trains the full recipe (2,000 scenes, 60 epochs at 256x320, width 2, about 150 min here; its mAP is in "
               "docs/benchmarks.md), and the next `make demo` uses it.")
-    return model
+    return converted
 
 
 def camera_demo(blazeface: str, detector: Path) -> None:
