@@ -1,10 +1,10 @@
-"""Why the int8 classifier is slower than fp32 on a CPU without VNNI: single layers at the
+"""Where int8 wins or loses against fp32 on this CPU (with or without an int8 dot product): single layers at the
 Fashion-MNIST classifier's shapes, converted to fp32 and int8 TFLite and timed one thread apart
 under LiteRT with XNNPACK (best of 2 medians of 3,000 invokes each).
 
     python -m bench.int8_layers
 
-Prints the markdown table quoted in docs/benchmarks.md (vision section)."""
+Prints the markdown table that the vision section of docs/benchmarks.md also measures."""
 from __future__ import annotations
 
 import os
@@ -51,7 +51,8 @@ def _median_us(content: bytes, invokes: int = 3000) -> float:
     return float(np.median(times)) * 1e6
 
 
-def main() -> int:
+def table() -> str:
+    """The markdown table: each layer's fp32 and int8 time on this machine, one thread."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from convert.quiet import import_tensorflow, quiet_stderr
 
@@ -67,7 +68,11 @@ def main() -> int:
         f = min(_median_us(fp32) for _ in range(2))
         q = min(_median_us(int8) for _ in range(2))
         rows.append(f"| {name} | {f:.1f} | {q:.1f} | {q / f:.2f} |")
-    print("\n".join(rows))
+    return "\n".join(rows)
+
+
+def main() -> int:
+    print(table())
     return 0
 
 

@@ -72,9 +72,10 @@ def _replace(text: str, name: str, body: str) -> str:
 
 
 def _machine() -> str:
+    from bench.host import cpu_description
     from edge_runtime.tflite_backend import interpreter_label
 
-    return (f"{date.today().isoformat()}, {platform.machine()}, {os.cpu_count()} cores, "
+    return (f"{date.today().isoformat()}, {platform.machine()}, {os.cpu_count()} cores of {cpu_description()}, "
             f"Python {platform.python_version()}, {interpreter_label()}")
 
 
