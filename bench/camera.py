@@ -4,7 +4,8 @@ one run:
 * model-only throughput: ``Detector.infer`` back to back on one prepared input (the ceiling);
 * capture-only: OpenCV decoding the file, nothing else (the other ceiling);
 * a plain sequential loop as a user writes it: ``cap.read()`` -> ``detector.detect(frame)``;
-* the pipelined loop (``apps.camera.run``: threads, tracker, summary), 1 and 2 inference threads;
+* the pipelined loop (``apps.camera.run``: threads, tracker, summary), 1 and 2 inference threads,
+  each compared with the model-only figure and the plain loop at the same thread count;
 * capture-to-result latency p50 / p99, from a live source (ffmpeg streaming vtest at 10 fps over
   HTTP MJPEG on loopback; the latency of a file run is mostly frames waiting in full queues);
 * a long run on the looping file with RSS after the first 1,000 frames and at the end.
@@ -151,9 +152,18 @@ def live_latency(model, frames: int):
     ffmpeg = subprocess.Popen(["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i", VIDEO,
                                "-c:v", "mjpeg", "-q:v", "5", "-f", "mpjpeg", "-listen", "1", url],
                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    from apps.camera.sources import SourceError
+
     try:
-        time.sleep(1.0)  # -listen 1 serves one client: no probing connection
-        return pipeline_summary(model, frames, 1, url)
+        # -listen 1 serves one client, so no probing connection: the run itself retries while
+        # ffmpeg is still starting (a refused connection does not use up its one client)
+        for attempt in range(20):
+            time.sleep(0.5)
+            try:
+                return pipeline_summary(model, frames, 1, url)
+            except SourceError:
+                if attempt == 19 or ffmpeg.poll() is not None:
+                    raise
     finally:
         ffmpeg.kill()
         ffmpeg.wait(5)
@@ -196,11 +206,12 @@ def run(models: list[tuple[str, str]], frames: int = 795, long_frames: int = 50_
     """Markdown with the figures for each (label, model path)."""
     from apps.camera.detector import Detector
 
-    rows, bound_rows, latency_rows, long_rows, pinning = [], [], [], [], "not measured"
+    rows, two_rows, bound_rows, latency_rows, long_rows, pinning = [], [], [], [], [], "not measured"
     capture = capture_only_fps(frames)
     progress(f"capture only: {capture:.1f} FPS")
     for label, path in models:
         detector = Detector(path, device="cpu", threads=1)
+        detector2 = Detector(path, device="cpu", threads=2)
         # this machine's speed drifts by tens of percent within minutes: each round measures
         # every variant back to back, and the ratios are medians of the rounds' own ratios
         rounds = []
@@ -209,21 +220,28 @@ def run(models: list[tuple[str, str]], frames: int = 795, long_frames: int = 50_
             plain = sequential_fps(detector, frames)
             p1, pinned = pipeline_summary(path, frames, 1), pipeline_summary(path, frames, 1, pin=True)
             stages = stage_ms(detector, frames)
+            # the same three at 2 inference threads: the pipeline's 2-thread figure against a
+            # plain loop that also gives the interpreter both cores
+            model2, plain2 = model_only_fps(detector2, runs=max(200, frames)), sequential_fps(detector2, frames)
+            p2 = pipeline_summary(path, frames, 2)
             rounds.append({"model": model_fps, "plain": plain, "p1": p1.fps, "pinned": pinned.fps,
                            "latency": (p1.latency_ms_p50, p1.latency_ms_p99), "pinning": pinned.pinning,
-                           "bound": stages["bound_fps"], "stages": stages})
-        p2 = pipeline_summary(path, frames, 2)
+                           "bound": stages["bound_fps"], "stages": stages,
+                           "model2": model2, "plain2": plain2, "p2": p2.fps})
 
         def med(key, over=None):
             return float(np.median([r[key] / (r[over] if over else 1.0) for r in rounds]))
 
         latency = rounds[len(rounds) // 2]["latency"]
         rows.append(f"| {label} | {detector.decoder_name} / {detector.resize} | {med('model'):.1f} | "
-                    f"{med('plain'):.1f} | {med('p1'):.1f} | {med('pinned'):.1f} | {p2.fps:.1f} | "
+                    f"{med('plain'):.1f} | {med('p1'):.1f} | {med('pinned'):.1f} | {med('p2'):.1f} | "
                     f"{med('p1', 'model'):.2f}x | {med('pinned', 'model'):.2f}x | {med('p1', 'plain'):.2f}x | "
                     f"{med('pinned', 'plain'):.2f}x | {latency[0]:.1f} / {latency[1]:.1f} |")
         pinning = rounds[0]["pinning"]
         progress(rows[-1])
+        two_rows.append(f"| {label} | {med('model2'):.1f} | {med('plain2'):.1f} | {med('p2'):.1f} | "
+                        f"{med('p2', 'model2'):.2f}x | {med('p2', 'plain2'):.2f}x | {med('model2', 'model'):.2f}x |")
+        progress(two_rows[-1])
         stage = {key: float(np.median([r["stages"][key] for r in rounds])) for key in rounds[0]["stages"]}
         total = sum(stage[k] for k in ("read", "prepare", "infer", "decode"))
         bound_rows.append(f"| {label} | {stage['read']:.2f} | {stage['prepare']:.2f} | {stage['infer']:.2f} | "
@@ -231,7 +249,7 @@ def run(models: list[tuple[str, str]], frames: int = 795, long_frames: int = 50_
                           f"{med('bound'):.1f} | {med('p1', 'bound'):.2f}x | {med('pinned', 'bound'):.2f}x | "
                           f"{med('bound', 'model'):.2f}x |")
         progress(bound_rows[-1])
-        live = live_latency(path, live_frames)
+        live = live_latency(path, live_frames) if live_frames else None
         if live is not None:
             latency_rows.append(f"| {label} | {live.frames} | {live.fps:.1f} | {live.dropped} | "
                                 f"{live.latency_ms_p50:.1f} | {live.latency_ms_p99:.1f} | {live.inference_ms_p50:.2f} |")
@@ -256,6 +274,14 @@ bounded queues (every frame of a file is processed).
 | model | decoder / resize | model only FPS | plain loop FPS | pipeline FPS (1 thr) | pinned FPS | pipeline FPS (2 thr) | pipeline / model | pinned / model | pipeline / plain | pinned / plain | file latency p50 / p99 ms |
 |---|---|---|---|---|---|---|---|---|---|---|---|
 {chr(10).join(rows)}
+
+The same at 2 inference threads (the interpreter's `num_threads`), each variant measured in the
+same rounds: the plain loop here also gives the interpreter both cores, as a user who found the
+threads option would.
+
+| model | model only FPS (2 thr) | plain loop FPS (2 thr) | pipeline FPS (2 thr) | pipeline / model | pipeline / plain | model 2 thr / 1 thr |
+|---|---|---|---|---|---|---|
+{chr(10).join(two_rows)}
 
 Where the time goes: milliseconds per frame of each stage (wall clock; reading includes the
 file's I/O), measured in the plain loop, where decoding and preparing run between inferences and
