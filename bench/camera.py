@@ -145,6 +145,8 @@ def _free_port() -> int:
 
 def live_latency(model, frames: int):
     """Run on vtest streamed live by ffmpeg (10 fps, real time); None without ffmpeg."""
+    from apps.camera.sources import SourceError
+
     if shutil.which("ffmpeg") is None:
         return None
     port = _free_port()
@@ -152,8 +154,6 @@ def live_latency(model, frames: int):
     ffmpeg = subprocess.Popen(["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i", VIDEO,
                                "-c:v", "mjpeg", "-q:v", "5", "-f", "mpjpeg", "-listen", "1", url],
                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    from apps.camera.sources import SourceError
-
     try:
         # -listen 1 serves one client, so no probing connection: the run itself retries while
         # ffmpeg is still starting (a refused connection does not use up its one client)

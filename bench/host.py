@@ -4,18 +4,21 @@ XNNPACK's int8 kernels beat its fp32 ones where the CPU has a dot-product instru
 (x86 VNNI, Arm's SDOT); without one, fp32 can win at small layer sizes. Every section names them."""
 from __future__ import annotations
 
+import functools
 import platform
 from pathlib import Path
 
 # /proc/cpuinfo flag -> the name people know it by, in the order a reader compares them
 SIMD_FLAGS = {"avx2": "AVX2", "avx512f": "AVX-512", "avx512_vnni": "AVX-512 VNNI", "avx_vnni": "AVX-VNNI",
               "amx_int8": "AMX-INT8", "asimddp": "Arm dot product"}
+DOT_PRODUCT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp")  # the int8 dot products among them
 
 
-def _cpuinfo() -> tuple[str, set[str]]:
+@functools.cache
+def _cpuinfo() -> tuple[str, frozenset[str]]:
     path = Path("/proc/cpuinfo")
     if not path.is_file():
-        return platform.processor() or platform.machine(), set()
+        return platform.processor() or platform.machine(), frozenset()
     model, flags = "", set()
     for line in path.read_text(errors="replace").splitlines():
         key, _, value = line.partition(":")
@@ -24,7 +27,7 @@ def _cpuinfo() -> tuple[str, set[str]]:
             model = value.strip()
         elif key in ("flags", "Features") and not flags:
             flags = set(value.split())
-    return model or platform.machine(), flags
+    return model or platform.machine(), frozenset(flags)
 
 
 def simd() -> list[str]:
@@ -33,8 +36,10 @@ def simd() -> list[str]:
     return [name for flag, name in SIMD_FLAGS.items() if flag in flags]
 
 
-def has_int8_dot_product() -> bool:
-    return any(name in simd() for name in ("AVX-512 VNNI", "AVX-VNNI", "AMX-INT8", "Arm dot product"))
+def int8_dot_products() -> list[str]:
+    """The int8 dot-product instructions this CPU reports (empty without one)."""
+    _, flags = _cpuinfo()
+    return [SIMD_FLAGS[flag] for flag in DOT_PRODUCT_FLAGS if flag in flags]
 
 
 def cpu_description() -> str:

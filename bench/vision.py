@@ -163,8 +163,8 @@ def _int8_explanation(int8_ratio: float) -> str:
     """Why int8 is faster or slower than fp32 on this CPU, with the single-layer table measured now."""
     from bench import host, int8_layers
 
-    if host.has_int8_dot_product():
-        verdict = (f"This CPU has an int8 dot-product instruction ({', '.join(host.simd())}), and the int8 model runs at "
+    if dot := host.int8_dot_products():
+        verdict = (f"This CPU has an int8 dot-product instruction ({', '.join(dot)}), and the int8 model runs at "
                    f"{int8_ratio:.2f}x the fp32 time.")
     else:
         verdict = (f"This CPU has no int8 dot-product instruction (VNNI, Arm SDOT), and the int8 model runs at "
