@@ -16,19 +16,15 @@ when such data is asked for; everything else needs numpy and the stdlib.
 """
 from __future__ import annotations
 
-import math
 import os
-import wave
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Union
+from typing import Any, Callable, Union
 
 import numpy as np
 
-from edge_runtime.metadata import Preprocess, ResizeGeometry
-
-if TYPE_CHECKING:
-    from train.detection_data import DetectionSet
+from convert.data_files import AUDIO_SUFFIXES, IMAGE_SUFFIXES, from_folder, image_input  # noqa: F401  (re-exported)
+from convert.dataset import DataError, Dataset, Progress, subset_indices  # noqa: F401  (re-exported)
+from edge_runtime.metadata import Preprocess
 
 # The TFLite post-training quantization guide suggests a few hundred representative samples;
 # past that, calibration only gets slower while the activation ranges it records barely move.
@@ -37,86 +33,12 @@ DEFAULT_CALIBRATION_SAMPLES = 200
 # enough to tell variants apart by about one point, and it evaluates in reasonable time on 2 cores.
 DEFAULT_EVAL_SAMPLES = 2000
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
-AUDIO_SUFFIXES = (".wav",)
-
-Progress = Callable[[int, int], None]  # progress(done, total), called after each file
 Source = Union[str, os.PathLike, Callable[[], Any]]  # a path, or a callable that returns the data
 FASHION_MNIST = "fashion-mnist"  # the name that reads Fashion-MNIST (train.datasets)
 
 _WHAT_TO_PASS = ("a folder of images or WAV files, a .npy array, an .npz archive with an array 'x', a YOLO "
                  "data.yaml (or its folder), a COCO folder (annotations/instances_<split>.json), "
                  f"'{FASHION_MNIST}', or a callable")
-
-
-class DataError(ValueError):
-    """Calibration or evaluation data that is missing, empty, unreadable or does not fit the model
-    input. The message names the source, what was expected and what arrived."""
-
-
-@dataclass(frozen=True)
-class Dataset:
-    """Samples ready for one model input.
-
-    ``x`` is float32 and batch-first, each sample exactly the model input shape; ``y`` holds one
-    int64 class index into ``labels`` per sample, or is None for unlabeled data; ``source`` says
-    where the samples came from (a path, or ``name()`` for a callable).
-
-    Detection sets also carry their ground truth, so an evaluator can compute mAP:
-    ``detections`` is the set restricted to these samples in the order of ``x`` (boxes in
-    pixels of the original images, class names in ``labels``), and ``geometries[i]`` says how
-    image ``i`` was fitted into the model input (``geometries[i].to_image`` maps a model's
-    boxes back)."""
-
-    x: np.ndarray
-    y: np.ndarray | None = None
-    labels: tuple[str, ...] = ()
-    source: str = ""
-    detections: DetectionSet | None = None
-    geometries: tuple[ResizeGeometry, ...] = ()
-
-    def __post_init__(self):
-        where = f"dataset {self.source}" if self.source else "dataset"
-        if not isinstance(self.x, np.ndarray) or self.x.dtype != np.float32 or self.x.ndim < 1:
-            got = f"{type(self.x).__name__} of dtype {getattr(self.x, 'dtype', '?')}, shape {np.shape(self.x)}"
-            raise DataError(f"{where}: x must be a batch-first float32 numpy array, got a {got}")
-        if self.y is not None:
-            if not isinstance(self.y, np.ndarray) or self.y.dtype != np.int64 or self.y.ndim != 1:
-                raise DataError(f"{where}: y must be a 1-D int64 numpy array of class indices, got "
-                                f"{type(self.y).__name__} of dtype {getattr(self.y, 'dtype', '?')}")
-            if len(self.y) != len(self.x):
-                raise DataError(f"{where}: y has {len(self.y)} labels but x has {len(self.x)} samples; "
-                                f"expected one class index per sample")
-            if self.labels and len(self.y) and int(self.y.max()) >= len(self.labels):
-                raise DataError(f"{where}: class index {int(self.y.max())} is out of range for "
-                                f"{len(self.labels)} labels {self.labels}")
-        if self.detections is not None and not len(self.detections) == len(self.geometries) == len(self.x):
-            raise DataError(f"{where}: {len(self.x)} samples but {len(self.detections)} detection entries and "
-                            f"{len(self.geometries)} geometries; expected one of each per sample")
-
-    def __len__(self) -> int:
-        return len(self.x)
-
-    def batches(self, size: int) -> Iterator["Dataset"]:
-        """Consecutive slices of ``size`` samples, in order, as Datasets with the same labels and
-        source; the last one is shorter when ``size`` does not divide the length."""
-        if size < 1:
-            raise ValueError(f"batch size must be at least 1, got {size}")
-        for start in range(0, len(self), size):
-            yield self._pick(slice(start, start + size))
-
-    def take(self, n: int, seed: int = 0) -> "Dataset":
-        """``n`` samples drawn at random without replacement (the same ones for the same ``seed``),
-        kept in their original order; the whole dataset when ``n >= len(self)``."""
-        index = _subset(len(self), n, seed)
-        return self if index is None else self._pick(index)
-
-    def _pick(self, index: slice | np.ndarray) -> "Dataset":
-        """The samples at ``index``, a slice (x stays a view) or an array of positions."""
-        ids = range(len(self))[index] if isinstance(index, slice) else index
-        detections = None if self.detections is None else self.detections.subset(ids)
-        return Dataset(self.x[index], None if self.y is None else self.y[index], self.labels, self.source,
-                       detections, tuple(self.geometries[i] for i in ids) if self.geometries else ())
 
 
 def load_dataset(
@@ -194,7 +116,7 @@ def load_dataset(
         return _from_detection_set(path, shape, pre, limit, seed, split, what, where, progress)
     _no_split(split, where)
     if path.is_dir():
-        return _from_folder(path, shape, pre, limit, seed, where, progress)
+        return from_folder(path, shape, pre, limit, seed, where, progress)
     suffix = path.suffix.lower()
     if suffix == ".npy":
         x, y, labels = _read_npy(path, where), None, ()
@@ -238,7 +160,7 @@ def _fashion_mnist(shape: tuple, pre: Preprocess, limit: int | None, seed: int, 
         images, labels = load_fashion_mnist(split)
     except (DatasetError, MissingDependencyError) as exc:
         raise DataError(f"{where}: {exc}") from None
-    keep = _subset(len(images), limit, seed)
+    keep = subset_indices(len(images), limit, seed)
     if keep is not None:
         images, labels = images[keep], labels[keep]
     x = _batch_first(pre.normalize(images.astype(np.float32)), shape, f"{where} (28x28 grayscale images)")
@@ -254,13 +176,13 @@ def _from_detection_set(path: Path, shape: tuple, pre: Preprocess, limit: int | 
     if None in shape:
         raise DataError(f"{where}: files need a fixed model input shape to be fitted to, got {shape}; "
                         f"pass the sizes the model expects")
-    height, width, channels = _image_input(shape, pre, where)
+    height, width, channels = image_input(shape, pre, where)
     prefer = ("train", *EVALUATION_SPLITS) if what == "calibration" else EVALUATION_SPLITS
     try:
         detections = load_detection_set(path, split, prefer)
     except DetectionDataError as exc:
         raise DataError(f"{where}: {exc}") from None
-    keep = _subset(len(detections), limit, seed)
+    keep = subset_indices(len(detections), limit, seed)
     if keep is not None:
         detections = detections.subset(keep)
     fit = replace(pre, size=(height, width), color="gray" if channels == 1 else pre.color)
@@ -295,17 +217,6 @@ def _shape(input_shape) -> tuple[int | None, ...]:
 
 def _matches(got: tuple, want: tuple) -> bool:
     return len(got) == len(want) and all(w is None or w == g for g, w in zip(got, want))
-
-
-def _subset(total: int, n: int | None, seed: int) -> np.ndarray | None:
-    """Sorted indices of ``n`` of ``total`` items drawn with ``seed``; None to keep them all."""
-    if n is None:
-        return None
-    if n < 1:
-        raise DataError(f"the number of samples to keep must be at least 1, got {n}")
-    if n >= total:
-        return None
-    return np.sort(np.random.default_rng(seed).choice(total, size=n, replace=False))
 
 
 def _batch_first(values: Any, shape: tuple, where: str, one_sample_ok: bool = False) -> np.ndarray:
@@ -427,163 +338,3 @@ def _from_callable(fn: Callable[[], Any], name: str, shape: tuple, limit: int | 
 
 
 # ---------------------------------------------------------------------------------------------
-# folders
-
-
-def _supported(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES + AUDIO_SUFFIXES
-
-
-def _scan(folder: Path, where: str) -> tuple[list[Path], list[int] | None, tuple[str, ...]]:
-    """(files, class index per file or None, labels) of a folder, in a fixed order."""
-    entries = sorted(folder.iterdir())
-    if not entries:
-        raise DataError(f"{where}: the folder is empty; expected image or WAV files, directly inside "
-                        f"(unlabeled) or in one sub-folder per class")
-    top = [p for p in entries if _supported(p)]
-    classes = [p for p in entries if p.is_dir() and not p.name.startswith(".")]
-    per_class = [sorted(p for p in c.rglob("*") if _supported(p)) for c in classes]
-    if top and any(per_class):
-        raise DataError(f"{where}: holds {len(top)} files at its top level and more in sub-folders; expected "
-                        f"either only files (unlabeled) or only class sub-folders (labeled)")
-    if top:
-        return top, None, ()
-    if any(per_class):
-        files = [f for group in per_class for f in group]
-        index = [i for i, group in enumerate(per_class) for _ in group]
-        return files, index, tuple(c.name for c in classes)
-    suffixes = sorted({p.suffix.lower() or "(none)" for p in folder.rglob("*") if p.is_file()})
-    raise DataError(f"{where}: has no supported files (expected {', '.join(IMAGE_SUFFIXES + AUDIO_SUFFIXES)}); "
-                    f"found files with suffixes {suffixes}")
-
-
-def _from_folder(folder: Path, shape: tuple, pre: Preprocess, limit: int | None, seed: int, where: str,
-                 progress: Progress | None) -> Dataset:
-    if (folder / "images").is_dir() and (folder / "labels").is_dir():
-        raise DataError(f"{where}: holds images/ and labels/ as a YOLO data set does, but no data.yaml; write one "
-                        f"naming the splits and classes (train: images/train, val: images/val, names: [...]) "
-                        f"rather than reading images/ and labels/ as two classes")
-    files, index, labels = _scan(folder, where)
-    audio = [f.suffix.lower() in AUDIO_SUFFIXES for f in files]
-    if any(audio) and not all(audio):
-        raise DataError(f"{where}: holds both images ({audio.count(False)}) and WAV files ({audio.count(True)}); "
-                        f"expected one kind per folder")
-    keep = _subset(len(files), limit, seed)
-    if keep is not None:
-        files = [files[i] for i in keep]
-        index = None if index is None else [index[i] for i in keep]
-    if None in shape:
-        raise DataError(f"{where}: files need a fixed model input shape to be fitted to, got {shape}; "
-                        f"pass the sizes the model expects")
-    load = _load_wavs if audio[0] else _load_images
-    x = load(files, shape, pre, where, progress)
-    y = None if index is None else np.asarray(index, dtype=np.int64)
-    return Dataset(x, y, labels, str(folder))
-
-
-def _image_input(shape: tuple, pre: Preprocess, where: str) -> tuple[int, int, int]:
-    """(height, width, channels) of a model input that image files can be fitted to, after
-    checking the preprocessing recipe against it."""
-    if pre.kind == "audio":
-        raise DataError(f"{where}: holds images but the preprocessing recipe is for audio (kind='audio')")
-    if len(shape) == 2:
-        (height, width), channels = shape, 1
-    elif len(shape) == 3 and shape[2] in (1, 3):
-        height, width, channels = shape
-    else:
-        raise DataError(f"{where}: image files need a model input of shape (height, width, channels) with 1 or 3 "
-                        f"channels, or (height, width) for grayscale; got {shape}. For other layouts pass a "
-                        f"callable that returns the preprocessed arrays")
-    if pre.size is not None and tuple(pre.size) != (height, width):
-        raise DataError(f"{where}: the preprocessing recipe resizes to {tuple(pre.size)} but the model input is "
-                        f"{(height, width)} (height, width); fix the recipe's size")
-    if pre.color == "gray" and channels == 3:
-        raise DataError(f"{where}: the preprocessing recipe is grayscale but the model input has 3 channels")
-    for name, values in (("mean", pre.mean), ("std", pre.std)):
-        if len(values) not in (1, channels):
-            raise DataError(f"{where}: the preprocessing recipe's {name} has {len(values)} values; expected 1 or "
-                            f"{channels} (one per channel of the model input {shape})")
-    return height, width, channels
-
-
-def _load_images(files: list[Path], shape: tuple, pre: Preprocess, where: str,
-                 progress: Progress | None) -> np.ndarray:
-    height, width, channels = _image_input(shape, pre, where)
-
-    from edge_runtime.deps import require
-
-    tf = require("tensorflow", "decoding image files")
-    x = np.empty((len(files), *shape), dtype=np.float32)
-    for i, file in enumerate(files):
-        # TensorFlow decodes GIF and BMP to color only: read those as RGB and convert to gray
-        via_rgb = channels == 1 and file.suffix.lower() in (".gif", ".bmp")
-        try:
-            pixels = tf.io.decode_image(file.read_bytes(), channels=3 if via_rgb else channels, expand_animations=False)
-        except tf.errors.OpError as exc:
-            raise DataError(f"{where}: cannot decode image {file}: {exc.message}") from None
-        if via_rgb:
-            pixels = tf.image.rgb_to_grayscale(pixels)
-        pixels = tf.image.resize(pixels, (height, width)).numpy()
-        if pre.color == "bgr":
-            pixels = pixels[..., ::-1]
-        x[i] = pre.normalize(pixels).reshape(shape)
-        if progress is not None:
-            progress(i + 1, len(files))
-    return x
-
-
-# sample width in bytes -> (numpy dtype of the little-endian samples, full scale)
-_PCM = {1: (np.uint8, 128.0), 2: (np.dtype("<i2"), 32768.0), 4: (np.dtype("<i4"), 2147483648.0)}
-
-
-def _read_wav(file: Path, where: str) -> tuple[np.ndarray, int]:
-    """(float32 samples in [-1, 1] of shape [frames, channels], sample rate in Hz) of a PCM WAV."""
-    try:
-        with wave.open(str(file), "rb") as w:
-            width, channels, rate = w.getsampwidth(), w.getnchannels(), w.getframerate()
-            raw = w.readframes(w.getnframes())
-    except (wave.Error, EOFError, OSError) as exc:
-        raise DataError(f"{where}: cannot read WAV file {file} ({exc}); expected uncompressed PCM audio "
-                        f"with 8, 16, 24 or 32-bit samples") from None
-    if width == 3:
-        b = np.frombuffer(raw, np.uint8).reshape(-1, 3).astype(np.int32)
-        ints = (b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)) << 8 >> 8  # sign-extend 24 -> 32 bits
-        samples = ints.astype(np.float32) / np.float32(8388608.0)
-    elif width in _PCM:
-        dtype, full = _PCM[width]
-        ints = np.frombuffer(raw, dtype).astype(np.float64)
-        samples = ((ints - 128.0 if width == 1 else ints) / full).astype(np.float32)
-    else:
-        raise DataError(f"{where}: WAV file {file} has {8 * width}-bit samples; expected 8, 16, 24 or 32-bit PCM")
-    return samples.reshape(-1, channels), rate
-
-
-def _resample(samples: np.ndarray, rate_hz: int, target_hz: int) -> np.ndarray:
-    """Linear interpolation from ``rate_hz`` to ``target_hz`` (no anti-alias filter)."""
-    if rate_hz == target_hz or len(samples) == 0:
-        return samples
-    count = max(1, round(len(samples) * target_hz / rate_hz))
-    t = np.arange(count) * (rate_hz / target_hz)
-    return np.interp(t, np.arange(len(samples)), samples).astype(np.float32)
-
-
-def _load_wavs(files: list[Path], shape: tuple, pre: Preprocess, where: str,
-               progress: Progress | None) -> np.ndarray:
-    if pre.kind == "image":
-        raise DataError(f"{where}: holds WAV files but the preprocessing recipe is for images (kind='image')")
-    if not pre.sample_rate_hz:
-        raise DataError(f"{where}: WAV files need the model's sample rate; pass "
-                        f"Preprocess(kind='audio', sample_rate_hz=..., num_samples=...)")
-    size = math.prod(shape)
-    x = np.empty((len(files), *shape), dtype=np.float32)
-    for i, file in enumerate(files):
-        frames, rate = _read_wav(file, where)
-        clip = pre.fit_audio(_resample(frames.mean(axis=1), rate, pre.sample_rate_hz))
-        if clip.size != size:
-            raise DataError(f"{where}: {file} gives {clip.size} samples at {pre.sample_rate_hz} Hz but the model "
-                            f"input {shape} holds {size}; set the recipe's num_samples={size} to cut or pad every "
-                            f"clip, or pass a callable that computes the model's features")
-        x[i] = clip.reshape(shape)
-        if progress is not None:
-            progress(i + 1, len(files))
-    return x

@@ -21,6 +21,7 @@ _PACKAGES: dict[str, tuple[str, str]] = {
     "tf2onnx": ("tf2onnx", "convert"),
     "cv2": ("opencv-python-headless", "apps"),
     "sounddevice": ("sounddevice", "apps"),
+    "soxr": ("soxr", "convert"),
     "matplotlib": ("matplotlib", "convert"),
     "tf_keras": ("tf-keras", "train"),
     "tensorflow_model_optimization": ("tensorflow-model-optimization", "train"),

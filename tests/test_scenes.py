@@ -191,12 +191,12 @@ def test_cli_parser_and_run(tmp_path, capsys, scenes):
 
 
 def test_a_missing_system_photo_names_the_package(tmp_path, monkeypatch):
-    import train.scenes as scenes_module
+    import train.scene_backgrounds as backgrounds_module
 
-    monkeypatch.setattr(scenes_module, "DARKNET", tmp_path)  # an empty folder: darknet not installed
+    monkeypatch.setattr(backgrounds_module, "DARKNET", tmp_path)  # an empty folder: darknet not installed
     with pytest.raises(ScenesError, match=re.escape(f"{tmp_path / 'dog.jpg'}: background darknet:dog.jpg is missing")
                        + ".*apt-get install darknet"):
-        scenes_module.load_background("darknet:dog.jpg")
+        backgrounds_module.load_background("darknet:dog.jpg")
     with pytest.raises(ScenesError, match="apt-get install darknet"):
         make_scenes(tmp_path / "out", counts={"test": 1})
     assert not (tmp_path / "out").exists() and list(tmp_path.iterdir()) == []
