@@ -288,7 +288,7 @@ file's I/O), measured in the plain loop, where decoding and preparing run betwee
 cool the caches as they do in the pipeline ("model only" above runs one input back to back). No
 pipeline can beat its slowest stage, the inference, or all the work spread evenly over the
 {_cores()} cores. The bound is the lower
-of the two, and the last columns compare the pipeline with it. The bound falls below the
+of the two, and the pipeline / bound columns compare the pipeline with it. The bound falls below the
 model-only figure for two reasons, both in the table. First, the work outside the model takes its
 share of each frame's CPU time: decoding the 768x576 video, preparing the input and decoding the
 boxes. Second, inference runs slower between those stages than back to back. Where bound / model

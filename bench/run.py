@@ -20,6 +20,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from bench import fashion_mnist, models, overhead  # noqa: E402
+from convert.files import write_atomic  # noqa: E402
 from edge_runtime.bench import benchmark, table  # noqa: E402
 
 
@@ -37,18 +38,25 @@ def main(argv=None) -> int:
     if unknown:
         parser.error(f"--sections: unknown {unknown}; expected any of {SECTIONS}")
     out = Path(args.out)
+    for name in chosen:
+        body = SECTION_FUNCTIONS[name](args)
+        # read the file again now, not when the run started: a section takes up to hours, and
+        # edits made to the other sections meanwhile must not be overwritten
+        text = _replace(_current(out), name, body)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(out, text, force=True)  # after each section, so a later failure keeps what was measured
+        print(f"wrote section {name} of {out}", flush=True)
+    return 0
+
+
+def _current(out: Path) -> str:
+    """The file as it is now, in sections (a file from before the sections becomes the runtime part)."""
     text = out.read_text() if out.is_file() else ""
-    if MARK.format("runtime") not in text:  # a file from before the sections: its body is the runtime part
+    if MARK.format("runtime") not in text:
         earlier = text.split("\n", 1)[1].strip() if text.startswith("# Benchmarks") else ""
         text = HEADER + "".join(f"{MARK.format(n)}\n{earlier if n == 'runtime' else ''}\n{END.format(n)}\n"
                                 for n in SECTIONS)
-    for name in chosen:
-        body = SECTION_FUNCTIONS[name](args)
-        text = _replace(text, name, body)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text)  # after each section, so a later failure keeps what was measured
-        print(f"wrote section {name} of {out}", flush=True)
-    return 0
+    return text
 
 
 SECTIONS = ("runtime", "vision", "camera", "control", "speech")

@@ -12,7 +12,8 @@ preprocessed with the model's own :class:`~edge_runtime.metadata.Preprocess` rec
 
 TensorFlow is imported only to decode image folders; detection sets are read by
 :mod:`train.detection_data` (OpenCV), Fashion-MNIST by :mod:`train.datasets`, both imported only
-when such data is asked for; everything else needs numpy and the stdlib.
+when such data is asked for, soxr only to resample WAV files; everything else needs numpy and
+the stdlib.
 """
 from __future__ import annotations
 
@@ -64,8 +65,9 @@ def load_dataset(
       mean and std are in the model's channel order).
     * a folder of WAV files (PCM, 8/16/24/32-bit, read with the stdlib ``wave``): channels are
       averaged to mono, and a file whose rate differs from ``preprocess.sample_rate_hz`` is
-      resampled to it by **linear interpolation** (no anti-alias filter, so downsampling can
-      alias). ``preprocess.fit_audio`` cuts or pads it, and it is reshaped to ``input_shape``.
+      resampled to it with soxr (high quality, band-limited, as the speech app resamples; from
+      the ``[convert]`` extra). ``preprocess.fit_audio`` cuts or pads it, and it is reshaped to
+      ``input_shape``.
     * a ``.npy`` array, or an ``.npz`` archive with an array ``x``, an optional ``y`` of class
       indices and an optional ``labels`` array of names.
     * a YOLO ``data.yaml`` (or a folder holding one) or a COCO folder
