@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -89,6 +90,9 @@ def test_save_refuses_to_overwrite_without_force(model, face_video, tmp_path, ca
     assert main(["detect", model, "--source", str(face_video), "--save", str(out), "--force", "--max-frames", "3",
                  "--quiet"]) == 0
     assert out.stat().st_size > 1000 and not list(tmp_path.glob(".o.*"))  # no temporary file left
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # as any file the user writes, not private to them
 
 
 def test_missing_model_names_it(tmp_path, face_video, capsys):

@@ -3,6 +3,7 @@ float and int8 TFLite -> drive the simulator through the control loop."""
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -24,6 +25,9 @@ def test_bc_into_convert_and_the_loop(tmp_path):
                           dagger_episodes=1, epochs=15, max_steps=300)
     assert {p.name for p in out.iterdir()} == {"saved_model", "saved_model.json", "model.keras", "calib.npz",
                                                "training.json"}
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o777 & ~umask  # an ordinary folder, not mkdtemp's private one
     saved = json.loads((out / "training.json").read_text())
     assert saved["kind"] == "policy" and saved["env_id"] == "InvertedPendulum-v5" and saved["rate_hz"] == 25.0
     assert report["expert"]["return_mean"] == 1000.0

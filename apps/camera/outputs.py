@@ -55,6 +55,9 @@ class VideoRecorder:
         if self.frames == 0:
             self._tmp.unlink(missing_ok=True)
             return None
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self._tmp, 0o666 & ~umask)  # mkstemp makes it private; the video gets the usual permissions
         os.replace(self._tmp, self.path)
         return self.path
 

@@ -183,6 +183,9 @@ def _write_folder(out: Path, model, calib: np.ndarray, report: dict, force: bool
     """Write everything into a temporary sibling folder, then move it into place."""
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(work, 0o777 & ~umask)  # mkdtemp makes it private (0700); the output is an ordinary folder
     try:
         if qat_file is not None:
             from convert.metadata_io import sidecar_json
