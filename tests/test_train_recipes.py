@@ -95,6 +95,42 @@ def test_detector_graph_is_small_and_decodes_inside_the_graph():
     np.testing.assert_allclose(np.asarray(layer(logits)), expected, atol=1e-6)
 
 
+@needs_tf
+def test_detector_converts_to_ops_xnnpack_and_the_edge_tpu_take(tmp_path):
+    """Upsampling is Concatenate + Reshape with UpSampling2D's values, not TILE (which neither XNNPACK
+    nor the Edge TPU takes): XNNPACK takes the whole fp32 graph in one partition, and in int8 only the
+    box clip (MINIMUM, RELU) stays off it."""
+    import keras
+
+    import edge_runtime
+    from convert.quiet import import_tensorflow
+    from train.architectures import DetectorSpec, detector
+    from train.layers import decode_factory
+
+    tf = import_tensorflow()
+    model = detector(keras, DetectorSpec((96, 128), 3), decode_factory(keras))
+    p5 = np.random.default_rng(0).normal(size=(1, 3, 4, 64)).astype(np.float32)
+    up = keras.Model(model.get_layer("up5_w").input[0], model.get_layer("up5_h_flat").output)
+    np.testing.assert_array_equal(np.asarray(up(p5)), np.repeat(np.repeat(p5, 2, axis=1), 2, axis=2))
+
+    rng = np.random.default_rng(1)
+    image = keras.Input((96, 128, 3), batch_size=1)
+    batch1 = keras.Model(image, model(image))  # as `convert --batch 1` writes it (an open batch adds shape ops)
+    for int8 in (False, True):
+        converter = tf.lite.TFLiteConverter.from_keras_model(batch1)
+        if int8:
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.representative_dataset = lambda: ([rng.random((1, 96, 128, 3), np.float32)] for _ in range(4))
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        path = tmp_path / f"det_{'int8' if int8 else 'fp32'}.tflite"
+        path.write_bytes(converter.convert())
+        delegation = edge_runtime.load(path, device="cpu").delegation
+        if int8:
+            assert {op for op, _ in delegation.outside} == {"MINIMUM", "RELU"}, str(delegation)
+        else:
+            assert delegation.full and delegation.partitions == 1, str(delegation)
+
+
 # ----- end to end ----------------------------------------------------------------------------
 
 def _edgepilot(*argv, cwd=None) -> subprocess.CompletedProcess:

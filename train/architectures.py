@@ -10,12 +10,17 @@ Choices made for int8, in one place:
 * ReLU6, not swish/GELU: a bounded activation gives every tensor a small fixed range, and
   the Edge TPU and XNNPACK both run it fused into the convolution.
 * Batch normalization after every convolution (folded into the weights at conversion).
-* Only Conv2D, DepthwiseConv2D, Add, nearest UpSampling2D, Concatenate, Reshape, Dense,
-  global average pooling and sigmoid: ops that XNNPACK and the Edge TPU compiler both take,
-  with two exceptions measured on the converted detector. Keras 3 writes nearest upsampling as
-  a repeat, which becomes TILE in TFLite, and XNNPACK does not take TILE; the box decoder's clip
-  to [0, 1] becomes MINIMUM and RELU, which XNNPACK does not take in int8. Those few cheap nodes
-  run on TFLite's own kernels between XNNPACK partitions (the convert report names them).
+* Only Conv2D, DepthwiseConv2D, Add, Concatenate, Reshape, Dense, global average pooling and
+  sigmoid: ops that XNNPACK and the Edge TPU compiler both take, with one exception measured on
+  the converted detector: the box decoder's clip to [0, 1] becomes MINIMUM and RELU, which
+  XNNPACK does not take in int8; those few cheap nodes at the box output run on TFLite's own
+  kernels (the convert report names them).
+* Nearest 2x upsampling in the FPN is written as Concatenate + Reshape (:func:`_upsample2x`).
+  Keras 3's UpSampling2D writes it as a repeat, which becomes TILE in TFLite: neither XNNPACK
+  nor the Edge TPU takes TILE, so each one split the XNNPACK graph and would have ended the
+  Edge TPU's part of the model in the middle of the neck. ``Resizing(interpolation="nearest")``
+  becomes RESIZE_NEAREST_NEIGHBOR, which this XNNPACK does not take either, in a version (half-
+  pixel centres) that the Edge TPU compiler refuses.
 * The detector has **two outputs**, boxes and class scores, both in [0, 1]: boxes are
   normalized corner coordinates decoded inside the graph (:class:`train.layers.GridDecode`),
   scores are sigmoids. One int8 scale per output then fits its values; a single YOLO-style
@@ -101,6 +106,17 @@ def _conv_bn(k, x, filters: int, kernel: int, stride: int, name: str):
     return k.layers.ReLU(6.0, name=f"{name}_relu")(x)
 
 
+def _upsample2x(k, x, name: str):
+    """Nearest-neighbour 2x upsampling of [B, H, W, C] as two Concatenate + Reshape pairs (each
+    pixel repeated along W, then each row along H): the same values as UpSampling2D(2), in ops
+    that XNNPACK and the Edge TPU take (see the module docstring)."""
+    _, h, w, c = x.shape
+    x = k.layers.Concatenate(axis=-1, name=f"{name}_w")([x, x])          # [B, H, W, 2C]
+    x = k.layers.Reshape((h, 2 * w, c), name=f"{name}_w_flat")(x)      # [B, H, 2W, C]
+    x = k.layers.Concatenate(axis=2, name=f"{name}_h")([x, x])           # [B, H, 4W, C]
+    return k.layers.Reshape((2 * h, 2 * w, c), name=f"{name}_h_flat")(x)  # [B, 2H, 2W, C]
+
+
 def _separable(k, x, filters: int, stride: int, name: str):
     """Depthwise 3x3 + pointwise 1x1, each with BN and ReLU6 (MobileNet v1's block); a residual
     Add when shape allows (MobileNet v2's skip, without the expansion that costs latency here)."""
@@ -167,9 +183,9 @@ def detector(k, spec: DetectorSpec, decode_layer):
 
     neck = _channels(64, width)
     p5 = _conv_bn(k, c5, neck, 1, 1, "lat5")
-    p4 = k.layers.Add(name="top4")([_conv_bn(k, c4, neck, 1, 1, "lat4"), k.layers.UpSampling2D(2, name="up5")(p5)])
+    p4 = k.layers.Add(name="top4")([_conv_bn(k, c4, neck, 1, 1, "lat4"), _upsample2x(k, p5, "up5")])
     p4 = _separable(k, p4, neck, 1, "fpn4")
-    p3 = k.layers.Add(name="top3")([_conv_bn(k, c3, neck, 1, 1, "lat3"), k.layers.UpSampling2D(2, name="up4")(p4)])
+    p3 = k.layers.Add(name="top3")([_conv_bn(k, c3, neck, 1, 1, "lat3"), _upsample2x(k, p4, "up4")])
     p3 = _separable(k, p3, neck, 1, "fpn3")
 
     boxes, scores = [], []
