@@ -174,6 +174,11 @@ def test_detector_trains_converts_runs_and_evaluates(scenes, tmp_path):
 
     again = _edgepilot("train", "detector", "--data", scenes, "--out", run, "--epochs", "1")
     assert again.returncode == 1 and "--resume" in again.stderr  # never over an earlier run
+    other = _edgepilot("train", "detector", "--data", scenes, "--out", run, "--epochs", "2", "--batch-size", "8",
+                       "--input-size", "96x128", "--width", "2", "--resume", "--quiet")  # a checkpoint of width 1
+    message = [line for line in other.stderr.splitlines() if line.startswith("edgepilot train: error:")]
+    assert other.returncode == 1 and len(message) == 1, other.stderr[-3000:]
+    assert f"{run / 'checkpoints'}: --resume cannot load this checkpoint" in message[0] and "--force" in message[0]
     resumed = _edgepilot("train", "detector", "--data", scenes, "--out", run, "--epochs", "2", "--batch-size", "8",
                          "--input-size", "96x128", "--resume", "--quiet")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -233,6 +238,9 @@ def test_detector_qat_fine_tunes_and_exports_full_int8_with_its_metadata(scenes,
     assert model.inputs[0].dtype == np.int8 and model.info.task == "detection"
     assert model.info.extra["decoder"] == "edgepilot" and model.info.preprocess.size == (96, 128)
     assert model.op_histogram().get("DEQUANTIZE", 0) == 0  # no layer fell back to float
+    # batch 1 and no TILE: XNNPACK leaves only the box clip, as for the post-training int8 model
+    assert model.inputs[0].shape[0] == 1 and {op for op, _ in model.delegation.outside} <= {"MINIMUM", "RELU"}, \
+        str(model.delegation)
 
 
 @pytest.fixture(scope="module")

@@ -215,8 +215,8 @@ def train_classifier(options: TrainOptions, progress=print) -> TrainResult:
              f"global batch {global_batch}")
     fit.build_for_strategy(model, strategy, (data.x_train[:global_batch], data.y_train[:global_batch]))
     timer = fit.Timer(options)
-    model.fit(train_ds, validation_data=val_ds, epochs=options.epochs, verbose=options.verbose,
-              callbacks=fit.callbacks(keras, options, "val_accuracy"))
+    fit.fit_model(keras, model, train_ds, options, fit.callbacks(keras, options, "val_accuracy"),
+                  validation_data=val_ds, epochs=options.epochs, verbose=options.verbose)
     history = fit.read_history(options)
     epochs_run = len(next(iter(history.values()), [])) or options.epochs
     x_final, y_final = (data.x_test, data.y_test) if data.x_test is not None else (data.x_val, data.y_val)

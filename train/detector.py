@@ -118,8 +118,8 @@ def train_detector(options: TrainOptions, progress=print) -> TrainResult:
     extra = [ValidationMAP(keras, model, val_set, fitted_val, pre, options.batch_size)]
     fit.build_for_strategy(trainer, strategy, train_batches[0])
     timer = fit.Timer(options)
-    trainer.fit(train_batches, epochs=options.epochs, verbose=options.verbose,
-              callbacks=fit.callbacks(keras, options, "val_map50", extra))
+    fit.fit_model(keras, trainer, train_batches, options, fit.callbacks(keras, options, "val_map50", extra),
+                  epochs=options.epochs, verbose=options.verbose)
     history = fit.read_history(options)
     epochs_run = len(next(iter(history.values()), [])) or options.epochs
     final_set = load_detection_set(options.data, test_split) if test_split else val_set

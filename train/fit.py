@@ -160,6 +160,29 @@ def callbacks(keras, options: TrainOptions, monitor: str, extra=()) -> list:
     return result
 
 
+def fit_model(keras, model, data, options: TrainOptions, callback_list: list, **kwargs):
+    """``model.fit(data, callbacks=callback_list, **kwargs)``, with a one-line error naming the
+    checkpoint folder when ``--resume`` cannot load it into this model (it was saved by a model of
+    another shape), instead of Keras' error about one variable."""
+    restored = []
+
+    class Restored(keras.callbacks.Callback):  # runs right after BackupAndRestore has loaded
+        def on_train_begin(self, logs=None):
+            restored.append(True)
+
+    after = next((i + 1 for i, c in enumerate(callback_list) if isinstance(c, keras.callbacks.BackupAndRestore)), 0)
+    callback_list = [*callback_list[:after], Restored(), *callback_list[after:]]
+    try:
+        return model.fit(data, callbacks=callback_list, **kwargs)
+    except ValueError as exc:
+        if not options.resume or restored:
+            raise
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise ValueError(f"{options.out / CHECKPOINTS}: --resume cannot load this checkpoint into the model ({first}); "
+                         f"it was saved by a model of another shape (another --width, --input-size or class "
+                         f"count, or an earlier edgepilot); pass --force to start over in {options.out}") from None
+
+
 def prepare_out(options: TrainOptions) -> None:
     """Make the output folder; refuse to train over an earlier run without --resume or --force."""
     out = options.out

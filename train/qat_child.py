@@ -139,6 +139,11 @@ def main(argv: list[str]) -> int:
         trainer.fit(x, data["targets"].astype(np.float32), batch_size=job["batch_size"], epochs=job["epochs"],
                     verbose=2, shuffle=False)
         representative = x[:200]
+        # batch 1, as `convert --batch 1` writes the float detector: with an open batch every
+        # Reshape (the heads' and the FPN upsampling's) gains SHAPE/STRIDED_SLICE/PACK nodes that
+        # XNNPACK and the Edge TPU do not take, splitting the graph; the app and eval run one image
+        image = tf_keras.Input((*spec.input_size, 3), batch_size=1, name="image")
+        qat = tf_keras.Model(image, qat(image))
 
     converter = tf.lite.TFLiteConverter.from_keras_model(qat)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
