@@ -10,11 +10,10 @@ Choices made for int8, in one place:
 * ReLU6, not swish/GELU: a bounded activation gives every tensor a small fixed range, and
   the Edge TPU and XNNPACK both run it fused into the convolution.
 * Batch normalization after every convolution (folded into the weights at conversion).
-* Only Conv2D, DepthwiseConv2D, Add, Concatenate, Reshape, Dense, global average pooling and
-  sigmoid: ops that XNNPACK and the Edge TPU compiler both take, with one exception measured on
-  the converted detector: the box decoder's clip to [0, 1] becomes MINIMUM and RELU, which
-  XNNPACK does not take in int8; those few cheap nodes at the box output run on TFLite's own
-  kernels (the convert report names them).
+* Only Conv2D, DepthwiseConv2D, Add, Mul, Concatenate, Reshape, Dense, global average pooling
+  and sigmoid: ops that XNNPACK and the Edge TPU compiler both take, so XNNPACK runs the whole
+  converted detector, fp32 or int8, in one partition (tested). The box decoder's clip to [0, 1]
+  is a ReLU6 fused into an Add for the same reason (:class:`train.layers.GridDecode`).
 * Nearest 2x upsampling in the FPN is written as Concatenate + Reshape (:func:`_upsample2x`).
   Keras 3's UpSampling2D writes it as a repeat, which becomes TILE in TFLite: neither XNNPACK
   nor the Edge TPU takes TILE, so each one split the XNNPACK graph and would have ended the

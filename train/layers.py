@@ -25,18 +25,23 @@ def _make(k, ops):
         fractions of the input, clipped to [0, 1]: each cell predicts how far its box reaches
         left, up, right and down from the cell centre, up to ``reach_px`` pixels.
 
-        Ops: LOGISTIC, MUL, ADD, RESHAPE, MINIMUM/MAXIMUM, all int8 in TFLite and on the Edge TPU."""
+        The clip to [0, 1] is written as ``relu6(6 * corners) / 6``: TFLite fuses the ReLU6 into
+        the ADD, so the ops are LOGISTIC, RESHAPE, MUL, ADD (ReLU6 fused) and MUL, all of which
+        XNNPACK and the Edge TPU take in int8. A plain clip becomes MINIMUM and RELU, which
+        XNNPACK does not take in int8 (they split its graph at the box output)."""
 
         def __init__(self, stride: int, rows: int, cols: int, reach_px: int, input_size, **kwargs):
             super().__init__(**kwargs)
             self.stride, self.rows, self.cols, self.reach_px = int(stride), int(rows), int(cols), int(reach_px)
             self.input_size = tuple(int(v) for v in input_size)
-            self._centers, self._scale = grid_constants(self.rows, self.cols, self.reach_px, self.input_size)
+            centers, scale = grid_constants(self.rows, self.cols, self.reach_px, self.input_size)
+            self._centers6, self._scale6 = 6 * centers, 6 * scale  # six times the corners, for the ReLU6
 
         def call(self, distances):
             d = ops.reshape(ops.sigmoid(distances), (-1, self.rows * self.cols, 4))
-            corners = d * ops.convert_to_tensor(self._scale) + ops.convert_to_tensor(self._centers)
-            return ops.clip(corners, 0.0, 1.0) if hasattr(ops, "clip") else ops.clip_by_value(corners, 0.0, 1.0)
+            corners6 = d * ops.convert_to_tensor(self._scale6) + ops.convert_to_tensor(self._centers6)
+            relu6 = ops.relu6 if hasattr(ops, "relu6") else ops.nn.relu6  # keras.ops or tf (tf_keras)
+            return relu6(corners6) * (1.0 / 6.0)  # = clip(corners, 0, 1)
 
         def compute_output_shape(self, input_shape):
             return (input_shape[0], self.rows * self.cols, 4)
