@@ -182,8 +182,8 @@ def timing(int8: Path, seconds: float, tries: int, progress, loaded: bool = Fals
            defaults: dict | None = None) -> list[str]:
     """Per rate: the deadline loop with its default (adaptive) wait, best of ``tries``; at 500 Hz
     also sleep-only waits (``--spin-us 0``), ``--realtime`` (best of ``tries`` too) and the
-    machine's stall floor for it; then the naive loop. ``defaults`` collects the default loop's
-    summaries by (rate, loaded), for the text."""
+    machine's stall floor for it; then the naive loop. ``defaults`` collects, for the text, the
+    default loop's summaries by (rate, loaded) and the sleep-only one by (500, "sleep only")."""
     from apps.control import Policy, run, sim_env
 
     def once(rate, **options):

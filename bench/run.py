@@ -43,7 +43,6 @@ def main(argv=None) -> int:
         # read the file again now, not when the run started: a section takes up to hours, and
         # edits made to the other sections meanwhile must not be overwritten
         text = _replace(_current(out), name, body)
-        out.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(out, text, force=True)  # after each section, so a later failure keeps what was measured
         print(f"wrote section {name} of {out}", flush=True)
     return 0

@@ -10,6 +10,14 @@ class OutputExistsError(FileExistsError):
     """An output file exists and ``--force`` was not given."""
 
 
+def usual_permissions(path: Path | str) -> None:
+    """Give a file or folder made by ``tempfile.mkstemp``/``mkdtemp`` (0600/0700, private) the
+    permissions an ordinary one gets under the process's umask, before it is moved into place."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, (0o777 if os.path.isdir(path) else 0o666) & ~umask)
+
+
 def check_writable(paths: list[Path], force: bool) -> None:
     """Fail before any work starts if an output exists (nothing is lost, nothing half-done)."""
     existing = [str(p) for p in paths if p.exists()]
@@ -34,9 +42,7 @@ def write_atomic(path: Path, data: bytes | str, force: bool = False) -> Path:
             handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; the file gets the usual permissions
+        usual_permissions(tmp)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -48,6 +48,7 @@ from typing import Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
+from convert.files import usual_permissions
 from train.datasets import FASHION_MNIST_LABELS, load_fashion_mnist
 from train.scene_backgrounds import (  # noqa: F401  (re-exported: the scene maker's public names)
     DARKNET,
@@ -329,9 +330,7 @@ def make_scenes(out_dir: str | Path, *, seed: int = 0, counts: Mapping[str, int]
     total, done = sum(counts[s] for s in splits), 0
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    umask = os.umask(0o022)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private (0700); the set is an ordinary folder
+    usual_permissions(tmp)
     stats = {s: {"images": 0, "boxes": 0, "classes": {c: 0 for c in classes}} for s in splits}
     try:
         for split in splits:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from convert.files import usual_permissions
+
 FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
 
 
@@ -55,9 +57,7 @@ class VideoRecorder:
         if self.frames == 0:
             self._tmp.unlink(missing_ok=True)
             return None
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(self._tmp, 0o666 & ~umask)  # mkstemp makes it private; the video gets the usual permissions
+        usual_permissions(self._tmp)
         os.replace(self._tmp, self.path)
         return self.path
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from apps.control.policy import POLICY_TASK, PolicySpec
+from convert.files import usual_permissions
 from edge_runtime.metadata import METADATA_KEY, ModelMetadata, Preprocess
 from train.policy.bc import BCConfig, default_config, numpy_forward, rollout, train_bc
 from train.policy.experts import make_expert, rollout_return
@@ -183,9 +184,7 @@ def _write_folder(out: Path, model, calib: np.ndarray, report: dict, force: bool
     """Write everything into a temporary sibling folder, then move it into place."""
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(work, 0o777 & ~umask)  # mkdtemp makes it private (0700); the output is an ordinary folder
+    usual_permissions(work)
     try:
         if qat_file is not None:
             from convert.metadata_io import sidecar_json
