@@ -1,8 +1,8 @@
 """``make bench``: every benchmark, each a section of docs/benchmarks.md.
 
 Sections: ``runtime`` (overhead of edge_runtime over the raw interpreter, LiteRT vs ONNX Runtime,
-1 vs 2 threads, fp32 vs int8, the Fashion-MNIST report card), ``vision`` (the training recipes:
-detector and classifier, float / int8 / QAT, throughput of two workers), ``camera`` (the
+1 vs 2 threads, fp32 vs int8, the Fashion-MNIST report card), ``detector`` and ``classifier`` (the
+training recipes: float / int8 / QAT, and the throughput of two workers), ``camera`` (the
 detection pipeline on vtest.avi), ``control`` (policies at a fixed rate) and ``speech`` (keyword
 spotting: the digits, calibrated; false accepts, latency, real-time factor, memory). ``--sections`` runs
 some of them and replaces only those sections in the file, between their markers."""
@@ -58,11 +58,11 @@ def _current(out: Path) -> str:
     return text
 
 
-SECTIONS = ("runtime", "vision", "camera", "control", "speech")
+SECTIONS = ("runtime", "detector", "classifier", "camera", "control", "speech")
 MARK, END = "<!-- section:{} -->", "<!-- /section:{} -->"
 HEADER = """# Benchmarks
 
-Produced by `make bench` (`python bench/run.py`; one part: `python bench/run.py --sections vision`).
+Produced by `make bench` (`python bench/run.py`; one part: `python bench/run.py --sections detector`).
 This machine is shared and noisy: read the medians and the ratios, not single absolute times.
 Each section says when and where it was measured.
 
@@ -86,17 +86,24 @@ def _machine() -> str:
             f"Python {platform.python_version()}, {interpreter_label()}")
 
 
-def vision_section(args) -> str:
+def detector_section(args) -> str:
     from bench import vision
 
-    body = vision.run(Path(args.cache), runs=args.runs, progress=lambda m: print(m, flush=True))
+    body = vision.run_detector(Path(args.cache), runs=args.runs, progress=lambda m: print(m, flush=True))
+    return body.replace("\n", f"\n\nMeasured {_machine()}.\n", 1)
+
+
+def classifier_section(args) -> str:
+    from bench import vision
+
+    body = vision.run_classifier(Path(args.cache), runs=args.runs, progress=lambda m: print(m, flush=True))
     return body.replace("\n", f"\n\nMeasured {_machine()}.\n", 1)
 
 
 def camera_section(args) -> str:
     from bench import camera, vision
 
-    folders = vision.train_cached(Path(args.cache), progress=lambda m: print(m, flush=True))
+    folders = vision.detector_cached(Path(args.cache), progress=lambda m: print(m, flush=True))
     converted = folders["detector"] / "converted"
     models = [("BlazeFace short range (fp32)", str(assets_path("blazeface_short_range.tflite")))]
     for target in ("tflite_fp32", "tflite_int8"):
@@ -192,8 +199,8 @@ images through `edge_runtime` ({args.runs} timed runs per variant, one thread). 
     return text
 
 
-SECTION_FUNCTIONS = {"runtime": runtime_section, "vision": vision_section, "camera": camera_section,
-                     "control": control_section, "speech": speech_section}
+SECTION_FUNCTIONS = {"runtime": runtime_section, "detector": detector_section, "classifier": classifier_section,
+                     "camera": camera_section, "control": control_section, "speech": speech_section}
 
 
 if __name__ == "__main__":

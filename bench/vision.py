@@ -1,6 +1,6 @@
-"""Vision recipes (issue: train): the detector on the built-in scenes and the classifier on
-Fashion-MNIST, float vs post-training int8 vs QAT int8, latency of each variant, and training
-throughput of one process vs two workers on loopback.
+"""Vision recipes (issue: train), two sections of docs/benchmarks.md: the detector on the built-in
+scenes, and the classifier on Fashion-MNIST with the training throughput of one process vs two
+workers on loopback; float vs post-training int8 vs QAT int8 and the latency of each variant.
 
 Training runs are cached under ``--cache`` (they take most of an hour on 2 cores); a cached run
 is reused only when its recorded options equal the ones below. The exact commands that produce
@@ -16,13 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-DETECTOR = {"input_size": (256, 320), "width": 2.0, "epochs": 40, "batch_size": 32, "lr": 3e-3, "qat": True, "qat_epochs": 2}
-# Then ``--resume --epochs 60``: 20 more epochs on the same run. The cosine schedule is laid over
-# 60 epochs, so the rate restarts at a quarter of its peak and decays to the floor again (a warm
-# restart, as in SGDR): validation mAP had flattened while the first schedule ended, and the
-# training loss was still falling.
-DETECTOR_FINAL = {**DETECTOR, "epochs": 60}
-DETECTOR_FIRST = {k: v for k, v in DETECTOR.items() if not k.startswith("qat")}  # QAT once, after the last
+DETECTOR = {"input_size": (256, 320), "width": 2.0, "epochs": 50, "batch_size": 32, "lr": 3e-3, "qat": True, "qat_epochs": 2}
 CLASSIFIER = {"epochs": 30, "batch_size": 128, "lr": 3e-3, "qat": True, "qat_epochs": 2}
 
 
@@ -54,24 +48,26 @@ def _train_args(options: dict) -> list[str]:
     return args
 
 
-def train_cached(cache: Path, progress=print) -> dict[str, Path]:
-    """The scenes, the detector and the classifier, trained unless cached; their folders."""
-    scenes, detector, classifier = cache / "scenes", cache / "detector", cache / "classifier"
+def detector_cached(cache: Path, progress=print) -> dict[str, Path]:
+    """The scenes and the detector trained on them, unless cached; their folders."""
+    scenes, detector = cache / "scenes", cache / "detector"
     if not (scenes / "data.yaml").is_file():
         _cli("data", "make-scenes", "--out", str(scenes), "--force")
-    if not _cached(detector, DETECTOR_FINAL):
-        if not _cached(detector, DETECTOR_FIRST):
-            progress("training the detector (45 to 100 minutes on 2 cores)")
-            _cli("train", "detector", "--data", str(scenes), "--out", str(detector), "--force", "--quiet",
-                 *_train_args(DETECTOR_FIRST))
-        progress(f"training the detector on to {DETECTOR_FINAL['epochs']} epochs (45 to 100 minutes on 2 cores)")
-        _cli("train", "detector", "--data", str(scenes), "--out", str(detector), "--resume", "--quiet",
-             *_train_args(DETECTOR_FINAL))
+    if not _cached(detector, DETECTOR):
+        progress("training the detector (90 to 120 minutes on 2 cores)")
+        _cli("train", "detector", "--data", str(scenes), "--out", str(detector), "--force", "--quiet",
+             *_train_args(DETECTOR))
+    return {"scenes": scenes, "detector": detector}
+
+
+def classifier_cached(cache: Path, progress=print) -> Path:
+    """The Fashion-MNIST classifier, trained unless cached; its folder."""
+    classifier = cache / "classifier"
     if not _cached(classifier, CLASSIFIER):
         progress("training the classifier (15 to 35 minutes on 2 cores)")
         _cli("train", "classifier", "--data", "fashion-mnist", "--out", str(classifier), "--force", "--quiet",
              *_train_args(CLASSIFIER))
-    return {"scenes": scenes, "detector": detector, "classifier": classifier}
+    return classifier
 
 
 def _latency(path: Path, threads: int, runs: int) -> float:
@@ -93,6 +89,7 @@ def _convert(folder: Path, out: Path, targets: tuple[str, ...], runs: int, **ext
 
 
 def detector_section(folders: dict[str, Path], runs: int) -> str:
+    """The detector's table: float vs post-training int8 vs ONNX vs QAT int8, mAP and latency."""
     # training.json's float and QAT figures come from train.evaluate's evaluator, the report card's
     record = json.loads((folders["detector"] / "training.json").read_text())
     card = _convert(folders["detector"], folders["detector"] / "converted",
@@ -127,11 +124,12 @@ Per-class AP@0.5 of the float model: {per_class}.
 """
 
 
-def classifier_section(folders: dict[str, Path], runs: int) -> str:
-    record = json.loads((folders["classifier"] / "training.json").read_text())
-    card = _convert(folders["classifier"], folders["classifier"] / "converted", ("tflite_fp32", "tflite_int8"), runs,
+def classifier_section(folder: Path, runs: int) -> str:
+    """The classifier's table: float vs post-training int8 vs QAT int8, top-1 and latency."""
+    record = json.loads((folder / "training.json").read_text())
+    card = _convert(folder, folder / "converted", ("tflite_fp32", "tflite_int8"), runs,
                     eval="fashion-mnist", eval_samples=10000)
-    qat_path = folders["classifier"] / "model_qat_int8.tflite"
+    qat_path = folder / "model_qat_int8.tflite"
     rows = [f"| Keras float (reference) | {card.reference_top1:.2f} | - | - | - |"]
     fp32 = next(r for r in card.results if r.target == "tflite_fp32")
     fp32_ms = _latency(Path(fp32.path), 1, runs)
@@ -236,32 +234,43 @@ machines each worker has its own cores.
 """
 
 
-def run(cache: Path, runs: int = 200, progress=print) -> str:
-    folders = train_cached(cache, progress)
-    detector_md = detector_section(folders, runs)
-    classifier_md = classifier_section(folders, runs)
-    workers_md = workers_section(cache)
+def run_detector(cache: Path, runs: int = 200, progress=print) -> str:
+    """The detector section of docs/benchmarks.md (the camera section runs the same detector)."""
+    folders = detector_cached(cache, progress)
     commands = "\n".join([
         f"edgepilot data make-scenes --out {folders['scenes']}",
-        f"edgepilot train detector --data {folders['scenes']} --out {folders['detector']} "
-        f"{' '.join(_train_args(DETECTOR_FIRST))}",
-        f"edgepilot train detector --data {folders['scenes']} --out {folders['detector']} --resume "
-        f"{' '.join(_train_args(DETECTOR_FINAL))}",
-        f"edgepilot train classifier --data fashion-mnist --out {folders['classifier']} {' '.join(_train_args(CLASSIFIER))}",
+        f"edgepilot train detector --data {folders['scenes']} --out {folders['detector']} {' '.join(_train_args(DETECTOR))}",
         f"edgepilot convert {folders['detector']} --out {folders['detector']}/converted --batch 1 "
         f"--targets tflite_fp32 tflite_int8 onnx_fp32",
-        f"edgepilot convert {folders['classifier']} --out {folders['classifier']}/converted --batch 1 "
-        f"--targets tflite_fp32 tflite_int8 --eval fashion-mnist --eval-samples 10000",
     ])
-    return f"""## Vision recipes: `edgepilot train`
+    return f"""## Detector recipe: `edgepilot train detector`
 
-`python bench/run.py --sections vision` (part of `make bench`). It runs, or reuses from its cache when the
+`python bench/run.py --sections detector` (part of `make bench`). It runs, or reuses from its cache when the
 options match:
 
 ```sh
 {commands}
 ```
 
-{detector_md}
-{classifier_md}
-{workers_md}"""
+{detector_section(folders, runs)}"""
+
+
+def run_classifier(cache: Path, runs: int = 200, progress=print) -> str:
+    """The classifier section of docs/benchmarks.md, with the two-worker throughput."""
+    folder = classifier_cached(cache, progress)
+    commands = "\n".join([
+        f"edgepilot train classifier --data fashion-mnist --out {folder} {' '.join(_train_args(CLASSIFIER))}",
+        f"edgepilot convert {folder} --out {folder}/converted --batch 1 "
+        f"--targets tflite_fp32 tflite_int8 --eval fashion-mnist --eval-samples 10000",
+    ])
+    return f"""## Classifier recipe: `edgepilot train classifier`
+
+`python bench/run.py --sections classifier` (part of `make bench`). It runs, or reuses from its cache when
+the options match:
+
+```sh
+{commands}
+```
+
+{classifier_section(folder, runs)}
+{workers_section(cache)}"""

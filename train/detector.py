@@ -24,6 +24,12 @@ from train.outputs import TrainResult, save_outputs
 DEFAULT_INPUT = (256, 256)
 SCORE_THRESHOLD, IOU_THRESHOLD = 0.25, 0.5  # what the camera app uses by default
 PIXEL_SCALE = 1 / 255
+# The weights kept are an exponential moving average of the trained ones (Polyak averaging, as
+# Ultralytics' ModelEMA): a detector's mAP swings from step to step with batch-32 noise, and the
+# average over the last ~200 steps (about 3 epochs of the built-in scenes) is steadier than any
+# one step's weights. Validation mAP, early stopping, checkpoints and the saved model all see the
+# average (Keras' SwapEMAWeights swaps it in at each epoch's end and out before the next epoch).
+EMA_MOMENTUM = 0.995
 
 
 def detector_metadata(names, input_size) -> ModelMetadata:
@@ -65,6 +71,22 @@ class ValidationMAP:
                 print(f" - val_map50: {metrics.map50:.4f} - val_map50_95: {metrics.map50_95:.4f}", flush=True)
 
         return _Callback()
+
+
+class AveragedWeights:
+    """Keras callback factory: ``SwapEMAWeights(swap_on_epoch=True)``, which also knows that a
+    ``--resume`` checkpoint (written at an epoch's end, after the swap) holds the average in the
+    model and the trained weights in the optimizer, and swaps them back before training on."""
+
+    def __new__(cls, keras):
+        class _Callback(keras.callbacks.SwapEMAWeights):
+            def on_epoch_begin(self, epoch, logs=None):
+                if not getattr(self, "_begun", False) and epoch > 0:  # resumed at this epoch
+                    self._ema_weights_in_model = True
+                self._begun = True
+                super().on_epoch_begin(epoch, logs)
+
+        return _Callback(swap_on_epoch=True)
 
 
 def train_detector(options: TrainOptions, progress=print) -> TrainResult:
@@ -111,11 +133,13 @@ def train_detector(options: TrainOptions, progress=print) -> TrainResult:
             model = detector(keras, spec, decode_factory(keras))
         trainer = training_view(keras, model)  # same weights, outputs joined for the loss
         schedule = fit.learning_rate(keras, options, len(train_batches))
-        trainer.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=5e-4, global_clipnorm=10.0),
+        trainer.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=5e-4, global_clipnorm=10.0,
+                                                         use_ema=True, ema_momentum=EMA_MOMENTUM),
                         loss=detection_loss)
     progress(f"detector: {model.count_params():,} parameters, {anchors.spec.num_anchors} cells, "
              f"{replicas} replica(s) ({fit.strategy_name(strategy)}), global batch {global_batch}")
-    extra = [ValidationMAP(keras, model, val_set, fitted_val, pre, options.batch_size)]
+    extra = [AveragedWeights(keras),  # first: everything after it sees the average
+             ValidationMAP(keras, model, val_set, fitted_val, pre, options.batch_size)]
     fit.build_for_strategy(trainer, strategy, train_batches[0])
     timer = fit.Timer(options)
     fit.fit_model(keras, trainer, train_batches, options, fit.callbacks(keras, options, "val_map50", extra),
