@@ -7,11 +7,11 @@ import pytest
 
 
 def _fit(keras, folder, epochs, stop_at=None, use_average=True):
-    from train.detector import EMA_MOMENTUM, AveragedWeights
+    from train.detector import AveragedWeights
 
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dense(1)])
-    model.compile(optimizer=keras.optimizers.SGD(0.05, use_ema=use_average, ema_momentum=EMA_MOMENTUM), loss="mse")
+    model.compile(optimizer=keras.optimizers.SGD(0.05, use_ema=use_average, ema_momentum=0.9), loss="mse")
     x = np.linspace(-1, 1, 64 * 4, dtype=np.float32).reshape(64, 4)
     y = (x @ np.array([[1.0], [-2.0], [0.5], [3.0]], np.float32)) + 0.1
 
@@ -39,3 +39,11 @@ def test_the_kept_weights_are_the_average_and_a_resumed_run_ends_where_an_uninte
     # the average lags the trained weights: it is not the last step's weights
     assert max(float(np.abs(a - b).max()) for a, b in zip(straight.get_weights(), last_step.get_weights())) > 1e-3
 
+
+
+def test_the_average_spans_200_steps_or_a_tenth_of_a_short_run():
+    from train.detector import averaging_momentum
+
+    assert averaging_momentum(50 * 62) == pytest.approx(1 - 1 / 200)  # the benchmark's run
+    assert averaging_momentum(300) == pytest.approx(1 - 1 / 30)
+    assert averaging_momentum(10) == averaging_momentum(1) == 0.0  # a few test steps: the trained weights

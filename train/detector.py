@@ -29,7 +29,15 @@ PIXEL_SCALE = 1 / 255
 # average over the last ~200 steps (about 3 epochs of the built-in scenes) is steadier than any
 # one step's weights. Validation mAP, early stopping, checkpoints and the saved model all see the
 # average (Keras' SwapEMAWeights swaps it in at each epoch's end and out before the next epoch).
-EMA_MOMENTUM = 0.995
+AVERAGE_STEPS = 200
+
+
+def averaging_momentum(total_steps: int) -> float:
+    """The moving average's momentum for a run of ``total_steps`` optimizer steps: it spans
+    AVERAGE_STEPS steps, or a tenth of a short run (a test's, the demo's), which would otherwise
+    end close to its random initial weights; 0 (no averaging) for a run of 10 steps or fewer."""
+    span = min(AVERAGE_STEPS, total_steps / 10)
+    return 1.0 - 1.0 / span if span > 1 else 0.0
 
 
 def detector_metadata(names, input_size) -> ModelMetadata:
@@ -133,8 +141,9 @@ def train_detector(options: TrainOptions, progress=print) -> TrainResult:
             model = detector(keras, spec, decode_factory(keras))
         trainer = training_view(keras, model)  # same weights, outputs joined for the loss
         schedule = fit.learning_rate(keras, options, len(train_batches))
+        momentum = averaging_momentum(options.epochs * len(train_batches))
         trainer.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=5e-4, global_clipnorm=10.0,
-                                                         use_ema=True, ema_momentum=EMA_MOMENTUM),
+                                                         use_ema=True, ema_momentum=momentum),
                         loss=detection_loss)
     progress(f"detector: {model.count_params():,} parameters, {anchors.spec.num_anchors} cells, "
              f"{replicas} replica(s) ({fit.strategy_name(strategy)}), global batch {global_batch}")
