@@ -6,21 +6,30 @@ import numpy as np
 import pytest
 
 
+def _data():
+    x = np.linspace(-1, 1, 64 * 4, dtype=np.float32).reshape(64, 4)
+    return x, (x @ np.array([[1.0], [-2.0], [0.5], [3.0]], np.float32)) + 0.1
+
+
+def _model(keras, momentum):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.05, use_ema=momentum > 0, ema_momentum=momentum), loss="mse")
+    return model
+
+
 def _fit(keras, folder, epochs, stop_at=None, use_average=True):
     from train.detector import AveragedWeights
 
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dense(1)])
-    model.compile(optimizer=keras.optimizers.SGD(0.05, use_ema=use_average, ema_momentum=0.9), loss="mse")
-    x = np.linspace(-1, 1, 64 * 4, dtype=np.float32).reshape(64, 4)
-    y = (x @ np.array([[1.0], [-2.0], [0.5], [3.0]], np.float32)) + 0.1
+    model = _model(keras, 0.9 if use_average else 0.0)
+    x, y = _data()
 
     class Interrupt(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
             if epoch == stop_at:
                 raise KeyboardInterrupt
 
-    callbacks = [AveragedWeights(keras)] if use_average else []
+    callbacks = [AveragedWeights(keras, folder)] if use_average else []
     callbacks += [keras.callbacks.BackupAndRestore(str(folder), delete_checkpoint=False), Interrupt()]
     model.fit(x, y, batch_size=8, epochs=epochs, shuffle=False, verbose=0, callbacks=callbacks)
     return model
@@ -39,6 +48,42 @@ def test_the_kept_weights_are_the_average_and_a_resumed_run_ends_where_an_uninte
     # the average lags the trained weights: it is not the last step's weights
     assert max(float(np.abs(a - b).max()) for a, b in zip(straight.get_weights(), last_step.get_weights())) > 1e-3
 
+
+
+def test_a_checkpoint_without_the_average_is_refused_rather_than_resumed_from_zeros(tmp_path):
+    keras = pytest.importorskip("keras")
+    with pytest.raises(KeyboardInterrupt):
+        _fit(keras, tmp_path / "old", 6, stop_at=3, use_average=False)  # as an edgepilot before the average
+    with pytest.raises(ValueError, match=f"{tmp_path / 'old'}: --resume could not load the optimizer state"):
+        _fit(keras, tmp_path / "old", 6)
+
+
+def test_early_stopping_keeps_the_best_epochs_average(tmp_path):
+    """The detector's own callback list (train.fit.callbacks): the average swapped in first, then
+    the validation metric, checkpoints and early stopping, which restores the best epoch's weights."""
+    keras = pytest.importorskip("keras")
+    from train import fit
+    from train.detector import AveragedWeights
+    from train.options import TrainOptions
+
+    options = TrainOptions(data="unused", out=tmp_path / "run", epochs=8, patience=2)
+    fit.prepare_out(options)
+    scores, kept = [0.1, 0.5, 0.3, 0.2, 0.4, 0.1, 0.0, 0.0], []
+
+    class Validation(keras.callbacks.Callback):  # stands in for ValidationMAP: a score and the weights it saw
+        def on_epoch_end(self, epoch, logs=None):
+            logs["score"] = scores[epoch]
+            kept.append(self.model.get_weights())
+
+    model = _model(keras, 0.9)
+    x, y = _data()
+    extra = [AveragedWeights(keras, options.out / fit.CHECKPOINTS), Validation()]
+    model.fit(x, y, batch_size=8, epochs=options.epochs, shuffle=False, verbose=0,
+              callbacks=fit.callbacks(keras, options, "score", extra))
+    assert len(kept) == 4  # stopped two epochs after the best, epoch 2
+    for a, b in zip(model.get_weights(), kept[1]):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(kept[1][0], kept[3][0])
 
 
 def test_the_average_spans_200_steps_or_a_tenth_of_a_short_run():

@@ -181,6 +181,9 @@ def test_detector_trains_converts_runs_and_evaluates(scenes, tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     second = json.loads((run / "training.json").read_text())
     assert len(second["history"]["loss"]) == 2  # one more epoch, not two
+    finished = _edgepilot("train", "detector", "--data", scenes, "--out", run, "--epochs", "2", "--batch-size", "8",
+                          "--input-size", "96x128", "--resume", "--quiet")
+    assert finished.returncode == 1 and f"{run}: --resume: this run has already trained 2 epochs" in finished.stderr
     # time covers both runs; images/s is the resumed process's one epoch over its own time
     images = record["images_per_s"] * record["seconds"]  # training images per epoch
     assert second["seconds"] > record["seconds"]

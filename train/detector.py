@@ -24,8 +24,9 @@ from train.outputs import TrainResult, save_outputs
 DEFAULT_INPUT = (256, 256)
 SCORE_THRESHOLD, IOU_THRESHOLD = 0.25, 0.5  # what the camera app uses by default
 PIXEL_SCALE = 1 / 255
-# The weights kept are an exponential moving average of the trained ones (Polyak averaging, as
-# Ultralytics' ModelEMA): a detector's mAP swings from step to step with batch-32 noise, and the
+# The weights kept are an exponential moving average of the trained ones (Polyak averaging, like
+# Ultralytics' ModelEMA, of the trainable weights; batch normalization keeps its own running
+# statistics): a detector's mAP swings from step to step with batch-32 noise, and the
 # average over the last ~200 steps (about 3 epochs of the built-in scenes) is steadier than any
 # one step's weights. Validation mAP, early stopping, checkpoints and the saved model all see the
 # average (Keras' SwapEMAWeights swaps it in at each epoch's end and out before the next epoch).
@@ -84,12 +85,19 @@ class ValidationMAP:
 class AveragedWeights:
     """Keras callback factory: ``SwapEMAWeights(swap_on_epoch=True)``, which also knows that a
     ``--resume`` checkpoint (written at an epoch's end, after the swap) holds the average in the
-    model and the trained weights in the optimizer, and swaps them back before training on."""
+    model and the trained weights in the optimizer, and swaps them back before training on.
 
-    def __new__(cls, keras):
+    A checkpoint whose optimizer state Keras could not load (one written before the average was
+    kept) would swap in an average of zeros: that is refused, naming ``checkpoints``."""
+
+    def __new__(cls, keras, checkpoints=None):
         class _Callback(keras.callbacks.SwapEMAWeights):
             def on_epoch_begin(self, epoch, logs=None):
                 if not getattr(self, "_begun", False) and epoch > 0:  # resumed at this epoch
+                    if int(self.model.optimizer.iterations) == 0:
+                        raise ValueError(f"{checkpoints}: --resume could not load the optimizer state of this "
+                                         f"checkpoint (Keras warned above; it was written by an earlier edgepilot "
+                                         f"or another optimizer); pass --force to start over")
                     self._ema_weights_in_model = True
                 self._begun = True
                 super().on_epoch_begin(epoch, logs)
@@ -147,7 +155,7 @@ def train_detector(options: TrainOptions, progress=print) -> TrainResult:
                         loss=detection_loss)
     progress(f"detector: {model.count_params():,} parameters, {anchors.spec.num_anchors} cells, "
              f"{replicas} replica(s) ({fit.strategy_name(strategy)}), global batch {global_batch}")
-    extra = [AveragedWeights(keras),  # first: everything after it sees the average
+    extra = [AveragedWeights(keras, options.out / fit.CHECKPOINTS),  # first: everything after it sees the average
              ValidationMAP(keras, model, val_set, fitted_val, pre, options.batch_size)]
     fit.build_for_strategy(trainer, strategy, train_batches[0])
     timer = fit.Timer(options)

@@ -191,6 +191,10 @@ def prepare_out(options: TrainOptions) -> None:
                               f"--force to start over in it, or choose another --out")
     if options.resume and not (out / CHECKPOINTS).is_dir():
         raise FileNotFoundError(f"{out}: --resume found no {CHECKPOINTS}/ folder of an earlier run to continue")
+    done = len(next(iter(read_history(options).values()), [])) if options.resume else 0
+    if done >= options.epochs:
+        raise ValueError(f"{out}: --resume: this run has already trained {done} epochs; pass --epochs larger "
+                         f"than {done} to train it on")
     if options.force and not options.resume:
         import shutil
 
