@@ -99,6 +99,14 @@ def load(path: str | os.PathLike, device: str | Device = "auto", threads: int | 
     )
 
 
+def physical_memory() -> int | None:
+    """This machine's physical memory in bytes (None where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
 def _load_tflite(path, content, dev, threads, interpreter, gpu_delegate, delegate_options, xnnpack=True) -> Model:
     from edge_runtime.tflite_backend import EDGETPU_INSTALL, GPU_DELEGATE_ENV, TFLiteBackend
 
@@ -106,6 +114,12 @@ def _load_tflite(path, content, dev, threads, interpreter, gpu_delegate, delegat
         info = read_tflite(content)
     except TFLiteFormatError as exc:
         raise ModelFileError(f"{path}: not a valid TFLite model: {exc}") from exc
+    big, memory = info.largest_tensor, physical_memory()
+    if big is not None and memory and big.bytes > memory:
+        # the interpreter would try to allocate it: a segmentation fault or the OOM killer, not an error
+        raise ModelFileError(f"{path}: tensor {big.name!r} of shape {list(big.shape)} needs {big.bytes / 2**30:,.1f} GiB, "
+                             f"more than this machine's {memory / 2**30:.1f} GiB of memory: the file is corrupted "
+                             f"or not meant for this device")
     metadata = {name: _text(value) for name, value in info.metadata.items()}
 
     def make(device: Device):

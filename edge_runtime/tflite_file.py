@@ -10,6 +10,8 @@ interpreter builder reads is checked here, the way the flatbuffers verifier does
 """
 from __future__ import annotations
 
+import math
+
 import struct
 from dataclasses import dataclass
 
@@ -58,14 +60,25 @@ class SubgraphInfo:
 
 
 @dataclass(frozen=True)
+class TensorSize:
+    """A tensor's name, shape and the bytes its shape needs."""
+
+    name: str
+    shape: tuple[int, ...]
+    bytes: int
+
+
+@dataclass(frozen=True)
 class TFLiteFileInfo:
-    """What the flatbuffer itself says, before any interpreter sees it."""
+    """What the flatbuffer itself says, before any interpreter sees it. ``largest_tensor`` is the
+    tensor whose fixed shape needs the most bytes (None when no tensor has a fixed-size type)."""
 
     schema_version: int
     description: str
     operator_codes: tuple[OperatorCode, ...]
     subgraphs: tuple[SubgraphInfo, ...]
     metadata: dict[str, bytes]
+    largest_tensor: TensorSize | None = None
 
     @property
     def custom_ops(self) -> tuple[str, ...]:
@@ -199,6 +212,28 @@ def _check_tensor(r: _Reader, t: int, buffer_size: int) -> None:
         r.vector(variant, 0, 4)
 
 
+# bytes per element of the TensorType enum (schema.fbs) for the types whose constant buffers
+# TFLite requires to be exactly shape x size; strings, resources, variants and packed 4/2-bit
+# types are left out, as TFLite leaves them out of the same check
+_ELEMENT_BYTES = {0: 4, 1: 2, 2: 4, 3: 1, 4: 8, 6: 1, 7: 2, 8: 8, 9: 1, 10: 8, 11: 16, 12: 8, 15: 4, 16: 2, 18: 2}
+
+
+def _tensor_bytes(r: _Reader, t: int) -> int | None:
+    """The bytes a tensor's shape needs; None for dynamic shapes and types without a fixed size."""
+    element = _ELEMENT_BYTES.get(r.scalar(t, 1, "<b"))
+    shape = r.values(t, 0, "i")
+    return None if element is None or any(d < 0 for d in shape) else math.prod(shape) * element
+
+
+def _check_constant_size(r: _Reader, t: int, index: int, buffer_size: int) -> None:
+    """A constant tensor's buffer must hold exactly its shape's elements (TFLite's own rule)."""
+    need = _tensor_bytes(r, t)
+    if need is not None and need != buffer_size:
+        shape = r.values(t, 0, "i")
+        raise TFLiteFormatError(f"constant tensor {index} ({r.string(t, 3)!r}) has shape {list(shape)}, "
+                                f"{need:,} bytes, but its buffer holds {buffer_size:,} bytes: corrupted")
+
+
 def _check_sparsity(r: _Reader, t: int, sparsity: int, buffer_size: int) -> None:
     """A sparse constant is densified when the model loads, by code (in tflite-runtime and LiteRT
     alike) that trusts every index in it: check them the way it walks them."""
@@ -305,7 +340,7 @@ def read_tflite(data: bytes) -> TFLiteFileInfo:
         inline = r.vector(buffer, 0, 1)[1]
         buffer_sizes.append(r.scalar(buffer, 2, "<Q") if r.scalar(buffer, 1, "<Q") > 1 else inline)
     buffer_sizes = buffer_sizes[1:] or [0]
-    subgraphs = []
+    subgraphs, largest = [], None
     for sg in r.tables(model, 2, "subgraph table"):
         tensors = r.tables(sg, 0, "tensor table")
         r.vector(sg, 1, 4)  # inputs
@@ -320,6 +355,11 @@ def read_tflite(data: bytes) -> TFLiteFileInfo:
                 )
             size = buffer_sizes[r.scalar(t, 2, "<I")]
             _check_tensor(r, t, size)
+            if size and not r.subtable(t, 6, "sparsity table"):
+                _check_constant_size(r, t, i, size)
+            need = _tensor_bytes(r, t)
+            if need is not None and (largest is None or need > largest.bytes):
+                largest = TensorSize(r.string(t, 3), tuple(r.values(t, 0, "i")), need)
             if size and not r.scalar(t, 5, "<B"):
                 constants.add(i)
         opcode_indices, written = [], set()
@@ -349,4 +389,5 @@ def read_tflite(data: bytes) -> TFLiteFileInfo:
             metadata[name] = r.bytes_vector(buffers[buffer_index], 0)
     if not subgraphs:
         raise TFLiteFormatError("the model has no subgraphs")
-    return TFLiteFileInfo(r.scalar(model, 0, "<I"), r.string(model, 3), tuple(codes), tuple(subgraphs), metadata)
+    return TFLiteFileInfo(r.scalar(model, 0, "<I"), r.string(model, 3), tuple(codes), tuple(subgraphs), metadata,
+                          largest)

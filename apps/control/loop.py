@@ -63,7 +63,8 @@ class MonotonicClock:
     def sleep_until(self, deadline_ns: int) -> None:
         start = time.monotonic_ns()
         wake = deadline_ns - self.effective_spin_ns
-        if wake > start:
+        slept = wake > start
+        if slept:
             while True:
                 remaining = wake - time.monotonic_ns()
                 if remaining <= 0:
@@ -77,7 +78,7 @@ class MonotonicClock:
             # straight back. Each such probe risks one late tick: a few per minute at most
             shrink = 0.5 ** ((deadline_ns - start) / self.half_life_ns)
             self.spin_ns = max(self.min_spin_ns, int(self.spin_ns * shrink))
-        spin_from = time.monotonic_ns()
+        spin_from = time.monotonic_ns() if slept else start  # a wait that did not sleep spun throughout
         while time.monotonic_ns() < deadline_ns:
             pass
         end = time.monotonic_ns()
