@@ -243,46 +243,38 @@ machines each worker has its own cores.
 """
 
 
+def _section(kind: str, commands: list[str], body: str) -> str:
+    """A recipe's section: its title, how to rerun it, the commands that produced it, its tables."""
+    shell = "\n".join(commands)
+    return f"""## {kind.title()} recipe: `edgepilot train {kind}`
+
+`python bench/run.py --sections {kind}` (part of `make bench`). It runs, or reuses from its cache when
+the options match:
+
+```sh
+{shell}
+```
+
+{body}"""
+
+
 def run_detector(cache: Path, runs: int = 200, progress=print) -> str:
     """The detector section of docs/benchmarks.md (the camera section runs the same detector)."""
     folders = detector_cached(cache, progress)
-    commands = "\n".join([
-        f"edgepilot data make-scenes --out {folders['scenes']}",
-        f"edgepilot train detector --data {folders['scenes']} --out {folders['detector']} "
-        f"{' '.join(_train_args(DETECTOR_FIRST))}",
-        f"edgepilot train detector --data {folders['scenes']} --out {folders['detector']} --resume "
-        f"{' '.join(_train_args(DETECTOR_FINAL))}",
-        f"edgepilot convert {folders['detector']} --out {folders['detector']}/converted --batch 1 "
-        f"--targets tflite_fp32 tflite_int8 onnx_fp32",
-    ])
-    return f"""## Detector recipe: `edgepilot train detector`
-
-`python bench/run.py --sections detector` (part of `make bench`). It runs, or reuses from its cache when the
-options match:
-
-```sh
-{commands}
-```
-
-{detector_section(folders, runs)}"""
+    scenes, detector = folders["scenes"], folders["detector"]
+    return _section("detector", [
+        f"edgepilot data make-scenes --out {scenes}",
+        f"edgepilot train detector --data {scenes} --out {detector} {' '.join(_train_args(DETECTOR_FIRST))}",
+        f"edgepilot train detector --data {scenes} --out {detector} --resume {' '.join(_train_args(DETECTOR_FINAL))}",
+        f"edgepilot convert {detector} --out {detector}/converted --batch 1 --targets tflite_fp32 tflite_int8 onnx_fp32",
+    ], detector_section(folders, runs))
 
 
 def run_classifier(cache: Path, runs: int = 200, progress=print) -> str:
     """The classifier section of docs/benchmarks.md, with the two-worker throughput."""
     folder = classifier_cached(cache, progress)
-    commands = "\n".join([
+    return _section("classifier", [
         f"edgepilot train classifier --data fashion-mnist --out {folder} {' '.join(_train_args(CLASSIFIER))}",
         f"edgepilot convert {folder} --out {folder}/converted --batch 1 "
         f"--targets tflite_fp32 tflite_int8 --eval fashion-mnist --eval-samples 10000",
-    ])
-    return f"""## Classifier recipe: `edgepilot train classifier`
-
-`python bench/run.py --sections classifier` (part of `make bench`). It runs, or reuses from its cache when
-the options match:
-
-```sh
-{commands}
-```
-
-{classifier_section(folder, runs)}
-{workers_section(cache)}"""
+    ], f"{classifier_section(folder, runs)}\n{workers_section(cache)}")
