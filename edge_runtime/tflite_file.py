@@ -11,7 +11,6 @@ interpreter builder reads is checked here, the way the flatbuffers verifier does
 from __future__ import annotations
 
 import math
-
 import struct
 from dataclasses import dataclass
 
@@ -225,9 +224,8 @@ def _tensor_bytes(r: _Reader, t: int) -> int | None:
     return None if element is None or any(d < 0 for d in shape) else math.prod(shape) * element
 
 
-def _check_constant_size(r: _Reader, t: int, index: int, buffer_size: int) -> None:
-    """A constant tensor's buffer must hold exactly its shape's elements (TFLite's own rule)."""
-    need = _tensor_bytes(r, t)
+def _check_constant_size(r: _Reader, t: int, index: int, need: int | None, buffer_size: int) -> None:
+    """A constant tensor's buffer must hold exactly the ``need`` bytes its shape needs (TFLite's own rule)."""
     if need is not None and need != buffer_size:
         shape = r.values(t, 0, "i")
         raise TFLiteFormatError(f"constant tensor {index} ({r.string(t, 3)!r}) has shape {list(shape)}, "
@@ -355,9 +353,9 @@ def read_tflite(data: bytes) -> TFLiteFileInfo:
                 )
             size = buffer_sizes[r.scalar(t, 2, "<I")]
             _check_tensor(r, t, size)
-            if size and not r.subtable(t, 6, "sparsity table"):
-                _check_constant_size(r, t, i, size)
             need = _tensor_bytes(r, t)
+            if size and not r.subtable(t, 6, "sparsity table"):
+                _check_constant_size(r, t, i, need, size)
             if need is not None and (largest is None or need > largest.bytes):
                 largest = TensorSize(r.string(t, 3), tuple(r.values(t, 0, "i")), need)
             if size and not r.scalar(t, 5, "<B"):

@@ -191,7 +191,7 @@ def prepare_out(options: TrainOptions) -> None:
                               f"--force to start over in it, or choose another --out")
     if options.resume and not (out / CHECKPOINTS).is_dir():
         raise FileNotFoundError(f"{out}: --resume found no {CHECKPOINTS}/ folder of an earlier run to continue")
-    done = len(next(iter(read_history(options).values()), [])) if options.resume else 0
+    done = epochs_done(options) if options.resume else 0
     if done >= options.epochs:
         raise ValueError(f"{out}: --resume: this run has already trained {done} epochs; pass --epochs larger "
                          f"than {done} to train it on")
@@ -215,6 +215,11 @@ def read_history(options: TrainOptions) -> dict[str, list[float]]:
     return {k: [float(r[k]) for r in rows if r.get(k) not in (None, "")] for k in keys}
 
 
+def epochs_done(options: TrainOptions) -> int:
+    """How many epochs the run in ``options.out`` has trained so far (0 before its first)."""
+    return len(next(iter(read_history(options).values()), []))
+
+
 class Timer:
     """Wall time of fitting, across resumed runs. Started right before ``fit``: a ``--resume`` run
     counts the epochs already in the curves and adds the seconds the earlier run recorded (an
@@ -225,7 +230,7 @@ class Timer:
         self.start = time.perf_counter()
         self.earlier_seconds, self.earlier_epochs = 0.0, 0
         if options.resume:
-            self.earlier_epochs = len(next(iter(read_history(options).values()), []))
+            self.earlier_epochs = epochs_done(options)
             record = options.out / "training.json"
             if record.is_file():
                 self.earlier_seconds = float(json.loads(record.read_text()).get("seconds") or 0.0)
