@@ -6,6 +6,8 @@ one run:
 * a plain sequential loop as a user writes it: ``cap.read()`` -> ``detector.detect(frame)``;
 * the pipelined loop (``apps.camera.run``: threads, tracker, summary), 1 and 2 inference threads,
   each compared with the model-only figure and the plain loop at the same thread count;
+* the pipeline with two inference streams (``--streams 2``: two single-threaded interpreters
+  taking frames in turn), against the model alone on one and on two streams;
 * capture-to-result latency p50 / p99, from a live source (ffmpeg streaming vtest at 10 fps over
   HTTP MJPEG on loopback; the latency of a file run is mostly frames waiting in full queues);
 * a long run on the looping file with RSS after the first 1,000 frames and at the end.
@@ -60,6 +62,37 @@ def model_only_fps(detector, runs: int) -> float:
         detector.infer(x)
         times.append(time.perf_counter() - start)
     return 1.0 / float(np.median(times))
+
+
+def model_streams_fps(detectors, runs: int) -> float:
+    """Throughput of the model alone on ``len(detectors)`` interpreters invoked back to back, each
+    on its own thread (``runs`` invokes each): the ceiling for the pipeline's ``--streams``."""
+    import threading
+
+    import cv2
+
+    capture = cv2.VideoCapture(VIDEO)
+    ok, frame = capture.read()
+    capture.release()
+    x, _ = detectors[0].prepare(frame)
+    for detector in detectors:
+        for _ in range(20):
+            detector.infer(x)
+    barrier = threading.Barrier(len(detectors) + 1)
+
+    def work(detector):
+        barrier.wait()
+        for _ in range(runs):
+            detector.infer(x)
+
+    threads = [threading.Thread(target=work, args=(d,)) for d in detectors]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    return len(detectors) * runs / (time.perf_counter() - start)
 
 
 def capture_only_fps(frames: int) -> float:
@@ -123,6 +156,7 @@ def stage_ms(detector, frames: int) -> dict:
     ms = {key: 1e3 * value / n for key, value in spent.items()}
     total = sum(ms.values())
     ms["bound_fps"] = min(1e3 / ms["infer"], 1e3 * _cores() / total)
+    ms["streams_bound_fps"] = 1e3 * _cores() / total  # with two streams inference is no longer one stage
     return ms
 
 
@@ -131,10 +165,11 @@ def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def pipeline_summary(model, frames: int, threads: int, source: str = VIDEO, pin: bool = False):
+def pipeline_summary(model, frames: int, threads: int, source: str = VIDEO, pin: bool = False, streams: int = 1):
     from apps.camera import DetectOptions, run
 
-    return run(model, source, DetectOptions(max_frames=frames, threads=threads, progress=False, device="cpu", pin=pin))
+    return run(model, source, DetectOptions(max_frames=frames, threads=threads, progress=False, device="cpu", pin=pin,
+                                            streams=streams))
 
 
 def _free_port() -> int:
@@ -206,12 +241,14 @@ def run(models: list[tuple[str, str]], frames: int = 795, long_frames: int = 50_
     """Markdown with the figures for each (label, model path)."""
     from apps.camera.detector import Detector
 
-    rows, two_rows, bound_rows, latency_rows, long_rows, pinning = [], [], [], [], [], "not measured"
+    rows, two_rows, stream_rows, bound_rows, latency_rows, long_rows = [], [], [], [], [], []
+    pinning = "not measured"
     capture = capture_only_fps(frames)
     progress(f"capture only: {capture:.1f} FPS")
     for label, path in models:
         detector = Detector(path, device="cpu", threads=1)
         detector2 = Detector(path, device="cpu", threads=2)
+        pair = [detector, detector.replica()]
         # this machine's speed drifts by tens of percent within minutes: each round measures
         # every variant back to back, and the ratios are medians of the rounds' own ratios
         rounds = []
@@ -224,9 +261,11 @@ def run(models: list[tuple[str, str]], frames: int = 795, long_frames: int = 50_
             # plain loop that also gives the interpreter both cores
             model2, plain2 = model_only_fps(detector2, runs=max(200, frames)), sequential_fps(detector2, frames)
             p2 = pipeline_summary(path, frames, 2)
-            rounds.append({"model": model_fps, "plain": plain, "p1": p1.fps, "pinned": pinned.fps,
+            # two single-threaded streams: the model alone on both, then the pipeline
+            streams2, s2 = model_streams_fps(pair, runs=max(100, frames // 2)), pipeline_summary(path, frames, 1, streams=2)
+            rounds.append({"streams2": streams2, "s2": s2.fps, "model": model_fps, "plain": plain, "p1": p1.fps, "pinned": pinned.fps,
                            "latency": (p1.latency_ms_p50, p1.latency_ms_p99), "pinning": pinned.pinning,
-                           "bound": stages["bound_fps"], "stages": stages,
+                           "bound": stages["bound_fps"], "stages": stages, "sbound": stages["streams_bound_fps"],
                            "model2": model2, "plain2": plain2, "p2": p2.fps})
 
         def med(key, over=None):
@@ -242,12 +281,17 @@ def run(models: list[tuple[str, str]], frames: int = 795, long_frames: int = 50_
         two_rows.append(f"| {label} | {med('model2'):.1f} | {med('plain2'):.1f} | {med('p2'):.1f} | "
                         f"{med('p2', 'model2'):.2f}x | {med('p2', 'plain2'):.2f}x | {med('model2', 'model'):.2f}x |")
         progress(two_rows[-1])
+        stream_rows.append(f"| {label} | {med('model'):.1f} | {med('streams2'):.1f} | {med('plain'):.1f} | "
+                           f"{med('plain2'):.1f} | {med('s2'):.1f} | {med('s2', 'model'):.2f}x | "
+                           f"{med('s2', 'streams2'):.2f}x | {med('s2', 'plain'):.2f}x | {med('s2', 'plain2'):.2f}x |")
+        progress(stream_rows[-1])
         stage = {key: float(np.median([r["stages"][key] for r in rounds])) for key in rounds[0]["stages"]}
         total = sum(stage[k] for k in ("read", "prepare", "infer", "decode"))
         bound_rows.append(f"| {label} | {stage['read']:.2f} | {stage['prepare']:.2f} | {stage['infer']:.2f} | "
                           f"{stage['decode']:.2f} | {total:.2f} | {100 * (total - stage['infer']) / total:.0f}% | "
                           f"{med('bound'):.1f} | {med('p1', 'bound'):.2f}x | {med('pinned', 'bound'):.2f}x | "
-                          f"{med('bound', 'model'):.2f}x | {med('bound', 'plain'):.2f}x |")
+                          f"{med('bound', 'model'):.2f}x | {med('bound', 'plain'):.2f}x | "
+                          f"{med('sbound'):.1f} | {med('s2', 'sbound'):.2f}x |")
         progress(bound_rows[-1])
         live = live_latency(path, live_frames) if live_frames else None
         if live is not None:
@@ -283,6 +327,15 @@ threads option would.
 |---|---|---|---|---|---|---|
 {chr(10).join(two_rows)}
 
+Two inference streams (`--streams 2 --threads 1`): two interpreters of the model, each on
+one thread, take frames in turn, and results still come out in order. "Model on 2 streams" runs
+the model alone on two interpreters at once, each on its own thread: the ceiling for this
+pipeline. The plain loops are those of the tables above (1 and 2 interpreter threads).
+
+| model | model only FPS (1 thr) | model on 2 streams FPS | plain loop FPS (1 thr) | plain loop FPS (2 thr) | pipeline FPS (2 streams) | pipeline / model (1 thr) | pipeline / model on 2 streams | pipeline / plain (1 thr) | pipeline / plain (2 thr) |
+|---|---|---|---|---|---|---|---|---|---|
+{chr(10).join(stream_rows)}
+
 Where the time goes: milliseconds per frame of each stage (wall clock; reading includes the
 file's I/O), measured in the plain loop, where decoding and preparing run between inferences and
 cool the caches as they do in the pipeline ("model only" above runs one input back to back). No
@@ -296,10 +349,12 @@ only is under 0.9x, the issue's 0.9x of model-only cannot be reached on this mac
 stages are arranged. The last column is the same limit against the plain loop: overlapping the
 stages saves at most the work outside the model, so where the model takes most of each frame
 (bound / plain under 1.3x), the issue's 1.3x of the plain loop is out of reach with one inference
-thread; the 2-thread table above shows what giving the interpreter both cores adds.
+thread; the 2-thread table above shows what giving the interpreter both cores adds. With two
+inference streams the inference is no longer a single stage, and only the second limit holds:
+the last two columns give it and the 2-stream pipeline against it.
 
-| model | read ms | prepare ms | infer ms | decode ms | total ms | outside the model | {_cores()}-core bound FPS | pipeline / bound | pinned / bound | bound / model only | bound / plain |
-|---|---|---|---|---|---|---|---|---|---|---|---|
+| model | read ms | prepare ms | infer ms | decode ms | total ms | outside the model | {_cores()}-core bound FPS | pipeline / bound | pinned / bound | bound / model only | bound / plain | bound with 2 streams FPS | 2-stream pipeline / its bound |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
 {chr(10).join(bound_rows)}
 """
     if latency_rows:

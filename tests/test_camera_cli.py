@@ -68,6 +68,7 @@ def test_image_folder_and_max_frames(model, tmp_path, capsys):
     (["--source", "IMAGES", "--serve", "localhost"], "expected HOST:PORT"),
     (["--source", "IMAGES", "--mqtt", "tcp://x/y"], "expected mqtt://HOST[:PORT]/TOPIC"),
     (["--source", "IMAGES", "--save", "out.gif"], "expected a video file ending in"),
+    (["--source", "IMAGES", "--streams", "0"], "--streams must be a positive integer, got 0"),
 ])
 def test_errors_are_one_line_and_exit_1(model, tmp_path, capsys, monkeypatch, args, message):
     monkeypatch.delenv("DISPLAY", raising=False)
@@ -80,6 +81,23 @@ def test_errors_are_one_line_and_exit_1(model, tmp_path, capsys, monkeypatch, ar
     assert main(["detect", model, *args]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("edgepilot detect: error:") and message in err[0]
+
+
+def test_two_streams_give_the_same_rows_in_the_same_order(model, face_video, capsys):
+    def rows(streams):
+        assert main(["detect", model, "--source", str(face_video), "--json", "--quiet", "--streams", streams]) == 0
+        out, _ = lines(capsys)
+        for row in out[:-1]:  # leave out the fields that depend on timing
+            del row["latency_ms"], row["t"]
+            for event in row.get("events", []):
+                event.pop("t", None), event.pop("duration_s", None)
+        return out[:-1], out[-1]["summary"]
+
+    one, summary_one = rows("1")
+    two, summary_two = rows("2")
+    assert len(two) == 45 and two == one  # detections, track ids and events frame by frame
+    assert (summary_one["streams"], summary_two["streams"]) == (1, 2)
+    assert summary_two["frames"] == 45 and summary_two["dropped"] == 0
 
 
 def test_save_refuses_to_overwrite_without_force(model, face_video, tmp_path, capsys):

@@ -54,9 +54,9 @@ def test_pinned_stages_run_where_the_plan_says_and_give_the_same_results(blazefa
     seen = {}
     real_infer = Pipeline._infer
 
-    def infer(self, item):  # where the inference stage really runs
+    def infer(self, item, detector=None):  # where the inference stage really runs
         seen.setdefault("infer", os.sched_getaffinity(0))
-        return real_infer(self, item)
+        return real_infer(self, item, detector)
 
     real_prepare = Pipeline._prepare
 
@@ -125,3 +125,69 @@ def test_a_stage_error_reaches_the_consumer_and_stops_the_threads(asset, face_vi
     while threading.active_count() > before and time.monotonic() < deadline:
         time.sleep(0.05)
     assert threading.active_count() == before
+
+
+class Slow(Detector):
+    """The real BlazeFace detector with inference made slower by a varying sleep, so that two
+    streams finish frames out of order (frame n + 1 before frame n)."""
+
+    def infer(self, x):
+        time.sleep(0.002 + 0.008 * float(np.random.default_rng().random()))
+        return super().infer(x)
+
+
+def test_two_streams_share_the_frames_and_keep_file_order(asset, face_video, monkeypatch):
+    detector = Slow(asset("blazeface_short_range.tflite"))
+    plain = results(Detector(asset("blazeface_short_range.tflite")), face_video, False)
+    used = {}
+    real_infer = Pipeline._infer
+
+    def infer(self, item, stream=None):
+        used.setdefault(threading.current_thread().name, set()).add(id(stream.model))
+        return real_infer(self, item, stream)
+
+    monkeypatch.setattr(Pipeline, "_infer", infer)
+    source = open_source(str(face_video))
+    try:
+        pipeline = Pipeline(detector, source, streams=2)
+        two = list(pipeline)
+    finally:
+        source.close()
+    assert pipeline.streams == 2 and pipeline.dropped == 0
+    # each stream ran its own interpreter, and both took frames
+    assert set(used) == {"infer-0", "infer-1"} and len({m for ids in used.values() for m in ids}) == 2
+    assert [r.frame.index for r in two] == list(range(45))  # every frame, in capture order
+    for a, b in zip(two, plain):
+        np.testing.assert_array_equal(a.detections.xyxy, b.detections.xyxy)
+
+
+def test_live_results_never_go_back_in_time(blazeface, face_video):
+    """A live run shows a frame that finishes after a newer one was shown as dropped, not late."""
+    source = open_source(str(face_video))
+    try:
+        pipeline = Pipeline(blazeface, source, streams=2)  # threads not started: the hand-over is fed here
+        pipeline.live = True
+        for number in (1, 0, 3):
+            pipeline._inferred.put((number, ("frame", number)))
+        shown = [pipeline._next_inferred() for _ in range(2)]
+        assert shown == [("frame", 1), ("frame", 3)] and pipeline.dropped == 1  # 0 came late
+        for number in (2, 4):
+            pipeline._inferred.put((number, ("frame", number)))
+        assert pipeline._next_inferred() == ("frame", 4) and pipeline.dropped == 2  # so did 2
+    finally:
+        pipeline.close()
+        source.close()
+
+
+def test_streams_option_is_checked(blazeface, face_video):
+    source = open_source(str(face_video))
+    try:
+        with pytest.raises(ValueError, match="--streams must be a positive integer, got 0"):
+            Pipeline(blazeface, source, streams=0)
+        with pytest.raises(ValueError, match="--streams 2 needs the threaded pipeline"):
+            Pipeline(blazeface, source, threaded=False, streams=2)
+        pipeline = Pipeline(blazeface, source, pin=True, streams=2)
+        assert pipeline.pinning == "not pinned: 2 inference streams share the CPUs"
+        pipeline.close()
+    finally:
+        source.close()

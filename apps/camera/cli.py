@@ -28,6 +28,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--iou", type=float, default=None, help="NMS IoU threshold (default: the model's, else 0.45)")
     p.add_argument("--device", default="auto", help="auto, cpu, gpu, edgetpu ... (default auto)")
     p.add_argument("--threads", type=int, default=None, help="inference threads (default 1)")
+    p.add_argument("--streams", type=int, default=1, metavar="N",
+                   help="run N interpreters of the model side by side on frames in turn (default 1); on a "
+                        "small CPU, --streams 2 --threads 1 often beats --threads 2; results stay in order")
     p.add_argument("--pin", action="store_true",
                    help="pin the inference thread to one CPU, capture and prepare to the others (Linux, "
                         "--threads 1); the summary says what was done")
@@ -59,6 +62,6 @@ def run_detect(args) -> int:
         decoder=args.decoder, score=args.score, iou=args.iou, device=args.device, threads=args.threads,
         max_frames=args.max_frames, loop=args.loop, json=args.json, save=args.save, force=args.force, serve=args.serve,
         mqtt=args.mqtt, show=args.show, track=not args.no_track, summary_every_s=args.summary_every,
-        progress=not args.quiet, pin=args.pin)
+        progress=not args.quiet, pin=args.pin, streams=args.streams)
     run(args.model, args.source, options)
     return 0

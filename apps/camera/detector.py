@@ -141,6 +141,25 @@ class Detector:
 
     __call__ = detect
 
+    def replica(self) -> "Detector":
+        """The same detector on a new interpreter of the same file, on the same device with the
+        same threads: a second inference stream (``--streams``), which the pipeline runs on its
+        own thread beside this one. Decoder, preprocessing and thresholds are shared (they are
+        read-only). Raises ValueError where a second interpreter would not run like the first."""
+        import copy
+
+        import edge_runtime
+
+        if self.model.device.startswith("edgetpu"):
+            raise ValueError(f"--streams: {self.model.path} runs on an Edge TPU ({self.model.accelerator}), "
+                             "which runs one model at a time; use --streams 1")
+        other = copy.copy(self)
+        other.model = edge_runtime.load(Path(self.model.path), device=self.model.device, threads=self.model.threads)
+        if other.model.accelerator != self.model.accelerator:
+            raise ValueError(f"--streams: a second interpreter of {self.model.path} runs on "
+                             f"{other.model.accelerator}, the first on {self.model.accelerator}; use --streams 1")
+        return other
+
     def describe(self) -> dict:
         """What a summary should say about how frames were read and decoded."""
         return {

@@ -15,6 +15,14 @@ Between the stages sit bounded hand-over queues (:class:`Handoff`):
 Iterating a :class:`Pipeline` yields :class:`Result` objects (frame, detections, latency) in
 capture order; decoding runs in the consumer's thread so that everything that follows
 (tracking, drawing, outputs) works on plain objects.
+
+Inference streams (``streams=N``, ``--streams``): N interpreters of the same model, each on
+its own thread, take prepared frames in turn (OpenVINO calls these throughput streams). One
+interpreter caps the pipeline at the model's own speed even when a core is idle; with small
+models on a few cores, two single-threaded streams keep every core busy where one interpreter
+on two threads spends much of its time synchronizing. Results still come out in capture order:
+for files the consumer waits for the next frame in order; for live sources it never goes back
+in time, and a frame that finishes after a newer one was shown is dropped and counted.
 """
 from __future__ import annotations
 
@@ -116,21 +124,35 @@ class Pipeline:
     """
 
     def __init__(self, detector, source: FrameSource, max_frames: int | None = None, threaded: bool = True,
-                 pin: bool = False):
+                 pin: bool = False, streams: int = 1):
         if max_frames is not None and max_frames < 1:
             raise ValueError(f"--max-frames must be >= 1, got {max_frames}")
+        if not isinstance(streams, int) or streams < 1:
+            raise ValueError(f"--streams must be a positive integer, got {streams!r}")
+        if streams > 1 and not threaded:
+            raise ValueError(f"--streams {streams} needs the threaded pipeline; the sequential loop runs one")
         self.detector, self.source, self.max_frames, self.threaded = detector, source, max_frames, threaded
         self.live = source.spec.live
         self._stop = threading.Event()
         size = 1 if self.live else QUEUE_SIZE
         self._captured = Handoff(size, self.live, self._stop)
         self._prepared = Handoff(size, self.live, self._stop)
-        self._inferred = Handoff(size, self.live, self._stop)
+        # a live source's results may wait for the consumer one per stream (each stream's newest)
+        self._inferred = Handoff(size + streams - 1, self.live, self._stop)
+        self.detectors = [detector] + [detector.replica() for _ in range(streams - 1)]
+        self._take = threading.Lock()  # streams take prepared frames one at a time, numbering them
+        self._taken = 0  # frames handed to the streams so far: the next one's sequence number
+        self._next_out = 0  # the sequence number the consumer shows next
+        self._pending: dict[int, tuple] = {}  # results that finished before an earlier frame
+        self._ended = 0  # streams that have finished
+        self._late = 0  # live: results that finished after a newer frame was shown
         self._threads: list[threading.Thread] = []
         self.frames = 0
         self._plan: dict[str, set[int]] | None = None
         self.pinning = "not requested"
-        if pin and threaded:
+        if pin and threaded and streams > 1:
+            self.pinning = f"not pinned: {streams} inference streams share the CPUs"
+        elif pin and threaded:
             self._plan, self.pinning = pin_plan(getattr(detector.model, "threads", 1))
         elif pin:
             self.pinning = "not pinned: the sequential loop has one thread"
@@ -142,7 +164,11 @@ class Pipeline:
     @property
     def dropped(self) -> int:
         """Frames captured but never processed (live sources: replaced by a newer one)."""
-        return self._captured.dropped + self._prepared.dropped + self._inferred.dropped
+        return self._captured.dropped + self._prepared.dropped + self._inferred.dropped + self._late
+
+    @property
+    def streams(self) -> int:
+        return len(self.detectors)
 
     # ----- stages ------------------------------------------------------------------------
     def _capture(self) -> None:
@@ -179,11 +205,34 @@ class Pipeline:
         x, geometry = self.detector.prepare(frame.image)
         return frame, x, geometry
 
-    def _infer(self, item):
+    def _infer(self, item, detector=None):
         frame, x, geometry = item
         start = time.perf_counter()
-        outputs = self.detector.infer(x)
+        outputs = (detector or self.detector).infer(x)
         return frame, outputs, geometry, time.perf_counter() - start
+
+    def _stream(self, detector) -> None:
+        """One inference stream: take the next prepared frame (numbering it), infer, hand over
+        ``(number, result)``. The end of the input is left in the queue for the other streams;
+        each stream ends with its own ``_End``, which the consumer counts."""
+        try:
+            self._pin("infer")
+            while True:
+                with self._take:
+                    item = self._prepared.get()
+                    if isinstance(item, _End):
+                        self._prepared.put(item)  # for the other streams
+                        self._inferred.put(item)
+                        return
+                    number = self._taken
+                    self._taken += 1
+                if not self._inferred.put((number, self._infer(item, detector))):
+                    self._inferred.put(_End())
+                    return
+        except BaseException as exc:  # noqa: BLE001 - a failed pin or inference, re-raised in the consumer
+            self._stop.set()
+            self.source.stop()
+            self._inferred.put(_End(exc))
 
     # ----- running -----------------------------------------------------------------------
     def start(self) -> "Pipeline":
@@ -192,9 +241,8 @@ class Pipeline:
                 threading.Thread(target=self._capture, name="capture", daemon=True),
                 threading.Thread(target=self._stage, args=(self._captured, self._prepared, self._prepare, "prepare"),
                                  name="prepare", daemon=True),
-                threading.Thread(target=self._stage, args=(self._prepared, self._inferred, self._infer, "infer"),
-                                 name="infer", daemon=True),
-            ]
+            ] + [threading.Thread(target=self._stream, args=(detector,), name=f"infer-{i}", daemon=True)
+                 for i, detector in enumerate(self.detectors)]
             for thread in self._threads:
                 thread.start()
         return self
@@ -214,12 +262,27 @@ class Pipeline:
             thread.join(timeout=10)
 
     def _next_inferred(self):
-        if self.threaded:
-            return self._inferred.get()
-        frame = self.source.read()
-        if frame is None or self._stop.is_set():
-            return _End()
-        return self._infer(self._prepare(frame))
+        if not self.threaded:
+            frame = self.source.read()
+            if frame is None or self._stop.is_set():
+                return _End()
+            return self._infer(self._prepare(frame))
+        while self._next_out not in self._pending:
+            item = self._inferred.get()
+            if isinstance(item, _End):
+                self._ended += 1
+                if item.error is not None or self._ended == self.streams or self._stop.is_set():
+                    return item
+                continue
+            number, result = item
+            if self.live:  # never back in time: a newer frame may be shown, an older one is late
+                if number < self._next_out:
+                    self._late += 1
+                    continue
+                self._next_out = number
+            self._pending[number] = result
+        self._next_out += 1
+        return self._pending.pop(self._next_out - 1)
 
     def __iter__(self):
         self.start()

@@ -43,6 +43,7 @@ class DetectOptions:
     summary_every_s: float = 10.0  # MQTT summary period
     threaded: bool = True  # False: the plain sequential loop (for comparison)
     pin: bool = False  # inference thread alone on one CPU, capture and prepare on the others
+    streams: int = 1  # interpreters running frames side by side (see apps.camera.pipeline)
     progress: bool = True  # status line on stderr
 
 
@@ -76,6 +77,7 @@ class RunSummary:
     served: str | None = None
     mqtt: dict | None = None
     pinning: str = "not requested"
+    streams: int = 1
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -104,7 +106,7 @@ def detect_stream(model, source, options: DetectOptions | None = None, *, track:
     tracker = IouTracker() if track else None
     source = open_source(source, options.loop)
     try:
-        pipeline = Pipeline(detector, source, options.max_frames, options.threaded, options.pin)
+        pipeline = Pipeline(detector, source, options.max_frames, options.threaded, options.pin, options.streams)
         start = None
         for result in pipeline:
             start = result.frame.t if start is None else start
@@ -184,7 +186,8 @@ class _Run:
             accelerator=det.model.accelerator, preprocess=det.preprocess_source, score=det.score, iou=det.iou,
             detections=dict(sorted(self.counts.items())), tracks=self.tracker.total if self.tracker else 0,
             stopped=self.stopped, served=outputs.server.url if outputs.server else None,
-            mqtt=outputs.mqtt.stats() if outputs.mqtt else None, pinning=self.pipeline.pinning)
+            mqtt=outputs.mqtt.stats() if outputs.mqtt else None, pinning=self.pipeline.pinning,
+            streams=self.pipeline.streams)
 
     def handle(self, result: Result) -> bool:
         """Track, count and send one result everywhere asked; False when the user closed the window."""
@@ -255,7 +258,7 @@ def run(model, source, options: DetectOptions | None = None, *, stdout: TextIO |
     outputs = None
     try:
         outputs = _Outputs(options, source, progress)
-        pipeline = Pipeline(detector, source, options.max_frames, options.threaded, options.pin)
+        pipeline = Pipeline(detector, source, options.max_frames, options.threaded, options.pin, options.streams)
         state = _Run(detector, source, pipeline, outputs, options, events_out, progress)
         watcher = _watch(stop, pipeline)
         try:
