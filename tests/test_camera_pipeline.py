@@ -191,3 +191,61 @@ def test_streams_option_is_checked(blazeface, face_video):
         pipeline.close()
     finally:
         source.close()
+
+
+def test_two_streams_infer_at_the_same_time(asset, face_video, monkeypatch):
+    """Both streams are inside an inference at once: each of the first two frames waits at a
+    barrier for the other, which times out (BrokenBarrierError) if the streams ran in turn."""
+    barrier = threading.Barrier(2, timeout=5)
+    real_infer = Pipeline._infer
+
+    def infer(self, item, stream=None):
+        if item[0].index < 2:
+            barrier.wait()
+        return real_infer(self, item, stream)
+
+    monkeypatch.setattr(Pipeline, "_infer", infer)
+    source = open_source(str(face_video))
+    try:
+        assert [r.frame.index for r in Pipeline(Detector(asset("blazeface_short_range.tflite")), source,
+                                                streams=2)] == list(range(45))
+    finally:
+        source.close()
+
+
+def test_an_error_in_one_stream_reaches_the_consumer(asset, face_video):
+    Failing.calls = 0
+    detector = Failing(asset("blazeface_short_range.tflite"))
+    before = threading.active_count()
+    source = open_source(str(face_video))
+    try:
+        with pytest.raises(RuntimeError, match="on purpose"):
+            list(Pipeline(detector, source, streams=2))
+    finally:
+        source.close()
+    deadline = time.monotonic() + 5
+    while threading.active_count() > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert threading.active_count() == before
+
+
+def test_a_stalled_stream_does_not_let_the_other_run_far_ahead(asset, face_video, monkeypatch):
+    """Frame 0 takes 1 s; meanwhile the other stream may take only a few frames more, so the
+    finished frames waiting for frame 0 stay few."""
+    waiting = []
+    real_infer = Pipeline._infer
+
+    def infer(self, item, stream=None):
+        if item[0].index == 0:
+            time.sleep(1.0)
+        waiting.append(self._taken - self._next_out)
+        return real_infer(self, item, stream)
+
+    monkeypatch.setattr(Pipeline, "_infer", infer)
+    source = open_source(str(face_video))
+    try:
+        pipeline = Pipeline(Detector(asset("blazeface_short_range.tflite")), source, streams=2)
+        assert [r.frame.index for r in pipeline] == list(range(45))
+    finally:
+        source.close()
+    assert max(waiting) == pipeline._ahead == 6  # reached while frame 0 stalled, never passed

@@ -29,8 +29,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, gpu, edgetpu ... (default auto)")
     p.add_argument("--threads", type=int, default=None, help="inference threads (default 1)")
     p.add_argument("--streams", type=int, default=1, metavar="N",
-                   help="run N interpreters of the model side by side on frames in turn (default 1); on a "
-                        "small CPU, --streams 2 --threads 1 often beats --threads 2; results stay in order")
+                   help="run N interpreters of the model side by side, taking frames in turn (default 1); "
+                        "results stay in capture order (docs/camera.md)")
     p.add_argument("--pin", action="store_true",
                    help="pin the inference thread to one CPU, capture and prepare to the others (Linux, "
                         "--threads 1); the summary says what was done")

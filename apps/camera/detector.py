@@ -143,21 +143,28 @@ class Detector:
 
     def replica(self) -> "Detector":
         """The same detector on a new interpreter of the same file, on the same device with the
-        same threads: a second inference stream (``--streams``), which the pipeline runs on its
-        own thread beside this one. Decoder, preprocessing and thresholds are shared (they are
-        read-only). Raises ValueError where a second interpreter would not run like the first."""
+        same threads and interpreter package: a second inference stream (``--streams``), which the
+        pipeline runs on its own thread beside this one. Decoder, preprocessing and thresholds are
+        shared (they are read-only). Load options beyond those (a GPU delegate's options, a model
+        loaded without XNNPACK) are not carried over: the replica must then report the same
+        runtime and accelerator as this one, or ValueError says how they differ."""
         import copy
 
         import edge_runtime
+        from edge_runtime import deps
 
         if self.model.device.startswith("edgetpu"):
             raise ValueError(f"--streams: {self.model.path} runs on an Edge TPU ({self.model.accelerator}), "
                              "which runs one model at a time; use --streams 1")
         other = copy.copy(self)
-        other.model = edge_runtime.load(Path(self.model.path), device=self.model.device, threads=self.model.threads)
-        if other.model.accelerator != self.model.accelerator:
-            raise ValueError(f"--streams: a second interpreter of {self.model.path} runs on "
-                             f"{other.model.accelerator}, the first on {self.model.accelerator}; use --streams 1")
+        model = self.model
+        interpreter = model.runtime if model.runtime in deps.TFLITE_MODULES else None
+        other.model = edge_runtime.load(Path(model.path), device=model.device, threads=model.threads,
+                                        interpreter=interpreter)
+        first, second = (f"{m.runtime} on {m.accelerator}" for m in (model, other.model))
+        if first != second:
+            raise ValueError(f"--streams: a second interpreter of {model.path} runs as {second}, the first as "
+                             f"{first}; use --streams 1")
         return other
 
     def describe(self) -> dict:

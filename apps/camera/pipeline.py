@@ -22,7 +22,9 @@ interpreter caps the pipeline at the model's own speed even when a core is idle;
 models on a few cores, two single-threaded streams keep every core busy where one interpreter
 on two threads spends much of its time synchronizing. Results still come out in capture order:
 for files the consumer waits for the next frame in order; for live sources it never goes back
-in time, and a frame that finishes after a newer one was shown is dropped and counted.
+in time, and a frame that finishes after a newer one was shown is dropped and counted. Streams
+may take frames at most ``2 * streams + QUEUE_SIZE`` ahead of the one shown next, so a stalled
+stream cannot make the others pile up finished frames.
 """
 from __future__ import annotations
 
@@ -146,6 +148,9 @@ class Pipeline:
         self._pending: dict[int, tuple] = {}  # results that finished before an earlier frame
         self._ended = 0  # streams that have finished
         self._late = 0  # live: results that finished after a newer frame was shown
+        self._ahead = 2 * streams + QUEUE_SIZE  # most frames taken and not yet shown
+        self._shown = threading.Condition()  # notified when _next_out moves on
+        self._error: BaseException | None = None  # the first stage error, raised by the consumer
         self._threads: list[threading.Thread] = []
         self.frames = 0
         self._plan: dict[str, set[int]] | None = None
@@ -197,9 +202,16 @@ class Pipeline:
                     outbox.put(_End())
                     return
         except BaseException as exc:  # noqa: BLE001 - a failed pin or work item, re-raised in the consumer
-            self._stop.set()
-            self.source.stop()
+            self._fail(exc)
             outbox.put(_End(exc))
+
+    def _fail(self, exc: BaseException) -> None:
+        """Keep the first error for the consumer (before anything can end the run without it), then stop."""
+        with self._shown:
+            if self._error is None:
+                self._error = exc
+        self._stop.set()
+        self.source.stop()
 
     def _prepare(self, frame: Frame):
         x, geometry = self.detector.prepare(frame.image)
@@ -219,6 +231,9 @@ class Pipeline:
             self._pin("infer")
             while True:
                 with self._take:
+                    with self._shown:  # no further ahead of the consumer than _ahead frames
+                        while self._taken - self._next_out >= self._ahead and not self._stop.is_set():
+                            self._shown.wait(0.1)
                     item = self._prepared.get()
                     if isinstance(item, _End):
                         self._prepared.put(item)  # for the other streams
@@ -230,8 +245,7 @@ class Pipeline:
                     self._inferred.put(_End())
                     return
         except BaseException as exc:  # noqa: BLE001 - a failed pin or inference, re-raised in the consumer
-            self._stop.set()
-            self.source.stop()
+            self._fail(exc)
             self._inferred.put(_End(exc))
 
     # ----- running -----------------------------------------------------------------------
@@ -281,7 +295,9 @@ class Pipeline:
                     continue
                 self._next_out = number
             self._pending[number] = result
-        self._next_out += 1
+        with self._shown:
+            self._next_out += 1
+            self._shown.notify_all()
         return self._pending.pop(self._next_out - 1)
 
     def __iter__(self):
@@ -290,8 +306,9 @@ class Pipeline:
             while self.max_frames is None or self.frames < self.max_frames:
                 item = self._next_inferred()
                 if isinstance(item, _End):
-                    if item.error is not None:
-                        raise item.error
+                    error = item.error or self._error  # an _End of a stage that stopped may come first
+                    if error is not None:
+                        raise error
                     return
                 frame, outputs, geometry, inference_s = item
                 detections = self.detector.decode(outputs, geometry)
