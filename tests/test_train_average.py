@@ -1,4 +1,4 @@
-"""The detector keeps the moving average of its weights: what validation, checkpoints and the saved
+"""The detector's --average-weights keeps the moving average of its weights: what validation, checkpoints and the saved
 model see, and how an interrupted run resumes."""
 from __future__ import annotations
 
@@ -92,3 +92,22 @@ def test_the_average_spans_200_steps_or_a_tenth_of_a_short_run():
     assert averaging_momentum(50 * 62) == pytest.approx(1 - 1 / 200)  # the benchmark's run
     assert averaging_momentum(300) == pytest.approx(1 - 1 / 30)
     assert averaging_momentum(10) == averaging_momentum(1) == 0.0  # a few test steps: the trained weights
+
+
+def test_the_average_is_opt_in_and_a_resume_keeps_the_runs_choice(tmp_path):
+    import json
+
+    from edgepilot.cli import build_parser
+    from train.detector import _check_resume_average
+    from train.options import TrainOptions
+
+    parse = build_parser().parse_args
+    assert parse(["train", "detector", "--data", "d", "--out", "o"]).average_weights is False
+    assert parse(["train", "detector", "--data", "d", "--out", "o", "--average-weights"]).average_weights is True
+    assert TrainOptions(data="d", out=tmp_path).average_weights is False
+    (tmp_path / "training.json").write_text(json.dumps({"options": {"average_weights": True}}))
+    _check_resume_average(TrainOptions(data="d", out=tmp_path, resume=True, average_weights=True))
+    _check_resume_average(TrainOptions(data="d", out=tmp_path, average_weights=False))  # not a resume
+    with pytest.raises(ValueError, match=f"{tmp_path}: --resume: this run was trained with --average-weights; "
+                                         "resume it with the option too"):
+        _check_resume_average(TrainOptions(data="d", out=tmp_path, resume=True))

@@ -75,7 +75,10 @@ def add_parsers(sub) -> None:
                                        "(annotations/instances_<split>.json and <split>/ images).",
                            epilog="example: edgepilot train detector --data scenes/data.yaml --out runs/det")
     _train_arguments(p, epochs=40, batch=32, lr=3e-3)
-    p.set_defaults(func=run_train, recipe="detector")
+    p.add_argument("--average-weights", action="store_true",
+                   help="keep a moving average of the weights over the last ~200 steps (as Ultralytics' EMA); "
+                        "off by default: on the built-in scenes it scored lower (docs/training.md)")
+    p.set_defaults(func=run_train, recipe="detector", average_weights=False)
     try:
         from train.policy.cli import add_policy_parser
     except ImportError:  # the policy recipe's extra is not installed: its command is absent
@@ -131,6 +134,7 @@ def run_train(args) -> int:
     options = TrainOptions(
         data=args.data, out=args.out, epochs=args.epochs, batch_size=args.batch_size, input_size=args.input_size,
         lr=args.lr, schedule=args.schedule, augment=args.augment, flip=args.flip, seed=args.seed,
+        average_weights=getattr(args, "average_weights", False),
         resume=args.resume, force=args.force, patience=args.patience, tensorboard=args.tensorboard, qat=args.qat,
         qat_epochs=args.qat_epochs, width=args.width, limit=args.limit, distribute=args.distribute,
         verbose=2 if args.quiet or not sys.stderr.isatty() else 1)

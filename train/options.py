@@ -28,6 +28,7 @@ class TrainOptions:
     warmup_epochs: float = 1.0
     augment: bool = True
     flip: bool = True
+    average_weights: bool = False  # detector: keep a moving average of the weights (train/detector.py)
     seed: int = 0
     resume: bool = False
     patience: int = 8
