@@ -110,12 +110,11 @@ class AveragedWeights:
 def _check_resume_average(options: TrainOptions) -> None:
     """A --resume must keep or leave out the average as the run did (its checkpoint holds the
     average in the model only when the run kept one)."""
-    import json
+    from train import fit
 
-    record = options.out / "training.json"
-    if not options.resume or not record.is_file():
+    if not options.resume:
         return
-    before = bool(json.loads(record.read_text()).get("options", {}).get("average_weights", False))
+    before = bool(fit.read_record(options.out).get("options", {}).get("average_weights", False))
     if before != options.average_weights:
         flag = "with" if before else "without"
         raise ValueError(f"{options.out}: --resume: this run was trained {flag} --average-weights; "

@@ -231,9 +231,7 @@ class Timer:
         self.earlier_seconds, self.earlier_epochs = 0.0, 0
         if options.resume:
             self.earlier_epochs = epochs_done(options)
-            record = options.out / "training.json"
-            if record.is_file():
-                self.earlier_seconds = float(json.loads(record.read_text()).get("seconds") or 0.0)
+            self.earlier_seconds = float(read_record(options.out).get("seconds") or 0.0)
 
     def seconds(self) -> float:
         """This process's fitting time."""
@@ -244,6 +242,12 @@ class Timer:
         seconds, epochs = self.seconds(), epochs_run - self.earlier_epochs
         return {"seconds": self.earlier_seconds + seconds,
                 "images_per_s": samples_per_epoch * epochs / seconds if seconds and epochs > 0 else None}
+
+
+def read_record(out: Path) -> dict:
+    """The ``training.json`` an earlier run in ``out`` wrote; {} when there is none (an interrupted run)."""
+    path = out / "training.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def write_record(out: Path, record: dict, history: dict[str, list[float]]) -> None:

@@ -18,9 +18,9 @@ capture order; decoding runs in the consumer's thread so that everything that fo
 
 Inference streams (``streams=N``, ``--streams``): N interpreters of the same model, each on
 its own thread, take prepared frames in turn (OpenVINO calls these throughput streams). One
-interpreter caps the pipeline at the model's own speed even when a core is idle; with small
-models on a few cores, two single-threaded streams keep every core busy where one interpreter
-on two threads spends much of its time synchronizing. Results still come out in capture order:
+single-threaded interpreter caps the pipeline at the model's own speed even when a core is idle;
+one interpreter on two threads waits at every layer for its slower half, which stalls whenever
+capture or preparation holds a core (docs/camera.md; bench/camera.py measures both). Results still come out in capture order:
 for files the consumer waits for the next frame in order; for live sources it never goes back
 in time, and a frame that finishes after a newer one was shown is dropped and counted. Streams
 may take frames at most ``2 * streams + QUEUE_SIZE`` ahead of the one shown next, so a stalled
