@@ -95,6 +95,30 @@ def test_detector_graph_is_small_and_decodes_inside_the_graph():
     np.testing.assert_allclose(np.asarray(layer(logits)), expected, atol=1e-6)
 
 
+def test_a_decoupled_head_gives_boxes_and_classes_their_own_block_with_the_same_outputs():
+    import keras
+
+    from train.architectures import DetectorSpec, detector
+    from train.layers import decode_factory
+
+    shared = detector(keras, DetectorSpec((96, 128), 3), decode_factory(keras))
+    decoupled = detector(keras, DetectorSpec((96, 128), 3, head="decoupled"), decode_factory(keras))
+    names = {layer.name for layer in decoupled.layers}
+    assert {"boxhead8_dw", "clshead8_dw", "boxhead32_pw", "clshead32_pw"} <= names and "head8_dw" not in names
+    # the class logits hang off the class block only, the box distances off the box block only
+    def feeding(layer: str) -> str:
+        return decoupled.get_layer(layer).input._keras_history[0].name  # the layer whose output it takes
+
+    assert (feeding("cls16"), feeding("box16")) == ("clshead16_add", "boxhead16_add")
+    extra = decoupled.count_params() - shared.count_params()
+    assert 0 < extra < 0.25 * shared.count_params()
+    x = np.random.default_rng(0).random((1, 96, 128, 3), np.float32)
+    a, b = shared(x), decoupled(x)
+    assert {k: v.shape for k, v in a.items()} == {k: v.shape for k, v in b.items()}
+    with pytest.raises(ValueError, match="detector head must be one of"):
+        DetectorSpec((96, 128), 3, head="split")
+
+
 @needs_tf
 def test_detector_converts_to_ops_xnnpack_and_the_edge_tpu_take(tmp_path):
     """Upsampling is Concatenate + Reshape with UpSampling2D's values, not TILE (which neither XNNPACK
@@ -176,6 +200,11 @@ def test_detector_trains_converts_runs_and_evaluates(scenes, tmp_path):
     message = [line for line in other.stderr.splitlines() if line.startswith("edgepilot train: error:")]
     assert other.returncode == 1 and len(message) == 1, other.stderr[-3000:]
     assert f"{run / 'checkpoints'}: --resume cannot load this checkpoint" in message[0] and "--force" in message[0]
+    other = _edgepilot("train", "detector", "--data", scenes, "--out", run, "--epochs", "2", "--batch-size", "8",
+                       "--input-size", "96x128", "--head", "decoupled", "--resume", "--quiet")  # a shared head's
+    message = [line for line in other.stderr.splitlines() if line.startswith("edgepilot train: error:")]
+    assert other.returncode == 1 and len(message) == 1, other.stderr[-3000:]
+    assert f"{run / 'checkpoints'}: --resume cannot load this checkpoint" in message[0]
     resumed = _edgepilot("train", "detector", "--data", scenes, "--out", run, "--epochs", "2", "--batch-size", "8",
                          "--input-size", "96x128", "--resume", "--quiet")
     assert resumed.returncode == 0, resumed.stderr[-3000:]

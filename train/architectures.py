@@ -36,6 +36,7 @@ from dataclasses import dataclass
 STRIDES = (8, 16, 32)
 REACH_CELLS = 8
 PRIOR = 0.01  # initial class probability of every cell
+HEADS = ("shared", "decoupled")  # one separable block feeds boxes and classes, or one block each
 # Batch-norm running statistics start at mean 0, variance 1, and some activations here have a
 # variance near 1e-3: with Keras' default momentum 0.99 the inference-mode statistics are still
 # dominated by that start after hundreds of steps (a model perfect in training predicts one class
@@ -45,11 +46,13 @@ BN_MOMENTUM = 0.9
 
 @dataclass(frozen=True)
 class DetectorSpec:
-    """What a detector's graph is: input size (height, width) in pixels, classes, width factor."""
+    """What a detector's graph is: input size (height, width) in pixels, classes, width factor and
+    head (:data:`HEADS`)."""
 
     input_size: tuple[int, int] = (256, 256)
     num_classes: int = 5
     width: float = 1.0
+    head: str = "shared"
 
     def __post_init__(self):
         h, w = self.input_size
@@ -57,6 +60,8 @@ class DetectorSpec:
             raise ValueError(f"detector input size must be multiples of 32 between 96 and 640 pixels, got {h}x{w}")
         if self.num_classes < 1:
             raise ValueError(f"a detector needs at least one class, got {self.num_classes}")
+        if self.head not in HEADS:
+            raise ValueError(f"detector head must be one of {HEADS}, got {self.head!r}")
 
     def grids(self) -> list[tuple[int, int, int]]:
         """(stride, rows, columns) of each output level, in output order."""
@@ -158,7 +163,9 @@ def detector(k, spec: DetectorSpec, decode_layer):
     Backbone: depthwise-separable blocks down to stride 32. Neck: an FPN-lite top-down path
     (1x1 lateral convolutions, nearest upsampling, Add, one separable block per level). Heads:
     per level, a separable block then a 1x1 convolution for the four box-edge distances and one
-    for the class logits. ``decode_layer(stride, rows, cols, reach_px, input_size, name)`` turns
+    for the class logits; with ``spec.head == "decoupled"`` the boxes and the classes each get their
+    own separable block (YOLOX's decoupled head, as in YOLOv8): the two tasks stop competing for
+    one set of features, at one more separable block per level. ``decode_layer(stride, rows, cols, reach_px, input_size, name)`` turns
     the distances into normalized corners inside the graph; scores go through a sigmoid.
 
     Outputs ``{"boxes": [B, N, 4], "scores": [B, N, C]}`` with N the cells of all levels (1344
@@ -189,13 +196,17 @@ def detector(k, spec: DetectorSpec, decode_layer):
 
     boxes, scores = [], []
     for (stride, rows, cols), feature in zip(spec.grids(), (p3, p4, p5)):
-        head = _separable(k, feature, neck, 1, f"head{stride}")
-        distances = k.layers.Conv2D(4, 1, name=f"box{stride}")(head)
+        if spec.head == "shared":
+            box_features = class_features = _separable(k, feature, neck, 1, f"head{stride}")
+        else:
+            box_features = _separable(k, feature, neck, 1, f"boxhead{stride}")
+            class_features = _separable(k, feature, neck, 1, f"clshead{stride}")
+        distances = k.layers.Conv2D(4, 1, name=f"box{stride}")(box_features)
         boxes.append(decode_layer(stride, rows, cols, REACH_CELLS * stride, spec.input_size, f"decode{stride}")(distances))
         # RetinaNet's prior: every cell starts at p = 0.01, so the flood of background cells does
         # not swamp the first steps of focal-loss training
         prior = k.initializers.Constant(-math.log((1 - PRIOR) / PRIOR))
-        logits = k.layers.Conv2D(spec.num_classes, 1, bias_initializer=prior, name=f"cls{stride}")(head)
+        logits = k.layers.Conv2D(spec.num_classes, 1, bias_initializer=prior, name=f"cls{stride}")(class_features)
         scores.append(k.layers.Reshape((rows * cols, spec.num_classes), name=f"cls{stride}_flat")(logits))
     box_out = k.layers.Concatenate(axis=1, name="boxes")(boxes)
     score_out = k.layers.Activation("sigmoid", name="scores")(k.layers.Concatenate(axis=1, name="logits")(scores))

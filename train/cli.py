@@ -78,6 +78,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--average-weights", action="store_true",
                    help="keep a moving average of the weights over the last ~200 steps (as Ultralytics' EMA); "
                         "off by default: on the built-in scenes it scored lower (docs/training.md)")
+    p.add_argument("--head", choices=("shared", "decoupled"), default="shared",
+                   help="shared: one block feeds the box and class outputs of each level; decoupled: one "
+                        "block each (more accurate per parameter in YOLOX's study, slower; default shared)")
     p.set_defaults(func=run_train, recipe="detector", average_weights=False)
     try:
         from train.policy.cli import add_policy_parser
@@ -134,7 +137,7 @@ def run_train(args) -> int:
     options = TrainOptions(
         data=args.data, out=args.out, epochs=args.epochs, batch_size=args.batch_size, input_size=args.input_size,
         lr=args.lr, schedule=args.schedule, augment=args.augment, flip=args.flip, seed=args.seed,
-        average_weights=getattr(args, "average_weights", False),
+        average_weights=getattr(args, "average_weights", False), head=getattr(args, "head", "shared"),
         resume=args.resume, force=args.force, patience=args.patience, tensorboard=args.tensorboard, qat=args.qat,
         qat_epochs=args.qat_epochs, width=args.width, limit=args.limit, distribute=args.distribute,
         verbose=2 if args.quiet or not sys.stderr.isatty() else 1)

@@ -146,7 +146,7 @@ def train_detector(options: TrainOptions, progress=print) -> TrainResult:
         cut = max(1, int(round(len(train_set) * options.val_fraction)))
         val_set, train_set = train_set.subset(sorted(order[:cut])), train_set.subset(sorted(order[cut:]))
     size = options.input_size or DEFAULT_INPUT
-    spec = DetectorSpec(size, len(train_set.names), options.width)
+    spec = DetectorSpec(size, len(train_set.names), options.width, options.head)
     meta = detector_metadata(train_set.names, size)
     pre = meta.preprocess
     progress(f"detector: {len(train_set)} training images ({train_set.num_boxes} boxes), {len(val_set)} validation, "

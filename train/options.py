@@ -36,6 +36,7 @@ class TrainOptions:
     qat: bool = False
     qat_epochs: int = 3
     width: float = 1.0
+    head: str = "shared"  # detector: "shared" or "decoupled" (train/architectures.py)
     limit: int | None = None  # use only this many training samples (quick runs)
     val_fraction: float = 0.1  # held out for validation when the data has no validation split
     distribute: str = "auto"  # "auto", "none", "mirrored", "multiworker"
@@ -57,6 +58,7 @@ class TrainOptions:
             (self.patience >= 0, f"--patience must be >= 0, got {self.patience}"),
             (self.qat_epochs >= 1, f"--qat-epochs must be >= 1, got {self.qat_epochs}"),
             (0 < self.width <= 4, f"--width must be in (0, 4], got {self.width}"),
+            (self.head in ("shared", "decoupled"), f"--head must be shared or decoupled, got {self.head!r}"),
             (self.limit is None or self.limit >= 1, f"--limit must be >= 1, got {self.limit}"),
             (0 < self.val_fraction < 1, f"--val-fraction must be in (0, 1), got {self.val_fraction}"),
             (self.distribute in ("auto", "none", "mirrored", "multiworker"),

@@ -117,7 +117,7 @@ def qat_detector(result, options, spec, fitted_train, anchors, pre, final_set, f
         job = {"kind": "detector", "weights": str(work / "weights.npz"), "data": str(work / "data.npz"),
                "out": str(work / "model.tflite"), "epochs": 1, "lr": options.lr / 10,
                "batch_size": options.batch_size, "input_size": list(spec.input_size),
-               "classes": spec.num_classes, "width": spec.width, "seed": options.seed}
+               "classes": spec.num_classes, "width": spec.width, "head": spec.head, "seed": options.seed}
         content = _run_child(job, work, progress)
         path = work / "q.tflite"
         path.write_bytes(embed_tflite(content, replace(result.metadata, variant="tflite_int8_qat")))

@@ -121,7 +121,7 @@ def main(argv: list[str]) -> int:
         from train.detection_loss import detection_loss, training_view
         from train.layers import decode_factory, grid_decode_class
 
-        spec = architectures.DetectorSpec(tuple(job["input_size"]), job["classes"], job["width"])
+        spec = architectures.DetectorSpec(tuple(job["input_size"]), job["classes"], job["width"], job["head"])
         model = architectures.detector(tf_keras, spec, decode_factory(tf_keras))
         _load_weights(model, job["weights"])
         custom = grid_decode_class(tf_keras)
