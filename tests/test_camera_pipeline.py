@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -108,10 +109,13 @@ class Failing(Detector):
     """The real BlazeFace detector, made to fail on its 4th inference (a runtime error mid-run)."""
 
     calls = 0
+    counting = threading.Lock()  # two streams call infer at once
 
     def infer(self, x):
-        Failing.calls += 1
-        if Failing.calls == 4:
+        with Failing.counting:
+            Failing.calls += 1
+            fail = Failing.calls == 4
+        if fail:
             raise RuntimeError("inference failed on purpose")
         return super().infer(x)
 
@@ -162,18 +166,29 @@ def test_two_streams_share_the_frames_and_keep_file_order(asset, face_video, mon
 
 
 def test_live_results_never_go_back_in_time(blazeface, face_video):
-    """A live run shows a frame that finishes after a newer one was shown as dropped, not late."""
+    """Live, with two streams: results wait in a hand-over of two, whose oldest frame (by number,
+    not by arrival) is dropped when a third arrives; a frame that finishes after a newer one was
+    shown is dropped too. Both count as dropped, and the frames shown only move forward."""
     source = open_source(str(face_video))
+    source.spec = replace(source.spec, kind="stream")  # live, as a camera or stream: the pipeline reads spec.live
     try:
         pipeline = Pipeline(blazeface, source, streams=2)  # threads not started: the hand-over is fed here
-        pipeline.live = True
-        for number in (1, 0, 3):
+        assert pipeline.live and pipeline._inferred.latest and pipeline._inferred.size == 2
+        for number in (1, 0, 3):  # 0 finished after 1: when 3 arrives, 0 is the oldest waiting
             pipeline._inferred.put((number, ("frame", number)))
+        assert pipeline.dropped == 1
         shown = [pipeline._next_inferred() for _ in range(2)]
-        assert shown == [("frame", 1), ("frame", 3)] and pipeline.dropped == 1  # 0 came late
-        for number in (2, 4):
+        assert shown == [("frame", 1), ("frame", 3)] and pipeline.dropped == 1
+        for number in (2, 4):  # 2 is older than 3, which was shown: late
             pipeline._inferred.put((number, ("frame", number)))
-        assert pipeline._next_inferred() == ("frame", 4) and pipeline.dropped == 2  # so did 2
+        assert pipeline._next_inferred() == ("frame", 4) and pipeline.dropped == 2
+        for number in (7, 6):  # 6 arrives to a full hand-over and is older than all it holds
+            pipeline._inferred.put((number, ("frame", number)))
+        pipeline._inferred.put((5, ("frame", 5)))
+        assert pipeline.dropped == 3 and list(pipeline._inferred._items) == [(7, ("frame", 7)), (6, ("frame", 6))]
+        assert pipeline._next_inferred() == ("frame", 7)  # live shows the newest that arrives
+        pipeline._inferred.put((8, ("frame", 8)))
+        assert pipeline._next_inferred() == ("frame", 8) and pipeline.dropped == 4  # 6 came late
     finally:
         pipeline.close()
         source.close()

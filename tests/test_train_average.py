@@ -98,16 +98,33 @@ def test_the_average_is_opt_in_and_a_resume_keeps_the_runs_choice(tmp_path):
     import json
 
     from edgepilot.cli import build_parser
-    from train.detector import _check_resume_average
+    from train.detector import _check_resume_choices
     from train.options import TrainOptions
 
     parse = build_parser().parse_args
     assert parse(["train", "detector", "--data", "d", "--out", "o"]).average_weights is False
     assert parse(["train", "detector", "--data", "d", "--out", "o", "--average-weights"]).average_weights is True
     assert TrainOptions(data="d", out=tmp_path).average_weights is False
-    (tmp_path / "training.json").write_text(json.dumps({"options": {"average_weights": True}}))
-    _check_resume_average(TrainOptions(data="d", out=tmp_path, resume=True, average_weights=True))
-    _check_resume_average(TrainOptions(data="d", out=tmp_path, average_weights=False))  # not a resume
-    with pytest.raises(ValueError, match=f"{tmp_path}: --resume: this run was trained with --average-weights; "
+
+    # a run that finished before checkpoints/run.json existed: its training.json says what it chose
+    old = tmp_path / "old"
+    (old / "checkpoints").mkdir(parents=True)
+    (old / "training.json").write_text(json.dumps({"options": {"average_weights": True}}))
+    _check_resume_choices(TrainOptions(data="d", out=old, resume=True, average_weights=True))
+    with pytest.raises(ValueError, match=f"{old}: --resume: this run was trained with --average-weights; "
                                          "resume it with the option too"):
-        _check_resume_average(TrainOptions(data="d", out=tmp_path, resume=True))
+        _check_resume_choices(TrainOptions(data="d", out=old, resume=True))
+
+    # an interrupted run (no training.json yet): the choices it wrote when it started
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    _check_resume_choices(TrainOptions(data="d", out=run, average_weights=True, head="decoupled", width=2.0))
+    assert json.loads((run / "checkpoints" / "run.json").read_text()) == {
+        "average_weights": True, "head": "decoupled", "width": 2.0}
+    with pytest.raises(ValueError, match="trained with --average-weights; resume it with the option too"):
+        _check_resume_choices(TrainOptions(data="d", out=run, resume=True, head="decoupled", width=2.0))
+    with pytest.raises(ValueError, match=r"trained with --head decoupled; resume it with --head decoupled \(got shared\)"):
+        _check_resume_choices(TrainOptions(data="d", out=run, resume=True, average_weights=True, width=2.0))
+    with pytest.raises(ValueError, match=r"trained with --width 2.0; resume it with --width 2.0 \(got 1.0\)"):
+        _check_resume_choices(TrainOptions(data="d", out=run, resume=True, average_weights=True, head="decoupled"))
+    _check_resume_choices(TrainOptions(data="d", out=run, resume=True, average_weights=True, head="decoupled", width=2.0))

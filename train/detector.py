@@ -12,6 +12,8 @@ the kept weights follow it. The final figures are on the test split when the set
 """
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 
 import numpy as np
@@ -43,13 +45,14 @@ def averaging_momentum(total_steps: int) -> float:
     return 1.0 - 1.0 / span if span > 1 else 0.0
 
 
-def detector_metadata(names, input_size) -> ModelMetadata:
+def detector_metadata(names, input_size, head: str = "shared") -> ModelMetadata:
     return ModelMetadata(
         task="detection", labels=tuple(names), input_layout="NHWC",
         preprocess=Preprocess(kind="image", size=tuple(input_size), color="rgb", scale=PIXEL_SCALE,
                               resize="letterbox", pad_value=114.0),
         thresholds={"score": SCORE_THRESHOLD, "iou": IOU_THRESHOLD},
-        extra={"decoder": DETECTOR_LAYOUT, "box_format": "xyxy_normalized", "architecture": "edgepilot-ssd-fpn-lite"})
+        extra={"decoder": DETECTOR_LAYOUT, "box_format": "xyxy_normalized", "architecture": "edgepilot-ssd-fpn-lite",
+               "head": head})
 
 
 def _splits(data: str) -> tuple[str, str | None, str | None]:
@@ -107,18 +110,35 @@ class AveragedWeights:
         return _Callback(swap_on_epoch=True)
 
 
-def _check_resume_average(options: TrainOptions) -> None:
-    """A --resume must keep or leave out the average as the run did (its checkpoint holds the
-    average in the model only when the run kept one)."""
+RUN_CHOICES = "run.json"  # in checkpoints/: the options a checkpoint depends on, written when a run starts
+
+
+def _check_resume_choices(options: TrainOptions) -> None:
+    """A --resume must keep the choices its checkpoint depends on: --average-weights (the
+    checkpoint holds the average in the model only when the run kept one) and --head / --width
+    (the graph). They are read from ``checkpoints/run.json``, which a run writes when it starts,
+    so an interrupted run is checked too; runs from before that file fall back to training.json.
+    A new run writes the file."""
+    from convert.files import write_atomic
     from train import fit
 
+    path = options.out / fit.CHECKPOINTS / RUN_CHOICES
+    now = {"average_weights": options.average_weights, "head": options.head, "width": options.width}
     if not options.resume:
+        write_atomic(path, json.dumps(now, indent=2) + "\n", force=True)
         return
-    before = bool(fit.read_record(options.out).get("options", {}).get("average_weights", False))
-    if before != options.average_weights:
-        flag = "with" if before else "without"
+    if path.is_file():
+        before = json.loads(path.read_text())
+    else:  # an earlier edgepilot: only a finished run says what it chose
+        before = {k: v for k, v in fit.read_record(options.out).get("options", {}).items() if k in now}
+    if "average_weights" in before and bool(before["average_weights"]) != options.average_weights:
+        flag = "with" if before["average_weights"] else "without"
         raise ValueError(f"{options.out}: --resume: this run was trained {flag} --average-weights; "
                          f"resume it {flag} the option too")
+    for option in ("head", "width"):
+        if option in before and before[option] != now[option]:
+            raise ValueError(f"{options.out}: --resume: this run was trained with --{option} {before[option]}; "
+                             f"resume it with --{option} {before[option]} (got {now[option]})")
 
 
 def train_detector(options: TrainOptions, progress=print) -> TrainResult:
@@ -133,7 +153,7 @@ def train_detector(options: TrainOptions, progress=print) -> TrainResult:
     from train.architectures import detector, synchronized_bn
 
     fit.prepare_out(options)
-    _check_resume_average(options)
+    _check_resume_choices(options)
     keras.utils.set_random_seed(options.seed)
     train_split, val_split, test_split = _splits(options.data)
     train_set = load_detection_set(options.data, train_split)
@@ -147,7 +167,7 @@ def train_detector(options: TrainOptions, progress=print) -> TrainResult:
         val_set, train_set = train_set.subset(sorted(order[:cut])), train_set.subset(sorted(order[cut:]))
     size = options.input_size or DEFAULT_INPUT
     spec = DetectorSpec(size, len(train_set.names), options.width, options.head)
-    meta = detector_metadata(train_set.names, size)
+    meta = detector_metadata(train_set.names, size, options.head)
     pre = meta.preprocess
     progress(f"detector: {len(train_set)} training images ({train_set.num_boxes} boxes), {len(val_set)} validation, "
              f"{len(train_set.names)} classes, input {size[0]}x{size[1]}")

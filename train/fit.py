@@ -179,8 +179,8 @@ def fit_model(keras, model, data, options: TrainOptions, callback_list: list, **
             raise
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise ValueError(f"{options.out / CHECKPOINTS}: --resume cannot load this checkpoint into the model ({first}); "
-                         f"it was saved by a model of another shape (another --width, --input-size or class "
-                         f"count, or an earlier edgepilot); pass --force to start over in {options.out}") from None
+                         f"it was saved by a model of another shape (another --width, --head, --input-size or "
+                         f"class count, or an earlier edgepilot); pass --force to start over in {options.out}") from None
 
 
 def prepare_out(options: TrainOptions) -> None:

@@ -22,9 +22,10 @@ single-threaded interpreter caps the pipeline at the model's own speed even when
 one interpreter on two threads waits at every layer for its slower half, which stalls whenever
 capture or preparation holds a core (docs/camera.md; bench/camera.py measures both). Results still come out in capture order:
 for files the consumer waits for the next frame in order; for live sources it never goes back
-in time, and a frame that finishes after a newer one was shown is dropped and counted. Streams
-may take frames at most ``2 * streams + QUEUE_SIZE`` ahead of the one shown next, so a stalled
-stream cannot make the others pile up finished frames.
+in time: a frame that finishes after a newer one was shown is dropped and counted, and when
+results wait for the consumer the oldest frame is the one dropped. At most ``2 * streams +
+QUEUE_SIZE`` frames are taken by the streams and not yet shown (the next one to show included),
+so a stalled stream cannot make the others pile up finished frames.
 """
 from __future__ import annotations
 
@@ -48,11 +49,14 @@ class _End:
 
 
 class Handoff:
-    """A bounded queue between two threads: ``latest`` mode keeps only the newest item
-    (replacing counts a drop), otherwise ``put`` waits while ``size`` items are queued."""
+    """A bounded queue between two threads: ``latest`` mode keeps only the newest items
+    (replacing counts a drop), otherwise ``put`` waits while ``size`` items are queued.
 
-    def __init__(self, size: int, latest: bool, stop: threading.Event):
-        self.size, self.latest, self._stop = size, latest, stop
+    ``age`` (latest mode) says which item is the oldest when several producers put items out of
+    order (the inference streams: a sequence number); without it the first queued is."""
+
+    def __init__(self, size: int, latest: bool, stop: threading.Event, age=None):
+        self.size, self.latest, self._stop, self._age = size, latest, stop, age
         self._items: deque = deque()
         self._cond = threading.Condition()
         self.dropped = 0
@@ -61,9 +65,15 @@ class Handoff:
         """False when the pipeline is stopping (the item was not queued)."""
         with self._cond:
             if self.latest and not isinstance(item, _End):
-                while len(self._items) >= self.size and not isinstance(self._items[0], _End):
-                    self._items.popleft()
+                while len(self._items) >= self.size:
+                    queued = [x for x in self._items if not isinstance(x, _End)]  # an end is never dropped
+                    if not queued:
+                        break
+                    oldest = min(queued, key=self._age) if self._age else queued[0]
                     self.dropped += 1
+                    if self._age and self._age(item) < self._age(oldest):
+                        return True  # the new item is the stalest: it is the one dropped
+                    self._items.remove(oldest)
             else:
                 while len(self._items) >= self.size and not self._stop.is_set() and not isinstance(item, _End):
                     self._cond.wait(0.1)
@@ -140,7 +150,7 @@ class Pipeline:
         self._captured = Handoff(size, self.live, self._stop)
         self._prepared = Handoff(size, self.live, self._stop)
         # a live source's results may wait for the consumer one per stream (each stream's newest)
-        self._inferred = Handoff(size + streams - 1, self.live, self._stop)
+        self._inferred = Handoff(size + streams - 1, self.live, self._stop, age=lambda item: item[0])
         self.detectors = [detector] + [detector.replica() for _ in range(streams - 1)]
         self._take = threading.Lock()  # streams take prepared frames one at a time, numbering them
         self._taken = 0  # frames handed to the streams so far: the next one's sequence number

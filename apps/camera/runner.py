@@ -46,6 +46,12 @@ class DetectOptions:
     streams: int = 1  # interpreters running frames side by side (see apps.camera.pipeline)
     progress: bool = True  # status line on stderr
 
+    def __post_init__(self):  # checked before any model, source or output is opened
+        if not isinstance(self.streams, int) or self.streams < 1:
+            raise ValueError(f"--streams must be a positive integer, got {self.streams!r}")
+        if self.max_frames is not None and self.max_frames < 1:
+            raise ValueError(f"--max-frames must be >= 1, got {self.max_frames}")
+
 
 @dataclass(frozen=True)
 class RunSummary:
@@ -257,8 +263,9 @@ def run(model, source, options: DetectOptions | None = None, *, stdout: TextIO |
         print(f"[edgepilot] detect: warning: {warning}", file=stderr or sys.stderr, flush=True)
     outputs = None
     try:
-        outputs = _Outputs(options, source, progress)
+        # the pipeline first: its second interpreters (--streams) may fail, before any output is opened
         pipeline = Pipeline(detector, source, options.max_frames, options.threaded, options.pin, options.streams)
+        outputs = _Outputs(options, source, progress)
         state = _Run(detector, source, pipeline, outputs, options, events_out, progress)
         watcher = _watch(stop, pipeline)
         try:
