@@ -143,12 +143,18 @@ class Slow(Detector):
 def test_two_streams_share_the_frames_and_keep_file_order(asset, face_video, monkeypatch):
     detector = Slow(asset("blazeface_short_range.tflite"))
     plain = results(Detector(asset("blazeface_short_range.tflite")), face_video, False)
-    used = {}
+    used, finished, lock = {}, [], threading.Lock()
     real_infer = Pipeline._infer
 
     def infer(self, item, stream=None):
-        used.setdefault(threading.current_thread().name, set()).add(id(stream.model))
-        return real_infer(self, item, stream)
+        name = threading.current_thread().name
+        used.setdefault(name, set()).add(id(stream.model))
+        if name == "infer-0":
+            time.sleep(0.02)  # one stream slower than the other: frames finish out of order
+        out = real_infer(self, item, stream)
+        with lock:
+            finished.append(out[0].index)
+        return out
 
     monkeypatch.setattr(Pipeline, "_infer", infer)
     source = open_source(str(face_video))
@@ -160,6 +166,7 @@ def test_two_streams_share_the_frames_and_keep_file_order(asset, face_video, mon
     assert pipeline.streams == 2 and pipeline.dropped == 0
     # each stream ran its own interpreter, and both took frames
     assert set(used) == {"infer-0", "infer-1"} and len({m for ids in used.values() for m in ids}) == 2
+    assert sorted(finished) == list(range(45)) and finished != sorted(finished)  # the reordering was needed
     assert [r.frame.index for r in two] == list(range(45))  # every frame, in capture order
     for a, b in zip(two, plain):
         np.testing.assert_array_equal(a.detections.xyxy, b.detections.xyxy)
