@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from conftest import require_system
 
-from train.datasets import FASHION_MNIST_DIR, FASHION_MNIST_FILES, FASHION_MNIST_LABELS, load_fashion_mnist
+from train.datasets import FASHION_MNIST_DIR, FASHION_MNIST_FILES, load_fashion_mnist
 from train.detection_data import load_detection_set
 from train.scenes import (
     DARKNET,
@@ -122,8 +122,8 @@ def test_splits_share_no_background_and_no_item():
     assert sum(map(len, digests.values())) == len(set.union(*digests.values()))
     from train.scenes import _ITEM_POOLS
 
-    (_, a0, a1), (_, b0, b1) = _ITEM_POOLS["train"], _ITEM_POOLS["val"]
-    assert a1 <= b0 and _ITEM_POOLS["test"][0] == "test"
+    (train, a0, a1), (val, b0, b1) = _ITEM_POOLS["train"], _ITEM_POOLS["val"]
+    assert train == val and a0 < a1 <= b0 < b1 and _ITEM_POOLS["test"][0] == "test"  # disjoint item ranges
 
 
 def test_same_seed_same_bytes_and_splits_independent(scenes, tmp_path):

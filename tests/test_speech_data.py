@@ -9,7 +9,7 @@ from conftest import require_system
 
 from train.speech import (EngineMissing, KwsClips, Request, Voice, augment, build_clips, make_backgrounds,
                           negative_stream, running_speech, split_voices, synthesize, synthesize_requests, voices)
-from train.speech import engines, streams, text
+from train.speech import streams, text
 from train.speech.synth import SAMPLE_RATE_HZ, speech_bounds
 
 ENGINES = ("espeak-ng", "flite", "festival")
