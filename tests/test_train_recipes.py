@@ -261,10 +261,12 @@ def test_detector_trains_converts_runs_and_evaluates(scenes, tmp_path):
 
 @needs_tf
 @pytest.mark.slow
-def test_detector_qat_fine_tunes_and_exports_full_int8_with_its_metadata(scenes, tmp_path):
+@pytest.mark.parametrize("head", ["shared", "decoupled"])
+def test_detector_qat_fine_tunes_and_exports_full_int8_with_its_metadata(scenes, tmp_path, head):
     run = tmp_path / "det"
     done = _edgepilot("train", "detector", "--data", scenes, "--out", run, "--epochs", "1", "--batch-size", "8",
-                      "--input-size", "96x128", "--qat", "--qat-epochs", "1", "--quiet", "--patience", "0")
+                      "--input-size", "96x128", "--qat", "--qat-epochs", "1", "--quiet", "--patience", "0",
+                      "--head", head)
     assert done.returncode == 0, done.stderr[-3000:]
     record = json.loads((run / "training.json").read_text())
     qat = record["qat"]
@@ -276,6 +278,7 @@ def test_detector_qat_fine_tunes_and_exports_full_int8_with_its_metadata(scenes,
     model = edge_runtime.load(run / "model_qat_int8.tflite", device="cpu")
     assert model.inputs[0].dtype == np.int8 and model.info.task == "detection"
     assert model.info.extra["decoder"] == "edgepilot" and model.info.preprocess.size == (96, 128)
+    assert model.info.extra["head"] == head and record["options"]["head"] == head
     assert model.op_histogram().get("DEQUANTIZE", 0) == 0  # no layer fell back to float
     # batch 1, no TILE: XNNPACK takes the whole graph, as for the post-training int8 model
     assert model.inputs[0].shape[0] == 1 and model.delegation.full, str(model.delegation)
