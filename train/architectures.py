@@ -165,8 +165,9 @@ def detector(k, spec: DetectorSpec, decode_layer):
     per level, a separable block then a 1x1 convolution for the four box-edge distances and one
     for the class logits; with ``spec.head == "decoupled"`` the boxes and the classes each get their
     own separable block (YOLOX's decoupled head, as in YOLOv8): the two tasks stop competing for
-    one set of features, at one more separable block per level. ``decode_layer(stride, rows, cols, reach_px, input_size, name)`` turns
-    the distances into normalized corners inside the graph; scores go through a sigmoid.
+    one set of features, at one more separable block per level.
+    ``decode_layer(stride, rows, cols, reach_px, input_size, name)`` turns the distances into
+    normalized corners inside the graph; scores go through a sigmoid.
 
     Outputs ``{"boxes": [B, N, 4], "scores": [B, N, C]}`` with N the cells of all levels (1344
     at 256x256): the edgepilot layout (``edge_runtime.metadata.DETECTOR_LAYOUT``). About 0.17M

@@ -78,7 +78,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--average-weights", action="store_true",
                    help="keep a moving average of the weights over the last ~200 steps (as Ultralytics' EMA); "
                         "off by default: on the built-in scenes it scored lower (docs/training.md)")
-    p.add_argument("--head", choices=("shared", "decoupled"), default="shared",
+    from train.architectures import HEADS
+
+    p.add_argument("--head", choices=HEADS, default="shared",
                    help="shared: one block feeds the box and class outputs of each level; decoupled: one "
                         "block each (more accurate per parameter in YOLOX's study, slower; default shared)")
     p.set_defaults(func=run_train, recipe="detector", average_weights=False)

@@ -13,7 +13,6 @@ the kept weights follow it. The final figures are on the test split when the set
 from __future__ import annotations
 
 import json
-
 from pathlib import Path
 
 import numpy as np

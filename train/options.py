@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from train.architectures import HEADS  # no TensorFlow: plain Python
+
 SCHEDULES = ("cosine", "constant", "step")
 
 
@@ -58,7 +60,7 @@ class TrainOptions:
             (self.patience >= 0, f"--patience must be >= 0, got {self.patience}"),
             (self.qat_epochs >= 1, f"--qat-epochs must be >= 1, got {self.qat_epochs}"),
             (0 < self.width <= 4, f"--width must be in (0, 4], got {self.width}"),
-            (self.head in ("shared", "decoupled"), f"--head must be shared or decoupled, got {self.head!r}"),
+            (self.head in HEADS, f"--head must be one of {', '.join(HEADS)}, got {self.head!r}"),
             (self.limit is None or self.limit >= 1, f"--limit must be >= 1, got {self.limit}"),
             (0 < self.val_fraction < 1, f"--val-fraction must be in (0, 1), got {self.val_fraction}"),
             (self.distribute in ("auto", "none", "mirrored", "multiworker"),

@@ -20,9 +20,9 @@ Inference streams (``streams=N``, ``--streams``): N interpreters of the same mod
 its own thread, take prepared frames in turn (OpenVINO calls these throughput streams). One
 single-threaded interpreter caps the pipeline at the model's own speed even when a core is idle;
 one interpreter on two threads waits at every layer for its slower half, which stalls whenever
-capture or preparation holds a core (docs/camera.md; bench/camera.py measures both). Results still come out in capture order:
-for files the consumer waits for the next frame in order; for live sources it never goes back
-in time: a frame that finishes after a newer one was shown is dropped and counted, and when
+capture or preparation holds a core (docs/camera.md; bench/camera.py measures both). Results
+still come out in capture order: for files the consumer waits for the next frame in order; for
+live sources it never goes back in time: a frame that finishes after a newer one was shown is dropped and counted, and when
 results wait for the consumer the oldest frame is the one dropped. At most ``2 * streams +
 QUEUE_SIZE`` frames are taken by the streams and not yet shown (the next one to show included),
 so a stalled stream cannot make the others pile up finished frames.
@@ -111,6 +111,14 @@ def pin_plan(inference_threads: int) -> tuple[dict[str, set[int]] | None, str]:
     return plan, f"inference on CPU {cpus[-1]}, capture and prepare on CPU {','.join(map(str, cpus[:-1]))}"
 
 
+def check_counts(max_frames: int | None, streams: int) -> None:
+    """ValueError naming the option when ``--max-frames`` or ``--streams`` is out of range."""
+    if max_frames is not None and max_frames < 1:
+        raise ValueError(f"--max-frames must be >= 1, got {max_frames}")
+    if not isinstance(streams, int) or streams < 1:
+        raise ValueError(f"--streams must be a positive integer, got {streams!r}")
+
+
 @dataclass(frozen=True)
 class Result:
     """What the pipeline made of one frame. ``latency_s``: capture to decoded detections;
@@ -137,10 +145,7 @@ class Pipeline:
 
     def __init__(self, detector, source: FrameSource, max_frames: int | None = None, threaded: bool = True,
                  pin: bool = False, streams: int = 1):
-        if max_frames is not None and max_frames < 1:
-            raise ValueError(f"--max-frames must be >= 1, got {max_frames}")
-        if not isinstance(streams, int) or streams < 1:
-            raise ValueError(f"--streams must be a positive integer, got {streams!r}")
+        check_counts(max_frames, streams)
         if streams > 1 and not threaded:
             raise ValueError(f"--streams {streams} needs the threaded pipeline; the sequential loop runs one")
         self.detector, self.source, self.max_frames, self.threaded = detector, source, max_frames, threaded

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from typing import TextIO
 
-from apps.camera.pipeline import Pipeline, Result
+from apps.camera.pipeline import Pipeline, Result, check_counts
 from apps.common.events import EventWriter, Progress
 from apps.common.timing import LoopTimer
 
@@ -47,10 +47,7 @@ class DetectOptions:
     progress: bool = True  # status line on stderr
 
     def __post_init__(self):  # checked before any model, source or output is opened
-        if not isinstance(self.streams, int) or self.streams < 1:
-            raise ValueError(f"--streams must be a positive integer, got {self.streams!r}")
-        if self.max_frames is not None and self.max_frames < 1:
-            raise ValueError(f"--max-frames must be >= 1, got {self.max_frames}")
+        check_counts(self.max_frames, self.streams)
 
 
 @dataclass(frozen=True)
