@@ -16,7 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-DETECTOR = {"input_size": (256, 320), "width": 2.0, "epochs": 40, "batch_size": 32, "lr": 3e-3, "qat": True, "qat_epochs": 2,
+DETECTOR = {"input_size": (256, 320), "width": 2.0, "batch_size": 32, "lr": 3e-3, "qat": True, "qat_epochs": 2,
             "average_weights": False, "head": "decoupled"}
 # Trained in stages on one run: 40 epochs, then ``--resume --epochs 60``, then ``--resume --epochs
 # 90``. Each resume lays the cosine schedule over the new total, so the rate restarts part-way up
@@ -25,7 +25,6 @@ DETECTOR = {"input_size": (256, 320), "width": 2.0, "epochs": 40, "batch_size": 
 # 0.843), the decoupled head at 60 (0.839), one 50-epoch run (0.819), --average-weights (0.811).
 _FLOAT = {k: v for k, v in DETECTOR.items() if not k.startswith("qat")}
 DETECTOR_STAGES = ({**_FLOAT, "epochs": 40}, {**_FLOAT, "epochs": 60}, {**DETECTOR, "epochs": 90})
-DETECTOR_FINAL = DETECTOR_STAGES[-1]
 CLASSIFIER = {"epochs": 30, "batch_size": 128, "lr": 3e-3, "qat": True, "qat_epochs": 2}
 
 
