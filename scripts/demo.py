@@ -125,8 +125,8 @@ def detector_demo() -> Path:
     edgepilot("eval", converted, "--data", scenes / "data.yaml", "--limit", 100)
     if run != bench:
         print("That detector had 5 minutes of training on 600 scenes, far too little to find much: `make bench` "
-              "trains the full recipe (2,000 scenes, 60 epochs at 256x320, width 2, about 150 min here; its mAP is in "
-              "docs/benchmarks.md), and the next `make demo` uses it.")
+              "trains the full recipe (2,000 scenes, 90 epochs at 256x320, width 2, decoupled head, about 250 min here; "
+              "its mAP is in docs/benchmarks.md), and the next `make demo` uses it.")
     return converted
 
 
