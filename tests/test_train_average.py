@@ -98,7 +98,7 @@ def test_the_average_is_opt_in_and_a_resume_keeps_the_runs_choice(tmp_path):
     import json
 
     from edgepilot.cli import build_parser
-    from train.detector import _check_resume_choices
+    from train.detector import _check_resume_choices, _record_choices
     from train.options import TrainOptions
 
     parse = build_parser().parse_args
@@ -118,7 +118,7 @@ def test_the_average_is_opt_in_and_a_resume_keeps_the_runs_choice(tmp_path):
     # an interrupted run (no training.json yet): the choices it wrote when it started
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
-    _check_resume_choices(TrainOptions(data="d", out=run, average_weights=True, head="decoupled", width=2.0))
+    _record_choices(TrainOptions(data="d", out=run, average_weights=True, head="decoupled", width=2.0))
     assert json.loads((run / "checkpoints" / "run.json").read_text()) == {
         "average_weights": True, "head": "decoupled", "width": 2.0}
     with pytest.raises(ValueError, match="trained with --average-weights; resume it with the option too"):

@@ -340,6 +340,32 @@ def test_train_errors_are_one_line(tmp_path):
     (bad / "data.yaml").write_text("train: images/train\nval: images/train\nnames: [thing]\n")
     done = _edgepilot("train", "detector", "--data", bad, "--out", tmp_path / "o2", "--epochs", "1")
     assert done.returncode == 1 and "a.txt" in done.stderr and "line 2" in done.stderr
+    # a run that fails on its data leaves no folder behind, so the fixed command runs as it is
+    assert not (tmp_path / "o").exists() and not (tmp_path / "o2").exists()
+    (bad / "labels" / "train" / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    done = _edgepilot("train", "detector", "--data", bad, "--out", tmp_path / "o3", "--input-size", "50")
+    assert done.returncode == 1 and "multiples of 32" in done.stderr and not (tmp_path / "o3").exists()
+
+
+def test_force_starts_over_without_leaving_the_earlier_runs_files(tmp_path):
+    from train import fit
+    from train.options import TrainOptions
+
+    out = tmp_path / "run"
+    for name in ("checkpoints/history.csv", "model.keras", "saved_model/saved_model.pb", "training.json",
+                 "model_qat_int8.tflite", "model_qat_int8.json", "worker-1/model.keras", "converted/run_tflite_int8.tflite"):
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_bytes(b"earlier run")
+    with pytest.raises(FileExistsError, match=f"{out}: the output folder is not empty"):
+        fit.prepare_out(TrainOptions(data="d", out=out))
+    assert (out / "model_qat_int8.tflite").is_file()  # refused: nothing touched
+    said = []
+    fit.prepare_out(TrainOptions(data="d", out=out, force=True), progress=said.append)
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoints", "converted"]
+    assert not any((out / "checkpoints").iterdir())
+    assert (out / "converted" / "run_tflite_int8.tflite").read_bytes() == b"earlier run"  # not ours to delete
+    assert said == [f"{out}: --force kept converted (not written by training; made from the earlier model, "
+                    "so possibly stale)"]
 
 
 def test_convert_names_a_missing_model_before_anything_else(tmp_path):

@@ -188,9 +188,10 @@ def train_classifier(options: TrainOptions, progress=print) -> TrainResult:
     from train.architectures import classifier, synchronized_bn
     from train.metrics import classification_metrics
 
-    fit.prepare_out(options)
+    fit.check_out(options)  # nothing is written until the data has loaded
     keras.utils.set_random_seed(options.seed)
     data = load_classification_data(options)
+    fit.prepare_out(options, progress)
     shape = data.x_train.shape[1:]
     progress(f"classifier: {len(data.x_train)} training images, {len(data.x_val)} validation, "
              f"{len(data.labels)} classes, input {'x'.join(map(str, shape))}")

@@ -112,19 +112,31 @@ class AveragedWeights:
 RUN_CHOICES = "run.json"  # in checkpoints/: the options a checkpoint depends on, written when a run starts
 
 
-def _check_resume_choices(options: TrainOptions) -> None:
-    """A --resume must keep the choices its checkpoint depends on: --average-weights (the
-    checkpoint holds the average in the model only when the run kept one) and --head / --width
-    (the graph). They are read from ``checkpoints/run.json``, which a run writes when it starts,
-    so an interrupted run is checked too; runs from before that file fall back to training.json.
-    A new run writes the file."""
+def _run_choices(options: TrainOptions) -> dict:
+    return {"average_weights": options.average_weights, "head": options.head, "width": options.width}
+
+
+def _record_choices(options: TrainOptions) -> None:
+    """A new run writes the choices :func:`_check_resume_choices` reads into ``checkpoints/run.json``."""
     from convert.files import write_atomic
     from train import fit
 
-    path = options.out / fit.CHECKPOINTS / RUN_CHOICES
-    now = {"average_weights": options.average_weights, "head": options.head, "width": options.width}
     if not options.resume:
-        write_atomic(path, json.dumps(now, indent=2) + "\n", force=True)
+        path = options.out / fit.CHECKPOINTS / RUN_CHOICES
+        write_atomic(path, json.dumps(_run_choices(options), indent=2) + "\n", force=True)
+
+
+def _check_resume_choices(options: TrainOptions) -> None:
+    """A --resume must keep the choices its checkpoint depends on: --average-weights (the
+    checkpoint holds the average in the model only when the run kept one) and --head / --width
+    (the graph). They are read from ``checkpoints/run.json``, which a run writes when it starts
+    (:func:`_record_choices`), so an interrupted run is checked too; runs from before that file
+    fall back to training.json."""
+    from train import fit
+
+    path = options.out / fit.CHECKPOINTS / RUN_CHOICES
+    now = _run_choices(options)
+    if not options.resume:
         return
     if path.is_file():
         before = json.loads(path.read_text())
@@ -151,7 +163,7 @@ def train_detector(options: TrainOptions, progress=print) -> TrainResult:
     from train.layers import decode_factory
     from train.architectures import detector, synchronized_bn
 
-    fit.prepare_out(options)
+    fit.check_out(options)  # before the data, which may take a while; nothing is written yet
     _check_resume_choices(options)
     keras.utils.set_random_seed(options.seed)
     train_split, val_split, test_split = _splits(options.data)
@@ -168,6 +180,8 @@ def train_detector(options: TrainOptions, progress=print) -> TrainResult:
     spec = DetectorSpec(size, len(train_set.names), options.width, options.head)
     meta = detector_metadata(train_set.names, size, options.head)
     pre = meta.preprocess
+    fit.prepare_out(options, progress)  # the data and options are good: now --out may change
+    _record_choices(options)
     progress(f"detector: {len(train_set)} training images ({train_set.num_boxes} boxes), {len(val_set)} validation, "
              f"{len(train_set.names)} classes, input {size[0]}x{size[1]}")
     fitted_train = FittedImages(train_set, pre)

@@ -183,9 +183,18 @@ def fit_model(keras, model, data, options: TrainOptions, callback_list: list, **
                          f"class count, or an earlier edgepilot); pass --force to start over in {options.out}") from None
 
 
-def prepare_out(options: TrainOptions) -> None:
-    """Make the output folder; refuse to train over an earlier run without --resume or --force."""
+# what a run writes into --out (train.outputs, train.qat, the classifier's convert data): --force
+# removes them all, so nothing of the earlier run is left beside the new one
+RUN_FILES = ("model.keras", "model.json", "saved_model", "saved_model.json", "training.json", "training.png",
+             "model_qat_int8.tflite", "model_qat_int8.json", "calib.npz", "eval.npz", ".saved_model.tmp")
+
+
+def check_out(options: TrainOptions) -> None:
+    """Refuse to train over an earlier run without --resume or --force; writes nothing, so a run
+    that fails on its data or options afterwards leaves --out as it was."""
     out = options.out
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"{out}: --out is a file; expected a folder for the run")
     if out.exists() and any(out.iterdir()) and not (options.resume or options.force):
         raise FileExistsError(f"{out}: the output folder is not empty; pass --resume to continue its training, "
                               f"--force to start over in it, or choose another --out")
@@ -195,10 +204,29 @@ def prepare_out(options: TrainOptions) -> None:
     if done >= options.epochs:
         raise ValueError(f"{out}: --resume: this run has already trained {done} epochs; pass --epochs larger "
                          f"than {done} to train it on")
-    if options.force and not options.resume:
-        import shutil
 
-        shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
+
+def prepare_out(options: TrainOptions, progress=print) -> None:
+    """Check --out (:func:`check_out`) and make it ready: with --force (and no --resume) the
+    earlier run's checkpoints and files go; anything else in the folder stays, named on
+    ``progress`` because it was made from the earlier model (a converted folder, say)."""
+    import shutil
+
+    check_out(options)
+    out = options.out
+    if options.force and not options.resume and out.is_dir():
+        for name in (CHECKPOINTS, *RUN_FILES):
+            path = out / name
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            elif path.exists() or path.is_symlink():
+                path.unlink()
+        for path in sorted(out.glob("worker-*")):
+            shutil.rmtree(path, ignore_errors=True)
+        kept = sorted(p.name for p in out.iterdir())
+        if kept:
+            progress(f"{out}: --force kept {', '.join(kept)} (not written by training; made from the earlier "
+                     f"model, so possibly stale)")
     (out / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
 
 
