@@ -192,6 +192,9 @@ def test_bad_labels_name_the_file_and_line(tmp_path, labels, messages):
         ("- a\n- b\n", ["expected a YAML mapping", "got a list"]),  # not a mapping
         ("val: images/val\n", ["expected 'names'", "got None"]),  # no names
         ("val: images/val\nnames: {0: a, 2: b}\n", ["names maps ids [0, 2]", "0..1"]),  # a gap in the ids
+        ("val: images/val\nnames: {0: a, b: c}\n", ["names maps ids [0, 'b']", "0..1"]),  # a name as an id
+        ("path: 5\nval: images/val\nnames: [a]\n", ["path must be the data set's folder as a string; got 5"]),
+        ("path: {a: 1}\nval: images/val\nnames: [a]\n", ["path must be", "got {'a': 1}"]),
         ("val: images/val\nnc: 3\nnames: [a, b]\n", ["nc is 3 but names lists 2 classes"]),
         ("names: [a]\n", ["defines none of the splits"]),  # no split at all
         ("val: images/nope\nnames: [a]\n", ["val split 'images/nope'", "not a folder of images or a .txt list"]),

@@ -77,7 +77,7 @@ def yolo_config(yaml_path: Path) -> tuple[Path, tuple[str, ...], dict[str, list[
                                  f"got a {type(config).__name__}")
     names = config.get("names")
     if isinstance(names, dict):
-        if sorted(names) != list(range(len(names))):
+        if not all(type(k) is int for k in names) or sorted(names) != list(range(len(names))):
             raise DetectionDataError(f"{yaml_path}: names maps ids {sorted(names, key=str)}; expected the ids "
                                      f"0..{len(names) - 1}, each once")
         names = [names[i] for i in range(len(names))]
@@ -86,6 +86,9 @@ def yolo_config(yaml_path: Path) -> tuple[Path, tuple[str, ...], dict[str, list[
                                  f"got {names!r}")
     if "nc" in config and config["nc"] != len(names):
         raise DetectionDataError(f"{yaml_path}: nc is {config['nc']} but names lists {len(names)} classes")
+    if config.get("path") is not None and not isinstance(config["path"], str):
+        raise DetectionDataError(f"{yaml_path}: path must be the data set's folder as a string; "
+                                 f"got {config['path']!r}")
     root = Path(config["path"]) if config.get("path") else Path(".")
     root = root if root.is_absolute() else yaml_path.parent / root
     splits = {}
