@@ -59,6 +59,13 @@ def test_image_folder_and_max_frames(model, tmp_path, capsys):
     rows, err = lines(capsys)
     assert [r["file"].rsplit("/", 1)[1] for r in rows[:-1]] == ["0.jpg", "1.jpg"]
     assert rows[-1]["summary"]["stopped"] == "max_frames" and err == ""
+    # an unreadable image is skipped and counted; the run goes on to its summary
+    (tmp_path / "1.jpg").write_bytes(b"not a jpeg")
+    assert main(["detect", model, "--source", str(tmp_path), "--json"]) == 0
+    rows, err = lines(capsys)
+    assert [r["file"].rsplit("/", 1)[1] for r in rows[:-1]] == ["0.jpg", "2.jpg"]
+    assert rows[-1]["summary"]["skipped"] == 1 and rows[-1]["summary"]["frames"] == 2
+    assert "1.jpg: not an image OpenCV can read" in err and "1 unreadable images skipped" in err
 
 
 @pytest.mark.parametrize("args, message", [

@@ -1,6 +1,8 @@
 """Sources by one string: real files decoded by OpenCV, one-line errors for everything else."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -63,11 +65,26 @@ def test_empty_folder_and_non_video_file(tmp_path):
         open_source(str(bogus))
 
 
-def test_unreadable_image_in_a_folder_names_the_file(images):
-    (images / "img_3.png").write_bytes(b"garbage")
-    with open_source(str(images)) as source, pytest.raises(SourceError, match="img_3.png is not an image"):
-        while source.read() is not None:
-            pass
+def test_an_unreadable_image_in_a_folder_is_skipped_counted_and_named(images):
+    (images / "img_1.png").write_bytes(b"garbage")
+    notes = []
+    with open_source(str(images)) as source:
+        source.on_note(notes.append)
+        names = []
+        while (frame := source.read()) is not None:
+            names.append((frame.index, Path(frame.name).name))
+    assert names == [(0, "img_0.png"), (2, "img_2.png")]  # indexes stay the files' positions
+    assert source.skipped == 1
+    assert len(notes) == 1 and "img_1.png: not an image OpenCV can read (1 skipped so far)" in notes[0]
+
+
+def test_a_folder_of_nothing_readable_and_an_unreadable_image_file_are_errors(images, tmp_path):
+    for path in images.glob("*.png"):
+        path.write_bytes(b"garbage")
+    with open_source(str(images)) as source, pytest.raises(SourceError, match="none of its 3 images is one OpenCV can read"):
+        source.read()
+    with open_source(str(images / "img_0.png")) as source, pytest.raises(SourceError, match="img_0.png is not an image"):
+        source.read()
 
 
 def test_video_file_gives_every_frame_in_order_and_ends():

@@ -81,6 +81,7 @@ class RunSummary:
     mqtt: dict | None = None
     pinning: str = "not requested"
     streams: int = 1
+    skipped: int = 0  # images of a folder or glob that OpenCV could not read (each named on stderr)
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -190,7 +191,7 @@ class _Run:
             detections=dict(sorted(self.counts.items())), tracks=self.tracker.total if self.tracker else 0,
             stopped=self.stopped, served=outputs.server.url if outputs.server else None,
             mqtt=outputs.mqtt.stats() if outputs.mqtt else None, pinning=self.pipeline.pinning,
-            streams=self.pipeline.streams)
+            streams=self.pipeline.streams, skipped=self.source.skipped)
 
     def handle(self, result: Result) -> bool:
         """Track, count and send one result everywhere asked; False when the user closed the window."""
@@ -283,7 +284,8 @@ def run(model, source, options: DetectOptions | None = None, *, stdout: TextIO |
         outputs = None
         events_out.summary(final.to_dict())
         progress.done(f"{final.frames} frames, {final.fps:.1f} FPS, {final.dropped} dropped, "
-                      f"{final.reconnects} reconnects, decoder {final.decoder}, resize {final.resize}")
+                      f"{final.reconnects} reconnects, decoder {final.decoder}, resize {final.resize}"
+                      + (f", {final.skipped} unreadable images skipped" if final.skipped else ""))
         return final
     except BaseException:
         if outputs is not None:

@@ -103,6 +103,7 @@ class FrameSource:
         self.spec, self.loop = spec, loop
         self.loops = 0  # times a looping file or folder started again
         self.reconnects = 0
+        self.skipped = 0  # images of a folder or glob that OpenCV could not read
         self.read_failures = 0
         self.fps: float | None = None  # the source's own frame rate, when it says
         self.frame_size: tuple[int, int] | None = None  # (height, width) of the first frame
@@ -184,16 +185,29 @@ class FrameSource:
         return frame
 
     def _read_image(self) -> Frame | None:
+        """The next image of a file, folder or glob. One that OpenCV cannot read is skipped, counted
+        in ``skipped`` and named in a note, so one bad file does not end the run (nor lose its
+        summary and saved video); when none of them can be read, that is an error."""
         paths = self.spec.target
-        if self._index >= len(paths) and not self.loop:
-            return None
-        if self._index and self._index % len(paths) == 0:
-            self.loops += 1
-        path = paths[self._index % len(paths)]
-        image = _cv2().imread(path, _cv2().IMREAD_COLOR)
-        if image is None:
-            raise SourceError(f"--source {self.spec.text}: {path} is not an image OpenCV can read")
-        return self._frame(image, path)
+        bad_in_a_row = 0
+        while True:
+            if self._index >= len(paths) and not self.loop:
+                return None
+            if self._index and self._index % len(paths) == 0:
+                self.loops += 1
+            path = paths[self._index % len(paths)]
+            image = _cv2().imread(path, _cv2().IMREAD_COLOR)
+            if image is not None:
+                return self._frame(image, path)
+            if len(paths) == 1:
+                raise SourceError(f"--source {self.spec.text}: {path} is not an image OpenCV can read")
+            self._index += 1
+            self.skipped += 1
+            bad_in_a_row += 1
+            if bad_in_a_row >= len(paths):
+                raise SourceError(f"--source {self.spec.text}: none of its {len(paths)} images is one OpenCV "
+                                  f"can read")
+            self._note(f"skipped {path}: not an image OpenCV can read ({self.skipped} skipped so far)")
 
     def _reconnect(self) -> np.ndarray | None:
         """Reopen a dropped live source with back-off until a frame arrives or stop()."""
