@@ -217,7 +217,10 @@ def convert_demo() -> None:
     import tempfile
 
     from convert.options import ConvertOptions
+    from convert.quiet import import_tensorflow
     from convert.workflow import convert_model
+
+    import_tensorflow()  # as the CLI does: TensorFlow's C++ start-up lines stay off the terminal
     from train.recipes import FASHION_MNIST_METADATA, fashion_mnist_cnn
 
     folder = Path(tempfile.mkdtemp(prefix="edgepilot-demo-"))

@@ -179,8 +179,10 @@ def scenes(tmp_path_factory) -> Path:
 def test_detector_trains_converts_runs_and_evaluates(scenes, tmp_path):
     run = tmp_path / "det"
     done = _edgepilot("train", "detector", "--data", scenes / "data.yaml", "--out", run, "--epochs", "1",
-                      "--batch-size", "8", "--input-size", "96x128", "--quiet")
+                      "--batch-size", "8", "--input-size", "96x128", "--quiet", "--json")
     assert done.returncode == 0, done.stderr[-3000:]
+    # stdout is the result alone: Keras' epoch lines went to stderr with the progress
+    assert json.loads(done.stdout)["metrics"]["task"] == "detection" and " - loss: " in done.stderr
     assert "cudart_stub" not in done.stderr and "oneDNN" not in done.stderr  # TensorFlow's start-up lines
     for name in ("model.keras", "model.json", "saved_model/saved_model.pb", "saved_model.json", "training.json",
                  "training.png", "checkpoints/history.csv"):
@@ -253,6 +255,14 @@ def test_detector_trains_converts_runs_and_evaluates(scenes, tmp_path):
     assert result["task"] == "detection" and result["split"] == "test" and result["images"] == 8
     assert set(result["per_class"]) == set(meta["labels"]) and 0.0 <= result["map50"] <= 1.0
     assert result["map50_95"] <= result["map50"]
+    # labels of other names: evaluated by class id, and the CLI says so on stderr
+    renamed = tmp_path / "renamed.yaml"
+    renamed.write_text(f"path: {scenes}\ntrain: images/train\ntest: images/test\nnames: [a, Pullover, c, Bag, e]\n")
+    done = _edgepilot("eval", int8, "--data", renamed, "--json")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout)["label_mismatch"]["data"] == ["a", "Pullover", "c", "Bag", "e"]
+    assert "warning: the model's labels differ from the data set's" in done.stderr
+    assert "0: Trouser / a; 2: Sneaker / c; 4: Ankle boot / e" in done.stderr
     # the Keras file gives the float model's figure through TensorFlow
     done = _edgepilot("eval", run / "model.keras", "--data", scenes / "data.yaml", "--json")
     assert done.returncode == 0, done.stderr[-3000:]
@@ -347,6 +357,20 @@ def test_train_errors_are_one_line(tmp_path):
     assert done.returncode == 1 and "multiples of 32" in done.stderr and not (tmp_path / "o3").exists()
 
 
+def test_eval_refuses_a_data_set_with_another_number_of_classes_and_flags_other_names():
+    from edge_runtime.metadata import ModelMetadata
+    from train.evaluate import _label_mismatch
+
+    meta = ModelMetadata(task="detection", labels=("cat", "dog"))
+    assert _label_mismatch(Path("m.tflite"), meta, ("cat", "dog"), "d.yaml") == {}
+    assert _label_mismatch(Path("m.tflite"), None, ("cat", "dog"), "d.yaml") == {}  # nothing to compare with
+    assert _label_mismatch(Path("m.tflite"), meta, ("dog", "cat"), "d.yaml") == {
+        "label_mismatch": {"model": ["cat", "dog"], "data": ["dog", "cat"]}}
+    with pytest.raises(ValueError, match=r"^m.tflite: the model has 2 classes \(cat, dog\) but d.yaml names 3 "
+                                         r"\(cat, dog, bird\); expected the data set the model was trained for$"):
+        _label_mismatch(Path("m.tflite"), meta, ("cat", "dog", "bird"), "d.yaml")
+
+
 def test_force_starts_over_without_leaving_the_earlier_runs_files(tmp_path):
     from train import fit
     from train.options import TrainOptions
@@ -366,6 +390,15 @@ def test_force_starts_over_without_leaving_the_earlier_runs_files(tmp_path):
     assert (out / "converted" / "run_tflite_int8.tflite").read_bytes() == b"earlier run"  # not ours to delete
     assert said == [f"{out}: --force kept converted (not written by training; made from the earlier model, "
                     "so possibly stale)"]
+
+
+@needs_tf
+def test_train_policy_keeps_tensorflows_start_up_lines_off_the_terminal(tmp_path):
+    done = _edgepilot("train", "policy", "--env", "Pendulum-v1", "--out", tmp_path / "p", "--epochs", "1", "--rounds", "0",
+                      "--expert-episodes", "1", "--eval-episodes", "1")
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert lines and all(line.startswith("[edgepilot] ") for line in lines), done.stderr  # no cudart_stub, absl
 
 
 def test_convert_names_a_missing_model_before_anything_else(tmp_path):

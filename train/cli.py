@@ -12,7 +12,7 @@ TRAIN_EPILOG = """examples:
   edgepilot train detector --data scenes/data.yaml --out runs/det --epochs 40
   edgepilot train classifier --data fashion-mnist --out runs/fmnist --epochs 30 --qat
   edgepilot convert runs/det --out runs/det/converted     (finds the model, metadata and calibration data)
-  edgepilot eval runs/det/converted/saved_model_tflite_int8.tflite --data scenes/data.yaml
+  edgepilot eval runs/det/converted/det_tflite_int8.tflite --data scenes/data.yaml   (files are named FOLDER_TARGET)
 cluster: set TF_CONFIG on every machine and run the same command (see docs/training.md)"""
 
 
@@ -58,6 +58,8 @@ def _train_arguments(p, epochs: int, batch: int, lr: float) -> None:
                         "(MultiWorkerMirroredStrategy)")
     p.add_argument("--quiet", action="store_true", help="one line per epoch instead of progress bars")
     p.add_argument("--verbose", action="store_true", help="show TensorFlow's own start-up logs")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object on stdout (out, metrics, "
+                   "qat); progress and Keras' output always go to stderr")
 
 
 def add_parsers(sub) -> None:
@@ -147,8 +149,17 @@ def run_train(args) -> int:
         from train.classifier import train_classifier as recipe
     else:
         from train.detector import train_detector as recipe
-    result = recipe(options, progress=_progress)
-    print(json.dumps({"out": str(result.out), "metrics": result.metrics, "qat": result.record.get("qat")}, indent=2))
+    import contextlib
+
+    with contextlib.redirect_stdout(sys.stderr):  # Keras prints its progress on stdout: keep that for the result
+        result = recipe(options, progress=_progress)
+    qat = result.record.get("qat")
+    if args.json:
+        print(json.dumps({"out": str(result.out), "metrics": result.metrics, "qat": qat}))
+    else:
+        print(result.summary())
+        if qat:
+            print("QAT int8: " + ", ".join(f"{k} {v:.4g}" for k, v in qat.items() if isinstance(v, float)))
     return 0
 
 
@@ -162,6 +173,10 @@ def run_eval(args) -> int:
 
     result = evaluate(args.model, args.data, split=args.split, limit=args.limit, device=args.device,
                       threads=args.threads, progress=progress)
+    if "label_mismatch" in result:
+        pairs = [f"{i}: {m} / {d}" for i, (m, d) in enumerate(zip(*result["label_mismatch"].values())) if m != d]
+        print(f"[edgepilot] eval: warning: the model's labels differ from the data set's, and classes are matched by "
+              f"id (model / data): {'; '.join(pairs)}", file=sys.stderr)
     if args.json:
         print(json.dumps(result))
         return 0

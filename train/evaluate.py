@@ -114,6 +114,7 @@ def _evaluate_detector(path: Path, metadata, data, split, limit, device, threads
     dataset = load_detection_set(data, split)
     if limit:
         dataset = dataset.subset(range(min(limit, len(dataset))))
+    mismatch = _label_mismatch(path, metadata, dataset.names, data)
     predictions = []
     if path.suffix.lower() in FILE_SUFFIXES:
         detector = evaluation_detector(path, device, threads)
@@ -133,7 +134,20 @@ def _evaluate_detector(path: Path, metadata, data, split, limit, device, threads
             predictions += predictions_from_outputs(outputs, [g for _, g in items], metadata)
         how = {"decoder": (metadata.extra or {}).get("decoder", "auto"), "resize": pre.resize, "accelerator": "tensorflow"}
     metrics = detection_map(dataset, predictions)
-    return {**metrics.to_dict(), "split": dataset.split, "data": str(data), **how}
+    return {**metrics.to_dict(), "split": dataset.split, "data": str(data), **how, **mismatch}
+
+
+def _label_mismatch(path: Path, metadata, names, data) -> dict:
+    """Detections are matched to boxes by class id: a model with another number of classes than
+    the data set is refused, and one whose labels differ in name (or order) is evaluated but says
+    so in the result (``label_mismatch``), which the CLI prints as a warning."""
+    labels = tuple(metadata.labels) if metadata is not None and metadata.labels else None
+    if labels is None or labels == tuple(names):
+        return {}
+    if len(labels) != len(names):
+        raise ValueError(f"{path}: the model has {len(labels)} classes ({', '.join(labels)}) but {data} names "
+                         f"{len(names)} ({', '.join(names)}); expected the data set the model was trained for")
+    return {"label_mismatch": {"model": list(labels), "data": list(names)}}
 
 
 def _evaluate_classifier(path: Path, metadata, data, split, limit, device, threads) -> dict:

@@ -7,7 +7,7 @@ import argparse
 import math
 import sys
 
-EXAMPLE = ("edgepilot control policy/out/saved_model_tflite_int8.tflite --robot sim:InvertedPendulum-v5 "
+EXAMPLE = ("edgepilot control runs/pendulum/out/pendulum_tflite_int8.tflite --robot sim:InvertedPendulum-v5 "
            "--rate 500 --duration 10 --json")
 EPILOG = f"""robots: sim:ENV (a gymnasium/MuJoCo env, rate-matched: one step = 1/rate s), serial:/dev/ttyX[?baud=N]
   (the frame protocol of docs/control.md)

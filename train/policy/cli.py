@@ -30,10 +30,18 @@ def add_policy_parser(train_subparsers) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--force", action="store_true", help="replace an existing training folder")
     p.add_argument("--json", action="store_true", help="print training.json's content on stdout")
+    p.add_argument("--verbose", action="store_true", help="show TensorFlow's own start-up logs")
     p.set_defaults(func=run_train_policy)
 
 
 def run_train_policy(args) -> int:
+    import os
+
+    from convert.quiet import VERBOSE_ENV, import_tensorflow
+
+    if args.verbose:
+        os.environ[VERBOSE_ENV] = "1"
+    import_tensorflow()  # now, quietly: TensorFlow's C++ start-up lines stay off the terminal
     from train.policy import train_policy
 
     overrides = {k: v for k, v in (("dagger_rounds", args.rounds), ("epochs", args.epochs),
