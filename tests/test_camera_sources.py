@@ -76,6 +76,12 @@ def test_an_unreadable_image_in_a_folder_is_skipped_counted_and_named(images):
     assert names == [(0, "img_0.png"), (2, "img_2.png")]  # indexes stay the files' positions
     assert source.skipped == 1
     assert len(notes) == 1 and "img_1.png: not an image OpenCV can read (1 skipped so far)" in notes[0]
+    # looping: the bad file is passed over on every round, but counted and named once
+    with open_source(str(images), loop=True) as source:
+        source.on_note(notes.append)
+        frames = [source.read() for _ in range(6)]
+    assert [Path(f.name).name for f in frames] == ["img_0.png", "img_2.png"] * 3
+    assert source.skipped == 1 and len(notes) == 2
 
 
 def test_a_folder_of_nothing_readable_and_an_unreadable_image_file_are_errors(images, tmp_path):

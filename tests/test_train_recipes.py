@@ -369,36 +369,69 @@ def test_eval_refuses_a_data_set_with_another_number_of_classes_and_flags_other_
     with pytest.raises(ValueError, match=r"^m.tflite: the model has 2 classes \(cat, dog\) but d.yaml names 3 "
                                          r"\(cat, dog, bird\); expected the data set the model was trained for$"):
         _label_mismatch(Path("m.tflite"), meta, ("cat", "dog", "bird"), "d.yaml")
+    coco = ModelMetadata(task="detection", labels=tuple(f"class{i}" for i in range(80)))
+    with pytest.raises(ValueError, match=r"has 80 classes \(class0, .*, class7, \.\.\. \(72 more\)\) but d.yaml names 1"):
+        _label_mismatch(Path("m.tflite"), coco, ("person",), "d.yaml")
 
 
-def test_force_starts_over_without_leaving_the_earlier_runs_files(tmp_path):
+def _earlier_run(out: Path) -> None:
+    for name in ("checkpoints/history.csv", "model.keras", "saved_model/saved_model.pb", "training.json",
+                 "model_qat_int8.tflite", "model_qat_int8.json", "worker-1/model.keras", ".model.json.x1.tmp",
+                 "converted/run_tflite_int8.tflite", "worker-notes/a.txt"):
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_bytes(b"earlier run")
+
+
+def test_force_starts_over_without_leaving_the_earlier_runs_files(tmp_path, monkeypatch):
     from train import fit
     from train.options import TrainOptions
 
+    monkeypatch.delenv("TF_CONFIG", raising=False)
     out = tmp_path / "run"
-    for name in ("checkpoints/history.csv", "model.keras", "saved_model/saved_model.pb", "training.json",
-                 "model_qat_int8.tflite", "model_qat_int8.json", "worker-1/model.keras", "converted/run_tflite_int8.tflite"):
-        (out / name).parent.mkdir(parents=True, exist_ok=True)
-        (out / name).write_bytes(b"earlier run")
+    _earlier_run(out)
     with pytest.raises(FileExistsError, match=f"{out}: the output folder is not empty"):
         fit.prepare_out(TrainOptions(data="d", out=out))
     assert (out / "model_qat_int8.tflite").is_file()  # refused: nothing touched
     said = []
     fit.prepare_out(TrainOptions(data="d", out=out, force=True), progress=said.append)
-    assert sorted(p.name for p in out.iterdir()) == ["checkpoints", "converted"]
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoints", "converted", "worker-notes"]
     assert not any((out / "checkpoints").iterdir())
     assert (out / "converted" / "run_tflite_int8.tflite").read_bytes() == b"earlier run"  # not ours to delete
-    assert said == [f"{out}: --force kept converted (not written by training; made from the earlier model, "
-                    "so possibly stale)"]
+    assert said == [f"{out}: --force kept converted, worker-notes (not files of the training run itself; anything "
+                    "made from the earlier model is now stale)"]
+    # in a cluster only the chief clears a shared folder: another worker may start after it
+    _earlier_run(out)
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]},
+                                                "task": {"type": "worker", "index": 1}}))
+    fit.prepare_out(TrainOptions(data="d", out=out, force=True), progress=said.append)
+    assert (out / "model.keras").is_file() and (out / "checkpoints" / "history.csv").is_file()
+    # --out that cannot be a folder
+    (tmp_path / "file").write_text("x")
+    for bad, message in ((tmp_path / "file", "--out is a file"), (tmp_path / "file" / "run", "which is a file")):
+        with pytest.raises(NotADirectoryError, match=message):
+            fit.check_out(TrainOptions(data="d", out=bad))
+
+
+@needs_tf
+def test_a_force_run_that_fails_before_training_keeps_the_earlier_run(tmp_path):
+    out = tmp_path / "run"
+    _earlier_run(out)
+    np.savez(tmp_path / "d.npz", x=np.zeros((20, 8, 8), np.uint8), y=np.arange(20) % 2)
+    done = _edgepilot("train", "classifier", "--data", tmp_path / "d.npz", "--out", out, "--force", "--distribute",
+                      "multiworker")  # no TF_CONFIG: refused when the strategy is made, after the data loaded
+    assert done.returncode == 1 and "--distribute multiworker needs TF_CONFIG" in done.stderr, done.stderr[-2000:]
+    assert (out / "model.keras").read_bytes() == b"earlier run" and (out / "checkpoints" / "history.csv").is_file()
 
 
 @needs_tf
 def test_train_policy_keeps_tensorflows_start_up_lines_off_the_terminal(tmp_path):
+    pytest.importorskip("gymnasium")  # the [control] extra
     done = _edgepilot("train", "policy", "--env", "Pendulum-v1", "--out", tmp_path / "p", "--epochs", "1", "--rounds", "0",
                       "--expert-episodes", "1", "--eval-episodes", "1")
     assert done.returncode == 0, done.stderr[-3000:]
-    lines = [line for line in done.stderr.splitlines() if line.strip()]
-    assert lines and all(line.startswith("[edgepilot] ") for line in lines), done.stderr  # no cudart_stub, absl
+    assert "[edgepilot] " in done.stderr
+    for start_up in ("cudart_stub", "absl::InitializeLog", "oneDNN", "cuInit"):  # TensorFlow's C++ start-up lines
+        assert start_up not in done.stderr, done.stderr[-3000:]
 
 
 def test_convert_names_a_missing_model_before_anything_else(tmp_path):

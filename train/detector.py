@@ -163,7 +163,7 @@ def train_detector(options: TrainOptions, progress=print) -> TrainResult:
     from train.layers import decode_factory
     from train.architectures import detector, synchronized_bn
 
-    fit.check_out(options)  # before the data, which may take a while; nothing is written yet
+    fit.check_out(options)  # before the data, which may take a while; nothing is written until prepare_out
     _check_resume_choices(options)
     keras.utils.set_random_seed(options.seed)
     train_split, val_split, test_split = _splits(options.data)
@@ -180,8 +180,6 @@ def train_detector(options: TrainOptions, progress=print) -> TrainResult:
     spec = DetectorSpec(size, len(train_set.names), options.width, options.head)
     meta = detector_metadata(train_set.names, size, options.head)
     pre = meta.preprocess
-    fit.prepare_out(options, progress)  # the data and options are good: now --out may change
-    _record_choices(options)
     progress(f"detector: {len(train_set)} training images ({train_set.num_boxes} boxes), {len(val_set)} validation, "
              f"{len(train_set.names)} classes, input {size[0]}x{size[1]}")
     fitted_train = FittedImages(train_set, pre)
@@ -192,6 +190,9 @@ def train_detector(options: TrainOptions, progress=print) -> TrainResult:
     replicas = strategy.num_replicas_in_sync
     global_batch = options.batch_size * replicas
     shard = (fit.worker_index(), 1)  # each worker augments with its own random stream
+    # the images decoded, the cluster joined: only now may --out change
+    fit.prepare_out(options, progress, checked=True)
+    _record_choices(options)
     train_batches = batches_of(keras, fitted_train, anchors, pre, global_batch, options.seed, train=options.augment,
                                flip=options.flip, shard=shard)
     with strategy.scope():

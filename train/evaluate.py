@@ -145,9 +145,13 @@ def _label_mismatch(path: Path, metadata, names, data) -> dict:
     if labels is None or labels == tuple(names):
         return {}
     if len(labels) != len(names):
-        raise ValueError(f"{path}: the model has {len(labels)} classes ({', '.join(labels)}) but {data} names "
-                         f"{len(names)} ({', '.join(names)}); expected the data set the model was trained for")
+        raise ValueError(f"{path}: the model has {len(labels)} classes ({_some(labels)}) but {data} names "
+                         f"{len(names)} ({_some(names)}); expected the data set the model was trained for")
     return {"label_mismatch": {"model": list(labels), "data": list(names)}}
+
+
+def _some(names, shown: int = 8) -> str:
+    return ", ".join(names[:shown]) + (f", ... ({len(names) - shown} more)" if len(names) > shown else "")
 
 
 def _evaluate_classifier(path: Path, metadata, data, split, limit, device, threads) -> dict:
@@ -171,11 +175,12 @@ def _evaluate_classifier(path: Path, metadata, data, split, limit, device, threa
     if dataset.y is None:
         raise ValueError(f"{data}: evaluation of a classifier needs labels (class sub-folders, y in the .npz, or a "
                          f"named data set); this data has none")
+    mismatch = _label_mismatch(path, metadata, dataset.labels, data) if dataset.labels else {}
     batch = 1 if path.suffix.lower() in FILE_SUFFIXES and model.inputs[0].shape[0] == 1 else 64
     scores = np.concatenate([run(chunk.x) for chunk in dataset.batches(batch)])
     labels = tuple(metadata.labels) if metadata is not None and metadata.labels else dataset.labels
     metrics = classification_metrics(scores.argmax(axis=-1), dataset.y, labels)
-    return {**metrics.to_dict(), "data": str(data), "accelerator": accelerator}
+    return {**metrics.to_dict(), "data": str(data), "accelerator": accelerator, **mismatch}
 
 
 def _tensorflow_runner(path: Path):

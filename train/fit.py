@@ -186,15 +186,21 @@ def fit_model(keras, model, data, options: TrainOptions, callback_list: list, **
 # what a run writes into --out (train.outputs, train.qat, the classifier's convert data): --force
 # removes them all, so nothing of the earlier run is left beside the new one
 RUN_FILES = ("model.keras", "model.json", "saved_model", "saved_model.json", "training.json", "training.png",
-             "model_qat_int8.tflite", "model_qat_int8.json", "calib.npz", "eval.npz", ".saved_model.tmp")
+             "model_qat_int8.tflite", "model_qat_int8.json", "calib.npz", "eval.npz", ".saved_model.tmp",
+             ".model.keras.tmp.keras")
 
 
 def check_out(options: TrainOptions) -> None:
     """Refuse to train over an earlier run without --resume or --force; writes nothing, so a run
     that fails on its data or options afterwards leaves --out as it was."""
     out = options.out
+    if out.is_symlink() and not out.exists():
+        raise NotADirectoryError(f"{out}: --out is a broken symbolic link; expected a folder for the run")
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"{out}: --out is a file; expected a folder for the run")
+    parent = next((p for p in out.absolute().parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise NotADirectoryError(f"{out}: --out lies under {parent}, which is a file; expected a folder for the run")
     if out.exists() and any(out.iterdir()) and not (options.resume or options.force):
         raise FileExistsError(f"{out}: the output folder is not empty; pass --resume to continue its training, "
                               f"--force to start over in it, or choose another --out")
@@ -206,27 +212,29 @@ def check_out(options: TrainOptions) -> None:
                          f"than {done} to train it on")
 
 
-def prepare_out(options: TrainOptions, progress=print) -> None:
-    """Check --out (:func:`check_out`) and make it ready: with --force (and no --resume) the
-    earlier run's checkpoints and files go; anything else in the folder stays, named on
-    ``progress`` because it was made from the earlier model (a converted folder, say)."""
+def prepare_out(options: TrainOptions, progress=print, checked: bool = False) -> None:
+    """Make --out ready, after :func:`check_out` (``checked``: the recipe ran it before loading its
+    data; not again, since in a cluster sharing one folder the chief may have started in it).
+    With --force (and no --resume) the chief removes the earlier run's checkpoints and files;
+    anything else in the folder stays, named on ``progress``, since it may have been made from
+    the earlier model (a converted folder, say)."""
+    import re
     import shutil
 
-    check_out(options)
+    if not checked:
+        check_out(options)
     out = options.out
-    if options.force and not options.resume and out.is_dir():
-        for name in (CHECKPOINTS, *RUN_FILES):
-            path = out / name
+    if options.force and not options.resume and out.is_dir() and is_chief():
+        for path in [out / name for name in (CHECKPOINTS, *RUN_FILES)] + sorted(out.glob(".*.tmp")) + sorted(
+                p for p in out.iterdir() if re.fullmatch(r"worker-\d+", p.name)):
             if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
-            elif path.exists() or path.is_symlink():
-                path.unlink()
-        for path in sorted(out.glob("worker-*")):
-            shutil.rmtree(path, ignore_errors=True)
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
         kept = sorted(p.name for p in out.iterdir())
         if kept:
-            progress(f"{out}: --force kept {', '.join(kept)} (not written by training; made from the earlier "
-                     f"model, so possibly stale)")
+            progress(f"{out}: --force kept {', '.join(kept)} (not files of the training run itself; anything "
+                     f"made from the earlier model is now stale)")
     (out / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
 
 

@@ -103,7 +103,8 @@ class FrameSource:
         self.spec, self.loop = spec, loop
         self.loops = 0  # times a looping file or folder started again
         self.reconnects = 0
-        self.skipped = 0  # images of a folder or glob that OpenCV could not read
+        self.skipped = 0  # images of a folder or glob that OpenCV could not read (each counted once)
+        self._unreadable: set[str] = set()
         self.read_failures = 0
         self.fps: float | None = None  # the source's own frame rate, when it says
         self.frame_size: tuple[int, int] | None = None  # (height, width) of the first frame
@@ -143,7 +144,7 @@ class FrameSource:
 
     @property
     def frames_read(self) -> int:
-        """How many frames this source has delivered so far (the next frame's index)."""
+        """The next frame's index: frames delivered so far, and images skipped as unreadable."""
         return self._index
 
     def on_note(self, callback) -> None:
@@ -186,8 +187,9 @@ class FrameSource:
 
     def _read_image(self) -> Frame | None:
         """The next image of a file, folder or glob. One that OpenCV cannot read is skipped, counted
-        in ``skipped`` and named in a note, so one bad file does not end the run (nor lose its
-        summary and saved video); when none of them can be read, that is an error."""
+        once in ``skipped`` and named in a note (a looping source passes over it quietly after
+        that), so one bad file does not end the run (nor lose its summary and saved video); when
+        none of them can be read, that is an error."""
         paths = self.spec.target
         bad_in_a_row = 0
         while True:
@@ -196,18 +198,20 @@ class FrameSource:
             if self._index and self._index % len(paths) == 0:
                 self.loops += 1
             path = paths[self._index % len(paths)]
-            image = _cv2().imread(path, _cv2().IMREAD_COLOR)
+            image = None if path in self._unreadable else _cv2().imread(path, _cv2().IMREAD_COLOR)
             if image is not None:
                 return self._frame(image, path)
             if len(paths) == 1:
                 raise SourceError(f"--source {self.spec.text}: {path} is not an image OpenCV can read")
             self._index += 1
-            self.skipped += 1
             bad_in_a_row += 1
             if bad_in_a_row >= len(paths):
                 raise SourceError(f"--source {self.spec.text}: none of its {len(paths)} images is one OpenCV "
                                   f"can read")
-            self._note(f"skipped {path}: not an image OpenCV can read ({self.skipped} skipped so far)")
+            if path not in self._unreadable:
+                self._unreadable.add(path)
+                self.skipped = len(self._unreadable)
+                self._note(f"skipped {path}: not an image OpenCV can read ({self.skipped} skipped so far)")
 
     def _reconnect(self) -> np.ndarray | None:
         """Reopen a dropped live source with back-off until a frame arrives or stop()."""

@@ -39,11 +39,6 @@ def run_train_policy(args) -> int:
 
     from convert.quiet import VERBOSE_ENV, import_tensorflow
 
-    if args.verbose:
-        os.environ[VERBOSE_ENV] = "1"
-    import_tensorflow()  # now, quietly: TensorFlow's C++ start-up lines stay off the terminal
-    from train.policy import train_policy
-
     overrides = {k: v for k, v in (("dagger_rounds", args.rounds), ("epochs", args.epochs),
                                    ("expert_episodes", args.expert_episodes),
                                    ("dagger_episodes", args.dagger_episodes)) if v is not None}
@@ -53,6 +48,11 @@ def run_train_policy(args) -> int:
         raise ValueError("--qat-epochs: only with --qat")
     if args.qat_epochs is not None and args.qat_epochs < 1:
         raise ValueError(f"--qat-epochs must be >= 1, got {args.qat_epochs}")
+    if args.verbose:
+        os.environ[VERBOSE_ENV] = "1"
+    import_tensorflow()  # now, quietly: TensorFlow's C++ start-up lines stay off the terminal
+    from train.policy import train_policy
+
     report = train_policy(args.env, args.out, rate_hz=args.rate, eval_episodes=args.eval_episodes, seed=args.seed,
                           force=args.force, qat=args.qat,
                           qat_epochs=QAT_EPOCHS if args.qat_epochs is None else args.qat_epochs,
