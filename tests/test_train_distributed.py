@@ -75,3 +75,5 @@ def test_two_workers_on_loopback_agree_on_the_weights(tiny_npz, tmp_path):
     record = json.loads((tmp_path / "out0" / "training.json").read_text())
     assert record["replicas"] == 2 and record["strategy"] == "MultiWorkerMirroredStrategy"
     assert len(record["history"]["loss"]) == 2
+    # each worker reports where it saved (the other worker's result names its own copy)
+    assert outputs[0][0].startswith(f"{tmp_path / 'out0'}: ") and outputs[1][0].startswith(f"{tmp_path / 'out1' / 'worker-1'}: ")

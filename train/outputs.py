@@ -59,8 +59,8 @@ def save_outputs(model, meta: ModelMetadata, options: TrainOptions, record: dict
         write_atomic(out / "model.json", sidecar_json(meta), force=True)
         write_atomic(out / "saved_model.json", sidecar_json(meta), force=True)
         fit.write_record(out, record, history)
-    return TrainResult(options.out, options.out / "model.keras", options.out / "saved_model", meta,
-                       record.get("metrics", {}), record)
+    # where this process saved: a worker's own copy in a cluster (QAT on that worker reads it)
+    return TrainResult(out, keras_path, saved, meta, record.get("metrics", {}), record)
 
 
 def _save_keras(model, path: Path) -> None:
