@@ -390,7 +390,7 @@ def test_force_starts_over_without_leaving_the_earlier_runs_files(tmp_path, monk
     out = tmp_path / "run"
     _earlier_run(out)
     with pytest.raises(FileExistsError, match=f"{out}: the output folder is not empty"):
-        fit.prepare_out(TrainOptions(data="d", out=out))
+        fit.check_out(TrainOptions(data="d", out=out))
     assert (out / "model_qat_int8.tflite").is_file()  # refused: nothing touched
     said = []
     fit.prepare_out(TrainOptions(data="d", out=out, force=True), progress=said.append)

@@ -195,7 +195,7 @@ def train_classifier(options: TrainOptions, progress=print) -> TrainResult:
     progress(f"classifier: {len(data.x_train)} training images, {len(data.x_val)} validation, "
              f"{len(data.labels)} classes, input {'x'.join(map(str, shape))}")
     strategy = fit.make_strategy(options.distribute)
-    fit.prepare_out(options, progress, checked=True)  # the data loaded, the cluster joined: now --out may change
+    fit.prepare_out(options, progress)  # the data loaded, the cluster joined: now --out may change
     replicas = strategy.num_replicas_in_sync
     global_batch = options.batch_size * replicas
     steps = max(1, len(data.x_train) // global_batch)

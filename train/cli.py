@@ -159,7 +159,9 @@ def run_train(args) -> int:
     else:
         print(result.summary())
         if qat:
-            print("QAT int8: " + ", ".join(f"{k} {v:.4g}" for k, v in qat.items() if isinstance(v, float)))
+            from train.outputs import metrics_text
+
+            print(f"QAT int8: {metrics_text(qat)}")
     return 0
 
 

@@ -191,7 +191,7 @@ def train_detector(options: TrainOptions, progress=print) -> TrainResult:
     global_batch = options.batch_size * replicas
     shard = (fit.worker_index(), 1)  # each worker augments with its own random stream
     # the images decoded, the cluster joined: only now may --out change
-    fit.prepare_out(options, progress, checked=True)
+    fit.prepare_out(options, progress)
     _record_choices(options)
     train_batches = batches_of(keras, fitted_train, anchors, pre, global_batch, options.seed, train=options.augment,
                                flip=options.flip, shard=shard)

@@ -183,13 +183,6 @@ def fit_model(keras, model, data, options: TrainOptions, callback_list: list, **
                          f"class count, or an earlier edgepilot); pass --force to start over in {options.out}") from None
 
 
-# what a run writes into --out (train.outputs, train.qat, the classifier's convert data): --force
-# removes them all, so nothing of the earlier run is left beside the new one
-RUN_FILES = ("model.keras", "model.json", "saved_model", "saved_model.json", "training.json", "training.png",
-             "model_qat_int8.tflite", "model_qat_int8.json", "calib.npz", "eval.npz", ".saved_model.tmp",
-             ".model.keras.tmp.keras")
-
-
 def check_out(options: TrainOptions) -> None:
     """Refuse to train over an earlier run without --resume or --force; writes nothing, so a run
     that fails on its data or options afterwards leaves --out as it was."""
@@ -212,17 +205,17 @@ def check_out(options: TrainOptions) -> None:
                          f"than {done} to train it on")
 
 
-def prepare_out(options: TrainOptions, progress=print, checked: bool = False) -> None:
-    """Make --out ready, after :func:`check_out` (``checked``: the recipe ran it before loading its
-    data; not again, since in a cluster sharing one folder the chief may have started in it).
-    With --force (and no --resume) the chief removes the earlier run's checkpoints and files;
-    anything else in the folder stays, named on ``progress``, since it may have been made from
-    the earlier model (a converted folder, say)."""
+def prepare_out(options: TrainOptions, progress=print) -> None:
+    """Make --out ready once :func:`check_out` has passed (the recipes check before loading their
+    data and do not check again: in a cluster sharing one folder the chief may have started in it
+    by now). With --force (and no --resume) the chief removes the earlier run's checkpoints and
+    files (:data:`train.outputs.RUN_FILES`); anything else in the folder stays, named on
+    ``progress``, since it may have been made from the earlier model (a converted folder, say)."""
     import re
     import shutil
 
-    if not checked:
-        check_out(options)
+    from train.outputs import RUN_FILES
+
     out = options.out
     if options.force and not options.resume and out.is_dir() and is_chief():
         for path in [out / name for name in (CHECKPOINTS, *RUN_FILES)] + sorted(out.glob(".*.tmp")) + sorted(

@@ -23,6 +23,7 @@ from convert.files import write_atomic
 from convert.metadata_io import sidecar_json
 from edge_runtime.metadata import ModelMetadata
 from train import fit
+from train.qat import QAT_FILE
 from train.options import TrainOptions
 
 
@@ -39,8 +40,21 @@ class TrainResult:
     extra_files: tuple[Path, ...] = ()
 
     def summary(self) -> str:
-        parts = [f"{k} {v:.4g}" for k, v in self.metrics.items() if isinstance(v, float)]
-        return f"{self.out}: {', '.join(parts)}"
+        return f"{self.out}: {metrics_text(self.metrics)}"
+
+
+def metrics_text(metrics: dict) -> str:
+    """``"top1 92.1, images 10000"``-style text of a metrics dict's float values."""
+    return ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, float))
+
+
+STAGING = ".saved_model.tmp"  # the SavedModel is exported here, then renamed to saved_model/
+# every file and folder a run writes into --out (here, train.qat, the classifier's convert data):
+# --force removes them all (train.fit.prepare_out), so nothing of the earlier run is left beside
+# the new one; interrupted atomic writes (".NAME.*.tmp") go too
+RUN_FILES = ("model.keras", "model.json", "saved_model", "saved_model.json", "training.json", "training.png",
+             QAT_FILE, Path(QAT_FILE).with_suffix(".json").name, "calib.npz", "eval.npz", STAGING,
+             ".model.keras.tmp.keras")
 
 
 def save_outputs(model, meta: ModelMetadata, options: TrainOptions, record: dict,
@@ -50,7 +64,7 @@ def save_outputs(model, meta: ModelMetadata, options: TrainOptions, record: dict
     out.mkdir(parents=True, exist_ok=True)
     keras_path, saved = out / "model.keras", out / "saved_model"
     _save_keras(model, keras_path)
-    staging = out / ".saved_model.tmp"
+    staging = out / STAGING
     shutil.rmtree(staging, ignore_errors=True)
     model.export(str(staging), format="tf_saved_model", verbose=False)
     shutil.rmtree(saved, ignore_errors=True)
@@ -65,6 +79,6 @@ def save_outputs(model, meta: ModelMetadata, options: TrainOptions, record: dict
 
 def _save_keras(model, path: Path) -> None:
     """model.save through a temporary name, so an interrupted save leaves the old file whole."""
-    tmp = path.with_name(f".{path.name}.tmp.keras")
+    tmp = path.with_name(f".{path.name}.tmp.keras")  # in RUN_FILES for model.keras
     model.save(str(tmp))
     tmp.replace(path)

@@ -55,6 +55,7 @@ def _run_child(job: dict, work: Path, progress) -> bytes:
 
 def _finish(result, content: bytes, metrics: dict, progress):
     from train.fit import is_chief, update_record
+    from train.outputs import metrics_text
 
     meta = replace(result.metadata, variant="tflite_int8_qat", source=str(result.keras_path))
     path = result.out / QAT_FILE
@@ -63,7 +64,7 @@ def _finish(result, content: bytes, metrics: dict, progress):
         write_atomic(path.with_suffix(".json"), sidecar_json(meta), force=True)
         update_record(result.out, qat=metrics)
     record = dict(result.record, qat=metrics)
-    progress(f"qat: wrote {path} ({', '.join(f'{k} {v:.4g}' for k, v in metrics.items() if isinstance(v, float))})")
+    progress(f"qat: wrote {path} ({metrics_text(metrics)})")
     return replace(result, record=record, extra_files=result.extra_files + (path,))
 
 

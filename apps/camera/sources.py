@@ -103,8 +103,7 @@ class FrameSource:
         self.spec, self.loop = spec, loop
         self.loops = 0  # times a looping file or folder started again
         self.reconnects = 0
-        self.skipped = 0  # images of a folder or glob that OpenCV could not read (each counted once)
-        self._unreadable: set[str] = set()
+        self._unreadable: set[str] = set()  # images of a folder or glob that OpenCV could not read
         self.read_failures = 0
         self.fps: float | None = None  # the source's own frame rate, when it says
         self.frame_size: tuple[int, int] | None = None  # (height, width) of the first frame
@@ -141,6 +140,11 @@ class FrameSource:
             capture.release()
             return None
         return capture
+
+    @property
+    def skipped(self) -> int:
+        """Images of a folder or glob that OpenCV could not read, each counted once."""
+        return len(self._unreadable)
 
     @property
     def frames_read(self) -> int:
@@ -210,7 +214,6 @@ class FrameSource:
                                   f"can read")
             if path not in self._unreadable:
                 self._unreadable.add(path)
-                self.skipped = len(self._unreadable)
                 self._note(f"skipped {path}: not an image OpenCV can read ({self.skipped} skipped so far)")
 
     def _reconnect(self) -> np.ndarray | None:
