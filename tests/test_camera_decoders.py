@@ -13,7 +13,7 @@ onnx = pytest.importorskip("onnx", reason="building the test models needs the on
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 
-def constant_model(path, outputs: dict[str, np.ndarray], input_shape=(1, 64, 96, 3), metadata=None):
+def constant_model(path, outputs: dict[str, np.ndarray], input_shape=(1, 64, 96, 3), metadata=None, props=None):
     """An ONNX model whose outputs are the given constants (plus 0 x the input's mean, so the
     input is really read): a detector that always 'sees' the same boxes."""
     nodes = [helper.make_node("ReduceMean", ["image"], ["mean"], keepdims=0),
@@ -28,8 +28,9 @@ def constant_model(path, outputs: dict[str, np.ndarray], input_shape=(1, 64, 96,
                                                                                 list(input_shape))], outs, inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
-    if metadata is not None:
-        helper.set_model_props(model, {"edgepilot": metadata.to_json()})
+    if metadata is not None or props:
+        helper.set_model_props(model, {**({"edgepilot": metadata.to_json()} if metadata is not None else {}),
+                                       **(props or {})})
     onnx.checker.check_model(model)
     path.write_bytes(model.SerializeToString())
     return path
@@ -173,7 +174,11 @@ def test_yolo_without_metadata_on_an_nchw_input(tmp_path):
     ("TFLite_Detection_PostProcess", "TFLite_Detection_PostProcess:1", "TFLite_Detection_PostProcess:2",
      "TFLite_Detection_PostProcess:3"),  # TF1 object detection export
     ("detection_boxes", "detection_classes", "detection_scores", "num_detections"),  # TF2 signature keys
-], ids=["tf1", "tf2"])
+    # a TF2 object detection model converted to TFLite: :0 count, :1 scores, :2 classes, :3 boxes
+    ("StatefulPartitionedCall:3", "StatefulPartitionedCall:2", "StatefulPartitionedCall:1",
+     "StatefulPartitionedCall:0"),
+    ("a", "c", "b", "d"),  # names that say nothing: the first guess (b = classes) is wrong, the values tell
+], ids=["tf1", "tf2", "tf2-tflite-tensors", "unnamed"])
 def test_ssd_postprocessed_layout(tmp_path, names):
     geometry = Preprocess(kind="image", size=(64, 96), resize="stretch").geometry(*FRAME.shape[:2])
     yxyx = (geometry.to_input(TRUTH) / [96, 64, 96, 64])[:, [1, 0, 3, 2]]
@@ -192,6 +197,109 @@ def test_ssd_postprocessed_layout(tmp_path, names):
     dets = det.detect(FRAME)
     np.testing.assert_allclose(dets.xyxy, TRUTH, atol=2e-3)
     assert dets.labels == ("person", "bicycle", "car")
+    np.testing.assert_allclose(dets.scores, [0.9, 0.8, 0.7], atol=1e-6)
+    assert det.decoder.settled and det.decoder.keys[1:3] == (names[1], names[2])
+    # settled once: a later frame whose scores happen to be whole numbers changes nothing
+    later = det.decoder({names[0]: boxes[None], names[1]: classes[None], names[2]: np.ones((1, 10)),
+                         names[3]: np.array([2.0])}, geometry, 0.5, None)
+    assert later.class_ids.tolist() == [0, 1]
+
+
+def _end2end_rows(normalized: bool, rows: int = 300) -> np.ndarray:
+    """TRUTH as an end-to-end YOLO head reports it: x1, y1, x2, y2, score, class per row, best
+    first, then rows under any threshold (Ultralytics pads to max_det rows)."""
+    geometry = Preprocess(kind="image", size=(64, 96), resize="letterbox").geometry(*FRAME.shape[:2])
+    xyxy = geometry.to_input(TRUTH)
+    if normalized:
+        xyxy = xyxy / [96, 64, 96, 64]
+    out = np.zeros((rows, 6))
+    out[:3, :4], out[:3, 4], out[:3, 5] = xyxy, SCORES, CLASSES
+    # a box overlapping the first, same class: the model already chose to keep it, so no NMS removes it
+    out[3, :4], out[3, 4], out[3, 5] = xyxy[0] * 1.01, 0.6, 0
+    out[4, :4], out[4, 4], out[4, 5] = xyxy[1], 0.1, 2  # under the threshold
+    return out[None]
+
+
+@pytest.mark.parametrize("normalized", [False, True], ids=["pixels", "fractions"])
+def test_yolo_end2end_layout_yolov10_yolo26_and_nms_exports(tmp_path, normalized):
+    path = constant_model(tmp_path / "yolo26.onnx", {"output0": _end2end_rows(normalized)})
+    det = Detector(path, score=0.25, iou=0.1)
+    assert det.decoder_name == "yolo-end2end" and det.preprocess_source == "default for yolo"
+    dets = det.detect(FRAME)
+    assert len(dets) == 4  # the overlapping box stays: the model did the NMS
+    np.testing.assert_allclose(dets.xyxy[:3], TRUTH, atol=2e-3)
+    np.testing.assert_allclose(dets.scores, [0.9, 0.8, 0.7, 0.6], atol=1e-6)
+    assert dets.class_ids.tolist() == [0, 1, 2, 0]
+
+
+def test_one_class_yolov5_is_told_from_end2end_by_the_anchor_count():
+    """[1, N, 6] is a one-class YOLOv5 head when N = 3 anchors x the cells at strides 8/16/32
+    (64x96 input: 96 + 24 + 6 cells -> 378 rows), else end-to-end rows."""
+    assert make_decoder("auto", [("out", (1, 378, 6))], input_size=(64, 96)).variant == "yolov5"
+    assert make_decoder("auto", [("out", (1, 25200, 6))], input_size=(640, 640)).variant == "yolov5"
+    assert make_decoder("auto", [("out", (1, 300, 6))], input_size=(64, 96)).variant == "yolo-end2end"
+    assert make_decoder("auto", [("out", (1, 300, 6))]).variant == "yolo-end2end"
+    assert make_decoder("yolov5", [("out", (1, 300, 6))], input_size=(64, 96)).variant == "yolov5"
+    with pytest.raises(DecoderError, match=r"yolo-end2end layout expects one output \[1, M, 6\]"):
+        make_decoder("yolo-end2end", [("out", (1, 84, 8400))])
+
+
+def test_end2end_rows_without_class_ids_are_an_error_naming_the_output(tmp_path):
+    rows = _end2end_rows(False)
+    rows[0, :3, 5] = [0.37, 0.52, 0.91]  # class probabilities, not ids: not this layout
+    path = constant_model(tmp_path / "not_e2e.onnx", {"output0": rows})
+    det = Detector(path, decoder="yolo-end2end")
+    with pytest.raises(DecoderError) as info:
+        det.detect(FRAME)
+    assert "output0" in str(info.value) and "--decoder yolov5" in str(info.value) and "\n" not in str(info.value)
+
+
+ULTRALYTICS_PROPS = {"author": "Ultralytics", "task": "detect", "stride": "32", "batch": "1", "imgsz": "[64, 96]",
+                     "names": "{0: 'person', 1: 'car', 2: 'dog'}"}
+
+
+def test_ultralytics_onnx_export_labels_boxes_from_its_metadata(tmp_path):
+    """An Ultralytics ONNX export stores names and task as str() of Python values in metadata_props."""
+    path = constant_model(tmp_path / "yolo11n.onnx", {"output0": _yolo_raw(False, False)}, input_shape=(1, 3, 64, 96),
+                          props=ULTRALYTICS_PROPS)
+    det = Detector(path)
+    assert (det.decoder_name, det.labels, det.preprocess_source) == ("yolov8", ("person", "car", "dog"),
+                                                                     "ultralytics metadata")
+    assert det.resize == "letterbox" and det.preprocess.scale == 1 / 255 and det.preprocess.color == "rgb"
+    dets = det.detect(FRAME)
+    assert sorted(dets.labels) == ["car", "dog", "person"]
+
+
+@pytest.mark.parametrize("names", ["{0: __import__('os').getcwd()}", "{1: 'car'}", "not a dict", "{0: 7}"])
+def test_malformed_ultralytics_names_are_ignored_never_run(tmp_path, names):
+    path = constant_model(tmp_path / "odd.onnx", {"output0": _yolo_raw(False, False)},
+                          props={**ULTRALYTICS_PROPS, "names": names})
+    det = Detector(path)
+    assert det.labels == () and det.preprocess_source == "default for yolo"
+
+
+def test_ultralytics_tflite_metadata_in_an_appended_zip(tmp_path, asset):
+    """Ultralytics appends a zip holding metadata.json to each .tflite; the interpreter ignores it."""
+    import io
+    import json
+    import zipfile
+
+    import edge_runtime
+    from apps.camera.exporter_metadata import ultralytics_metadata
+
+    path = tmp_path / "face_yolo.tflite"
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("metadata.json", json.dumps({"task": "detect", "names": {"0": "face"}, "imgsz": [128, 128]}))
+    path.write_bytes(asset("blazeface_short_range.tflite").read_bytes() + archive.getvalue())
+    meta_read = ultralytics_metadata(edge_runtime.load(path, device="cpu"))
+    assert meta_read.labels == ("face",) and meta_read.preprocess.resize == "letterbox"
+    det = Detector(path, decoder="blazeface", device="cpu")
+    assert det.labels == ("face",) and det.preprocess_source == "ultralytics metadata"
+    det.detect(FRAME)  # the file with its archive still runs
+    plain = tmp_path / "plain.tflite"
+    plain.write_bytes(asset("blazeface_short_range.tflite").read_bytes())
+    assert ultralytics_metadata(edge_runtime.load(plain, device="cpu")) is None
 
 
 @pytest.mark.parametrize("specs, layout", [

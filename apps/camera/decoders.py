@@ -11,9 +11,18 @@ Layouts:
                [1, N, C] independent sigmoid probabilities (see edge_runtime.metadata.DETECTOR_LAYOUT).
     yolo       one output: ``[1, 4+C, N]`` (YOLOv8 and later: cx, cy, w, h + class scores) or
                ``[1, N, 5+C]`` (YOLOv5: cx, cy, w, h, objectness + class scores); coordinates in
-               input pixels, or fractions of the input (recognized per frame: all <= 2).
+               input pixels, or fractions of the input (recognized per frame: all <= 2; Ultralytics'
+               TFLite exports normalize). Or the end-to-end ``[1, M, 6]`` (``yolo-end2end``):
+               x1, y1, x2, y2, score, class id per row, best first, NMS already done by the model
+               (YOLOv10 and YOLO26, which are NMS-free, and any Ultralytics export with ``nms=True``).
+               A ``[1, N, 6]`` output is a one-class YOLOv5 head only when N is the number of
+               YOLOv5 anchors for the model's input size (3 per cell at strides 8, 16, 32 (, 64)).
     ssd        TFLite's ``TFLite_Detection_PostProcess``: boxes [1, M, 4] ymin, xmin, ymax, xmax
-               as fractions of the input, classes [1, M], scores [1, M], count [1]; NMS is in the model.
+               as fractions of the input, classes [1, M], scores [1, M], count [1]; NMS is in the
+               model. Classes and scores have the same shape; which is which comes from their
+               names ('class' / 'score', or the tensor numbering of the TF1 and TF2 exports),
+               and is checked on the first frame with detections: class ids are whole numbers,
+               scores are not. A model whose names said it the other way round is read by values.
     blazeface  MediaPipe's anchor-based face detector (see :mod:`apps.camera.blazeface`).
 
 NMS is OpenCV's (``cv2.dnn.NMSBoxesBatched``: per class), never hand-written.
@@ -186,6 +195,33 @@ class YoloDecoder(Decoder):
         return self._finish(xyxy, best, class_ids, geometry, iou)
 
 
+class YoloEnd2EndDecoder(Decoder):
+    """End-to-end YOLO ``[1, M, 6]``: x1, y1, x2, y2, score, class id per row; the model did NMS
+    (or needs none: YOLOv10's and YOLO26's one-to-one heads), so ``iou`` is not used."""
+
+    name = "yolo"
+    variant = "yolo-end2end"
+
+    def __init__(self, key: str, labels: Sequence[str] = ()):
+        super().__init__(labels)
+        self.key = key
+
+    def __call__(self, outputs, geometry, score, iou):
+        raw = np.asarray(outputs[self.key])
+        rows = raw.reshape(raw.shape[-2], raw.shape[-1]).astype(np.float32)
+        rows = rows[rows[:, 4] >= score]
+        class_ids = np.rint(rows[:, 5])
+        if len(rows) and (np.abs(rows[:, 5] - class_ids).max() > 0.2 or class_ids.min() < 0):
+            raise DecoderError(f"yolo-end2end layout: column 5 of output {self.key} holds "
+                               f"{rows[:, 5][:3].round(3).tolist()}..., not class ids; expected rows of x1, y1, x2, "
+                               "y2, score, class id (for a one-class YOLOv5 head use --decoder yolov5)")
+        xyxy = rows[:, :4]
+        if len(xyxy) and np.abs(xyxy).max() <= 2.0:  # fractions of the input (Ultralytics' TFLite exports)
+            xyxy = xyxy * _input_scale(geometry)
+        xyxy = np.concatenate([np.minimum(xyxy[:, :2], xyxy[:, 2:]), np.maximum(xyxy[:, :2], xyxy[:, 2:])], axis=1)
+        return self._finish(xyxy, rows[:, 4], class_ids.astype(np.int64), geometry, None)
+
+
 class SsdDecoder(Decoder):
     """TFLite's post-processed SSD outputs (boxes, classes, scores, count); the model did NMS."""
 
@@ -195,6 +231,20 @@ class SsdDecoder(Decoder):
     def __init__(self, boxes: str, classes: str, scores: str, count: str, labels: Sequence[str] = ()):
         super().__init__(labels)
         self.keys = (boxes, classes, scores, count)
+        self.settled = False  # classes and scores told apart by their values (see _settle)
+
+    def _settle(self, classes: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Class ids are whole numbers and scores (here, detections' scores) are not: on the first
+        frame where exactly one of the two holds only whole numbers, that one is the classes. The
+        names chose before; a model that named them the other way round is corrected, once."""
+        whole = [bool(np.all(np.abs(a - np.rint(a)) < 1e-4)) for a in (classes, scores)]
+        if whole[0] != whole[1]:
+            self.settled = True
+            if whole[1]:
+                boxes, classes_key, scores_key, count = self.keys
+                self.keys = (boxes, scores_key, classes_key, count)
+                return scores, classes
+        return classes, scores
 
     def default_preprocess(self) -> Preprocess:
         """RGB stretched to the input, in [-1, 1]: the TF Object Detection API's MobileNet SSD recipe."""
@@ -204,8 +254,10 @@ class SsdDecoder(Decoder):
         boxes_key, classes_key, scores_key, count_key = self.keys
         count = int(np.asarray(outputs[count_key]).reshape(-1)[0])
         boxes = np.asarray(outputs[boxes_key]).reshape(-1, 4)[:count]
-        classes = np.asarray(outputs[classes_key]).reshape(-1)[:count]
+        classes = np.asarray(outputs[classes_key]).reshape(-1)[:count].astype(np.float32)
         scores = np.asarray(outputs[scores_key]).reshape(-1)[:count].astype(np.float32)
+        if not self.settled and count:
+            classes, scores = self._settle(classes, scores)
         keep = scores >= score
         yxyx = boxes[keep].astype(np.float32)
         xyxy = yxyx[:, [1, 0, 3, 2]] * _input_scale(geometry)
@@ -241,13 +293,29 @@ def _edgepilot(specs: OutputSpecs, labels, multi_label: bool = False) -> Edgepil
                        f"the model has {_shapes(specs)}")
 
 
-def _yolo(specs: OutputSpecs, labels, variant: str | None = None, multi_label: bool = False) -> YoloDecoder:
+def yolov5_anchor_counts(input_size: tuple[int, int]) -> set[int]:
+    """Rows of a YOLOv5 head for an input of (height, width): 3 anchors per cell at strides
+    8, 16, 32 (P5 models) or 8, 16, 32, 64 (P6 models)."""
+    h, w = input_size
+    cells = [-(-h // s) * -(-w // s) for s in (8, 16, 32, 64)]
+    return {3 * sum(cells[:3]), 3 * sum(cells)}
+
+
+def _yolo(specs: OutputSpecs, labels, variant: str | None = None, multi_label: bool = False,
+          input_size: tuple[int, int] | None = None) -> Decoder:
     if len(specs) != 1 or len(specs[0][1]) != 3:
-        raise DecoderError(f"yolo layout expects one output [1, 4+C, N] (v8+) or [1, N, 5+C] (v5); "
-                           f"the model has {_shapes(specs)}")
+        raise DecoderError(f"yolo layout expects one output [1, 4+C, N] (v8+), [1, N, 5+C] (v5) or [1, M, 6] "
+                           f"(end-to-end); the model has {_shapes(specs)}")
     name, (_, a, b) = specs[0][0], tuple(specs[0][1])
     if variant is None:  # anchors outnumber channels: the short axis holds the channels
         variant = "yolov8" if a < b else "yolov5"
+        if variant == "yolov5" and b == 6 and (input_size is None or a not in yolov5_anchor_counts(input_size)):
+            variant = "yolo-end2end"  # rows of x1, y1, x2, y2, score, class: not one class's anchors
+    if variant == "yolo-end2end":
+        if b != 6:
+            raise DecoderError(f"yolo-end2end layout expects one output [1, M, 6] (x1, y1, x2, y2, score, class "
+                               f"id); the model has {_shapes(specs)}")
+        return YoloEnd2EndDecoder(name, labels)
     channels = a if variant == "yolov8" else b
     if channels < (5 if variant == "yolov8" else 6):
         raise DecoderError(f"{variant} layout: output {name} {list(specs[0][1])} has {channels} channels; "
@@ -266,12 +334,14 @@ def _ssd(specs: OutputSpecs, labels) -> SsdDecoder:
                            f"the model has {_shapes(specs)}")
     classes, scores = _named(specs, "class"), _named(specs, "score")
     if not (classes in pair and scores in pair and classes != scores):
-        # TFLite_Detection_PostProcess names its outputs :0 boxes, :1 classes, :2 scores, :3 count
+        # TF1's TFLite_Detection_PostProcess numbers its outputs :0 boxes, :1 classes, :2 scores,
+        # :3 count; a TF2 object detection export (StatefulPartitionedCall) :0 count, :1 scores,
+        # :2 classes, :3 boxes. Anything else: a first guess, which the first detections check.
         suffix = {n.rsplit(":", 1)[-1]: n for n in pair if ":" in n}
-        if set(suffix) != {"1", "2"}:
-            raise DecoderError(f"ssd layout: cannot tell classes from scores among {pair}; expected names holding "
-                               "'class' / 'score', or TFLite_Detection_PostProcess:1 / :2")
-        classes, scores = suffix["1"], suffix["2"]
+        classes, scores = sorted(pair)
+        if set(suffix) == {"1", "2"}:
+            tf2 = boxes[0].endswith(":3") or count[0].endswith(":0")
+            classes, scores = (suffix["2"], suffix["1"]) if tf2 else (suffix["1"], suffix["2"])
     return SsdDecoder(boxes[0], classes, scores, count[0], labels)
 
 
@@ -293,23 +363,26 @@ def recognize(specs: OutputSpecs) -> str:
                        f"--decoder {'|'.join(DECODERS)} (see docs/camera.md for each layout)")
 
 
-def make_decoder(name: str, output_specs: OutputSpecs, metadata: Any = None, multi_label: bool = False) -> Decoder:
+def make_decoder(name: str, output_specs: OutputSpecs, metadata: Any = None, multi_label: bool = False,
+                 input_size: tuple[int, int] | None = None) -> Decoder:
     """The decoder ``name`` (``auto``: the metadata's ``extra["decoder"]``, else recognized from
     the shapes) for a model whose outputs are ``output_specs`` ``[(name or key, shape), ...]``.
     ``multi_label``: every class above the score threshold is a candidate (for mAP; see above);
-    the ssd and blazeface layouts give one class per box already."""
+    the ssd, blazeface and end-to-end YOLO layouts give one class per box already.
+    ``input_size``: the model's (height, width), which tells a one-class YOLOv5 head from an
+    end-to-end one (see above); None where the input size is open."""
     specs = [(str(n), tuple(int(d) for d in s)) for n, s in output_specs]
     labels = tuple(metadata.labels) if metadata is not None else ()
     if name == "auto":
         declared = (metadata.extra or {}).get("decoder") if metadata is not None else None
         name = declared or recognize(specs)
     variant = None
-    if name in ("yolov5", "yolov8"):
+    if name in ("yolov5", "yolov8", "yolo-end2end"):
         name, variant = "yolo", name
     if name == "edgepilot":
         return _edgepilot(specs, labels, multi_label)
     if name == "yolo":
-        return _yolo(specs, labels, variant, multi_label)
+        return _yolo(specs, labels, variant, multi_label, input_size)
     if name == "ssd":
         return _ssd(specs, labels)
     if name == "blazeface":

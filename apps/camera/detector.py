@@ -19,6 +19,7 @@ import numpy as np
 
 from apps.camera.decoders import DECODER_CHOICES, Decoder, make_decoder
 from apps.camera.detections import Detections
+from apps.camera.exporter_metadata import ultralytics_metadata
 from apps.camera.preprocess import fit_preprocess, image_layout, prepare, quantized_pixels
 from edge_runtime.metadata import ModelMetadata, Preprocess, ResizeGeometry
 
@@ -33,7 +34,8 @@ class Detector:
     Args:
         model: a .tflite / .onnx path or an already loaded :class:`edge_runtime.Model`.
         decoder: ``auto`` (the metadata's ``extra["decoder"]``, else recognized from the output
-            shapes) or one of ``edgepilot``, ``yolo``, ``ssd``, ``blazeface``.
+            shapes) or one of ``edgepilot``, ``yolo``, ``ssd``, ``blazeface`` (and ``yolov8``,
+            ``yolov5``, ``yolo-end2end`` to force a YOLO variant).
         score, iou: thresholds; by default the model metadata's ``thresholds``, else the
             decoder's own (0.25 / 0.45; BlazeFace: MediaPipe's 0.5 / 0.3).
         device, threads: passed to :func:`edge_runtime.load`.
@@ -41,7 +43,8 @@ class Detector:
             best; for mAP evaluation (see :mod:`apps.camera.decoders`), not for live use.
 
     Attributes: ``decoder_name``, ``resize`` (``"letterbox"`` or ``"stretch"``), ``labels``,
-    ``preprocess`` (the recipe in use) and ``preprocess_source`` (``"metadata"``, or which
+    ``preprocess`` (the recipe in use) and ``preprocess_source`` (``"metadata"``, ``"ultralytics
+    metadata"`` for an Ultralytics export (:mod:`apps.camera.exporter_metadata`), or which
     default was used for a model that carries none).
     """
 
@@ -58,11 +61,11 @@ class Detector:
             raise ValueError(f"{model.path}: a detector takes one image input; this model has "
                              f"{[s.name for s in model.inputs]}")
         self.input = model.inputs[0]
-        image_layout(self.input)  # a clear error for a non-image input, now rather than per frame
-        self.metadata: ModelMetadata | None = model.info
+        _, height, width, _ = image_layout(self.input)  # a clear error for a non-image input, now rather than per frame
+        self.metadata: ModelMetadata | None = model.info or ultralytics_metadata(model)
         self._names = self._output_keys(model)
         specs = [(self._names[s.name], s.shape) for s in model.outputs]
-        self.decoder: Decoder = make_decoder(decoder, specs, self.metadata, multi_label)
+        self.decoder: Decoder = make_decoder(decoder, specs, self.metadata, multi_label, (height, width))
         self.preprocess, self.preprocess_source = self._preprocess()
         thresholds = dict(self.metadata.thresholds) if self.metadata is not None else {}
         self.score = float(score if score is not None else thresholds.get("score", self.decoder.default_score))
@@ -87,7 +90,8 @@ class Detector:
     def _preprocess(self) -> tuple[Preprocess, str]:
         meta = self.metadata
         if meta is not None and meta.preprocess.kind == "image":
-            return fit_preprocess(meta.preprocess, self.input), "metadata"
+            source = "metadata" if "metadata_from" not in meta.extra else f"{meta.extra['metadata_from']} metadata"
+            return fit_preprocess(meta.preprocess, self.input), source
         quantized = quantized_pixels(self.input)
         default = self.decoder.default_preprocess()
         if quantized is not None:  # the integer codes are the pixels; keep the layout's resize

@@ -1,0 +1,91 @@
+"""What other projects' exporters store in a detector file, read as edgepilot's own metadata.
+
+Ultralytics (YOLOv5u, v8, 11, YOLO26 ... exported with ``model.export(format=...)``) writes
+the class names and the task (and the input size, stride, ...) into every file it exports:
+
+* ONNX: ``metadata_props``, each value the ``str()`` of a Python value, e.g.
+  ``names = "{0: 'person', 1: 'bicycle'}"``, ``imgsz = "[640, 640]"``, ``task = "detect"``;
+* TFLite: a zip archive appended to the flatbuffer, holding ``metadata.json`` with the same keys
+  (the flatbuffer itself ignores what follows it; :mod:`zipfile` finds an archive at a file's end).
+
+Without these a user's ``yolo11n.onnx`` would report ``label: null`` for every box. With them
+the camera app labels boxes ``person``, and ``edgepilot eval`` can compare the model's classes
+with a data set's. The input recipe is Ultralytics' own: RGB, divided by 255, letterboxed with
+grey to the model input's size.
+
+Values are parsed with :func:`ast.literal_eval` (Python literals only, never code) or JSON, and
+anything malformed is ignored as if absent: such a file still runs, with the layout recognized
+from its output shapes and boxes unlabelled. Only detection models (``task: detect``) are read.
+"""
+from __future__ import annotations
+
+import ast
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from edge_runtime.metadata import ModelMetadata, Preprocess
+
+ULTRALYTICS_KEYS = ("names", "task")
+MAX_ARCHIVE_BYTES = 1 << 20  # the metadata file is a few KB; never read a large member
+
+
+def _literal(value: Any) -> Any:
+    """A Python or JSON literal from its text; the value itself when it is not text; None when
+    it is neither."""
+    if not isinstance(value, (str, bytes)):
+        return value
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+    for parse in (json.loads, ast.literal_eval):
+        try:
+            return parse(text)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            continue
+    return None
+
+
+def _appended_archive(path: str | Path) -> dict[str, Any]:
+    """The first JSON / literal dict in a zip archive appended to ``path`` (Ultralytics' TFLite
+    metadata), or {} when there is none."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist()[:4]:
+                if info.file_size <= MAX_ARCHIVE_BYTES:
+                    value = _literal(archive.read(info))
+                    if isinstance(value, dict):
+                        return value
+    except (OSError, zipfile.BadZipFile, ValueError, KeyError, RuntimeError, EOFError):
+        return {}
+    return {}
+
+
+def _names(value: Any) -> tuple[str, ...] | None:
+    """Class names in id order from ``{0: 'person', ...}`` (keys may be text, as in JSON) or a
+    list; None unless the ids are exactly 0..n-1 and every name is text."""
+    if isinstance(value, (list, tuple)):
+        value = dict(enumerate(value))
+    if not isinstance(value, dict) or not value:
+        return None
+    try:
+        by_id = {int(k): v for k, v in value.items()}
+    except (TypeError, ValueError):
+        return None
+    if sorted(by_id) != list(range(len(by_id))) or not all(isinstance(v, str) for v in by_id.values()):
+        return None
+    return tuple(by_id[i] for i in range(len(by_id)))
+
+
+def ultralytics_metadata(model) -> ModelMetadata | None:
+    """edgepilot metadata for an Ultralytics detection export (``model``: an
+    :class:`edge_runtime.Model`), or None when the file carries no Ultralytics metadata."""
+    raw: dict[str, Any] = {k: model.metadata[k] for k in ULTRALYTICS_KEYS if k in model.metadata}
+    if not raw and str(model.path).lower().endswith(".tflite"):
+        raw = _appended_archive(model.path)
+    task, names = raw.get("task"), _names(_literal(raw.get("names")))  # task is plain text ("detect")
+    if task != "detect" or names is None:
+        return None
+    # the size is the model input's own (Ultralytics' imgsz says the same, or nothing usable)
+    preprocess = Preprocess(kind="image", color="rgb", scale=1 / 255, resize="letterbox")
+    return ModelMetadata(task="detection", labels=names, preprocess=preprocess,
+                         extra={"decoder": "yolo", "metadata_from": "ultralytics"})
