@@ -270,6 +270,14 @@ def test_ultralytics_onnx_export_labels_boxes_from_its_metadata(tmp_path):
     assert sorted(dets.labels) == ["car", "dog", "person"]
 
 
+def test_an_ultralytics_pose_model_is_refused_naming_its_task(tmp_path):
+    """YOLOv8-pose's [1, 56, N] would otherwise read as a 52-class detector."""
+    raw = np.zeros((1, 56, 40))
+    path = constant_model(tmp_path / "yolo11n-pose.onnx", {"output0": raw}, props={**ULTRALYTICS_PROPS, "task": "pose"})
+    with pytest.raises(ValueError, match=r"yolo11n-pose.onnx: an Ultralytics pose model \(keypoints"):
+        Detector(path)
+
+
 @pytest.mark.parametrize("names", ["{0: __import__('os').getcwd()}", "{1: 'car'}", "not a dict", "{0: 7}"])
 def test_malformed_ultralytics_names_are_ignored_never_run(tmp_path, names):
     path = constant_model(tmp_path / "odd.onnx", {"output0": _yolo_raw(False, False)},

@@ -15,7 +15,9 @@ grey to the model input's size.
 
 Values are parsed with :func:`ast.literal_eval` (Python literals only, never code) or JSON, and
 anything malformed is ignored as if absent: such a file still runs, with the layout recognized
-from its output shapes and boxes unlabelled. Only detection models (``task: detect``) are read.
+from its output shapes and boxes unlabelled. Only detection models (``task: detect``) are read;
+a pose, oriented-box, segmentation or classification export is refused with its task named, since
+its output would otherwise be mistaken for a detector's.
 """
 from __future__ import annotations
 
@@ -28,6 +30,9 @@ from typing import Any
 from edge_runtime.metadata import ModelMetadata, Preprocess
 
 ULTRALYTICS_KEYS = ("names", "task")
+# tasks whose single output looks like a detector's but holds more than boxes and class scores
+OTHER_TASKS = {"pose": "keypoints after the class scores", "obb": "rotated boxes: an angle after the class scores",
+               "segment": "mask coefficients and a second output of prototypes", "classify": "one class per image"}
 MAX_ARCHIVE_BYTES = 1 << 20  # the metadata file is a few KB; never read a large member
 
 
@@ -83,6 +88,9 @@ def ultralytics_metadata(model) -> ModelMetadata | None:
     if not raw and str(model.path).lower().endswith(".tflite"):
         raw = _appended_archive(model.path)
     task, names = raw.get("task"), _names(_literal(raw.get("names")))  # task is plain text ("detect")
+    if task in OTHER_TASKS and names is not None:
+        raise ValueError(f"{model.path}: an Ultralytics {task} model ({OTHER_TASKS[task]}); edgepilot's detectors "
+                         "read detection models (Ultralytics task 'detect')")
     if task != "detect" or names is None:
         return None
     # the size is the model input's own (Ultralytics' imgsz says the same, or nothing usable)
