@@ -194,6 +194,8 @@ def test_ssd_postprocessed_layout(tmp_path, names):
     det = Detector(path)
     assert det.decoder_name == "ssd" and det.score == 0.3
     det = Detector(path, score=0.5)
+    if names[0] != "a":  # the names alone pick the right outputs, before any value is seen
+        assert not det.decoder.settled and det.decoder.keys == names
     dets = det.detect(FRAME)
     np.testing.assert_allclose(dets.xyxy, TRUTH, atol=2e-3)
     assert dets.labels == ("person", "bicycle", "car")
@@ -242,6 +244,11 @@ def test_one_class_yolov5_is_told_from_end2end_by_the_anchor_count():
     assert make_decoder("yolov5", [("out", (1, 300, 6))], input_size=(64, 96)).variant == "yolov5"
     with pytest.raises(DecoderError, match=r"yolo-end2end layout expects one output \[1, M, 6\]"):
         make_decoder("yolo-end2end", [("out", (1, 84, 8400))])
+    # one anchor per cell (YOLOX-like, 8400 rows): neither; the user is asked rather than guessed for
+    with pytest.raises(DecoderError, match=r"output out \[1, 8400, 6\]: 8400 rows of 6 .*--decoder yolov5 or yolo-end2end"):
+        make_decoder("auto", [("out", (1, 8400, 6))], input_size=(640, 640))
+    assert make_decoder("auto", [("out", (1, 5, 6))], input_size=(64, 96)).variant == "yolo-end2end"  # max_det 5
+    assert make_decoder("auto", [("out", (1, 6, 8400))], input_size=(640, 640)).variant == "yolov8"  # 2 classes
 
 
 def test_end2end_rows_without_class_ids_are_an_error_naming_the_output(tmp_path):
@@ -251,7 +258,8 @@ def test_end2end_rows_without_class_ids_are_an_error_naming_the_output(tmp_path)
     det = Detector(path, decoder="yolo-end2end")
     with pytest.raises(DecoderError) as info:
         det.detect(FRAME)
-    assert "output0" in str(info.value) and "--decoder yolov5" in str(info.value) and "\n" not in str(info.value)
+    message = str(info.value)
+    assert str(path) in message and "output0" in message and "--decoder yolov5" in message and "\n" not in message
 
 
 ULTRALYTICS_PROPS = {"author": "Ultralytics", "task": "detect", "stride": "32", "batch": "1", "imgsz": "[64, 96]",
@@ -268,6 +276,25 @@ def test_ultralytics_onnx_export_labels_boxes_from_its_metadata(tmp_path):
     assert det.resize == "letterbox" and det.preprocess.scale == 1 / 255 and det.preprocess.color == "rgb"
     dets = det.detect(FRAME)
     assert sorted(dets.labels) == ["car", "dog", "person"]
+
+
+@pytest.mark.parametrize("props", [{"end2end": "True"}, {"args": "{'batch': 1, 'nms': True, 'imgsz': [64, 96]}"}],
+                         ids=["end2end", "nms-export"])
+def test_ultralytics_metadata_says_end_to_end(tmp_path, props):
+    path = constant_model(tmp_path / "yolo26n.onnx", {"output0": _end2end_rows(False, rows=378)},
+                          props={**ULTRALYTICS_PROPS, **props})  # 378 rows: YOLOv5's count for 64x96, yet end-to-end
+    det = Detector(path)
+    assert det.decoder_name == "yolo-end2end" and det.labels == ("person", "car", "dog")
+    assert det.detect(FRAME).labels == ("person", "car", "dog", "person")
+
+
+def test_yolov5_repository_onnx_names_without_a_task(tmp_path):
+    """The yolov5 repository's export.py stores stride and names (a list or a dict), no task."""
+    raw = _yolo_raw(False, True)
+    path = constant_model(tmp_path / "yolov5s.onnx", {"output0": raw},
+                          props={"stride": "32", "names": "['person', 'car', 'dog']"})
+    det = Detector(path)
+    assert det.decoder_name == "yolov5" and det.labels == ("person", "car", "dog")
 
 
 def test_an_ultralytics_pose_model_is_refused_naming_its_task(tmp_path):
@@ -308,6 +335,15 @@ def test_ultralytics_tflite_metadata_in_an_appended_zip(tmp_path, asset):
     plain = tmp_path / "plain.tflite"
     plain.write_bytes(asset("blazeface_short_range.tflite").read_bytes())
     assert ultralytics_metadata(edge_runtime.load(plain, device="cpu")) is None
+    # a damaged archive (a deflated member cut short and overwritten) is no metadata, not a crash
+    damaged = tmp_path / "damaged.tflite"
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("metadata.json", json.dumps({"task": "detect", "names": {str(i): f"c{i}" for i in range(200)}}))
+    data = bytearray(archive.getvalue())
+    data[50:130] = bytes(80)  # inside the compressed stream (after the 43-byte local header): zlib.error
+    damaged.write_bytes(plain.read_bytes() + bytes(data))
+    assert ultralytics_metadata(edge_runtime.load(damaged, device="cpu")) is None
 
 
 @pytest.mark.parametrize("specs, layout", [
@@ -359,3 +395,19 @@ def test_edgepilot_layout_in_int8_tflite_from_keras_uses_signature_keys(tmp_path
     assert dets.class_ids[np.argsort(-dets.scores)].tolist() == [0, 1, 2]
     # int8 steps of 1/256 of the input width (96 px -> 150/64 frame px per input px): within 2 px
     np.testing.assert_allclose(dets.xyxy[np.argsort(-dets.scores)], TRUTH, atol=2.0)
+
+
+def test_eval_compares_an_ultralytics_exports_classes_with_the_data_set(tmp_path):
+    """`edgepilot eval` on a file without an edgepilot sidecar reads the export's own class names."""
+    from test_detection_data import yolo_set  # cat, dog, emu
+
+    from train.evaluate import evaluate
+
+    data = yolo_set(tmp_path / "set")
+    renamed = constant_model(tmp_path / "renamed.onnx", {"output0": _yolo_raw(False, False)}, props=ULTRALYTICS_PROPS)
+    result = evaluate(renamed, str(data), split="test")
+    assert result["label_mismatch"] == {"model": ["person", "car", "dog"], "data": ["cat", "dog", "emu"]}
+    two = constant_model(tmp_path / "two.onnx", {"output0": _yolo_raw(False, False)},
+                         props={**ULTRALYTICS_PROPS, "names": "{0: 'cat', 1: 'dog'}"})
+    with pytest.raises(ValueError, match=r"two.onnx: the model has 2 classes \(cat, dog\) but .* names 3"):
+        evaluate(two, str(data), split="test")

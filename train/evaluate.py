@@ -114,13 +114,15 @@ def _evaluate_detector(path: Path, metadata, data, split, limit, device, threads
     dataset = load_detection_set(data, split)
     if limit:
         dataset = dataset.subset(range(min(limit, len(dataset))))
-    mismatch = _label_mismatch(path, metadata, dataset.names, data)
     predictions = []
     if path.suffix.lower() in FILE_SUFFIXES:
         detector = evaluation_detector(path, device, threads)
+        # the file's own metadata (embedded, or an Ultralytics export's) where there is no sidecar
+        mismatch = _label_mismatch(path, metadata or detector.metadata, dataset.names, data)
         predictions = file_predictions(detector, dataset, progress)
         how = {"decoder": detector.decoder_name, "resize": detector.resize, "accelerator": detector.model.accelerator}
     else:
+        mismatch = _label_mismatch(path, metadata, dataset.names, data)
         if metadata is None or metadata.preprocess.size is None:
             raise ValueError(f"{path}: a Keras or SavedModel detector needs its metadata (the sidecar "
                              f"{path.with_suffix('.json').name} that edgepilot train writes) to know its input")

@@ -14,9 +14,11 @@ Layouts:
                input pixels, or fractions of the input (recognized per frame: all <= 2; Ultralytics'
                TFLite exports normalize). Or the end-to-end ``[1, M, 6]`` (``yolo-end2end``):
                x1, y1, x2, y2, score, class id per row, best first, NMS already done by the model
-               (YOLOv10 and YOLO26, which are NMS-free, and any Ultralytics export with ``nms=True``).
-               A ``[1, N, 6]`` output is a one-class YOLOv5 head only when N is the number of
-               YOLOv5 anchors for the model's input size (3 per cell at strides 8, 16, 32 (, 64)).
+               (YOLOv10 and YOLO26, which are NMS-free, and any Ultralytics export with ``nms=True``;
+               Ultralytics' metadata says so where the file has it). A ``[1, N, 6]`` output is a
+               one-class YOLOv5 head when N is the number of YOLOv5 anchors for the model's input
+               size (3 per cell at strides 8, 16, 32 (, 64)), end-to-end rows when N <= 1000,
+               and otherwise an error asking for ``--decoder``.
     ssd        TFLite's ``TFLite_Detection_PostProcess``: boxes [1, M, 4] ymin, xmin, ymax, xmax
                as fractions of the input, classes [1, M], scores [1, M], count [1]; NMS is in the
                model. Classes and scores have the same shape; which is which comes from their
@@ -46,6 +48,7 @@ from edge_runtime.metadata import Preprocess, ResizeGeometry
 from apps.camera.choices import DECODER_CHOICES, DECODERS  # noqa: F401  (re-exported)
 MAX_CANDIDATES = 3000  # best-scoring boxes handed to NMS; keeps a frame full of low scores cheap
 MAX_DETECTIONS = 300  # after NMS, as YOLO and COCO evaluation cap it
+MAX_END2END_ROWS = 1000  # an end-to-end head's max_det (Ultralytics: 300); anchor heads have thousands
 
 OutputSpecs = Sequence[tuple[str, Sequence[int]]]
 
@@ -211,7 +214,7 @@ class YoloEnd2EndDecoder(Decoder):
         rows = raw.reshape(raw.shape[-2], raw.shape[-1]).astype(np.float32)
         rows = rows[rows[:, 4] >= score]
         class_ids = np.rint(rows[:, 5])
-        if len(rows) and (np.abs(rows[:, 5] - class_ids).max() > 0.2 or class_ids.min() < 0):
+        if len(rows) and (np.abs(rows[:, 5] - class_ids).max() > 0.01 or class_ids.min() < 0):
             raise DecoderError(f"yolo-end2end layout: column 5 of output {self.key} holds "
                                f"{rows[:, 5][:3].round(3).tolist()}..., not class ids; expected rows of x1, y1, x2, "
                                "y2, score, class id (for a one-class YOLOv5 head use --decoder yolov5)")
@@ -233,17 +236,19 @@ class SsdDecoder(Decoder):
         self.keys = (boxes, classes, scores, count)
         self.settled = False  # classes and scores told apart by their values (see _settle)
 
-    def _settle(self, classes: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _settle(self, keys: tuple[str, str, str, str], classes: np.ndarray,
+                scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Class ids are whole numbers and scores (here, detections' scores) are not: on the first
         frame where exactly one of the two holds only whole numbers, that one is the classes. The
-        names chose before; a model that named them the other way round is corrected, once."""
+        names chose before; a model that named them the other way round is corrected, once.
+        ``keys`` are those this frame was read with, so settling twice sets the same keys."""
         whole = [bool(np.all(np.abs(a - np.rint(a)) < 1e-4)) for a in (classes, scores)]
         if whole[0] != whole[1]:
-            self.settled = True
+            boxes, classes_key, scores_key, count = keys
             if whole[1]:
-                boxes, classes_key, scores_key, count = self.keys
                 self.keys = (boxes, scores_key, classes_key, count)
-                return scores, classes
+                classes, scores = scores, classes
+            self.settled = True
         return classes, scores
 
     def default_preprocess(self) -> Preprocess:
@@ -251,13 +256,14 @@ class SsdDecoder(Decoder):
         return Preprocess(kind="image", color="rgb", scale=1 / 127.5, mean=(1.0,), resize="stretch")
 
     def __call__(self, outputs, geometry, score, iou):
-        boxes_key, classes_key, scores_key, count_key = self.keys
+        keys = self.keys
+        boxes_key, classes_key, scores_key, count_key = keys
         count = int(np.asarray(outputs[count_key]).reshape(-1)[0])
         boxes = np.asarray(outputs[boxes_key]).reshape(-1, 4)[:count]
         classes = np.asarray(outputs[classes_key]).reshape(-1)[:count].astype(np.float32)
         scores = np.asarray(outputs[scores_key]).reshape(-1)[:count].astype(np.float32)
         if not self.settled and count:
-            classes, scores = self._settle(classes, scores)
+            classes, scores = self._settle(keys, classes, scores)
         keep = scores >= score
         yxyx = boxes[keep].astype(np.float32)
         xyxy = yxyx[:, [1, 0, 3, 2]] * _input_scale(geometry)
@@ -309,8 +315,14 @@ def _yolo(specs: OutputSpecs, labels, variant: str | None = None, multi_label: b
     name, (_, a, b) = specs[0][0], tuple(specs[0][1])
     if variant is None:  # anchors outnumber channels: the short axis holds the channels
         variant = "yolov8" if a < b else "yolov5"
-        if variant == "yolov5" and b == 6 and (input_size is None or a not in yolov5_anchor_counts(input_size)):
-            variant = "yolo-end2end"  # rows of x1, y1, x2, y2, score, class: not one class's anchors
+        if b == 6 and (input_size is None or a not in yolov5_anchor_counts(input_size)):
+            # not one class's YOLOv5 anchors: rows of x1, y1, x2, y2, score, class, at most max_det of them
+            if a > MAX_END2END_ROWS:
+                counts = sorted(yolov5_anchor_counts(input_size)) if input_size else "unknown"
+                raise DecoderError(f"output {name} {list(specs[0][1])}: {a} rows of 6 are neither a one-class YOLOv5 "
+                                   f"head (for this input: {counts} rows) nor end-to-end detections (at most "
+                                   f"{MAX_END2END_ROWS}); choose --decoder yolov5 or yolo-end2end")
+            variant = "yolo-end2end"
     if variant == "yolo-end2end":
         if b != 6:
             raise DecoderError(f"yolo-end2end layout expects one output [1, M, 6] (x1, y1, x2, y2, score, class "

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from apps.camera.decoders import DECODER_CHOICES, Decoder, make_decoder
+from apps.camera.decoders import DECODER_CHOICES, Decoder, DecoderError, make_decoder
 from apps.camera.detections import Detections
 from apps.camera.exporter_metadata import ultralytics_metadata
 from apps.camera.preprocess import fit_preprocess, image_layout, prepare, quantized_pixels
@@ -137,7 +137,10 @@ class Detector:
         return {self._names[name]: value for name, value in zip(out, out.ordered)}
 
     def decode(self, outputs: Mapping[str, np.ndarray], geometry: ResizeGeometry) -> Detections:
-        return self.decoder(outputs, geometry, self.score, self.iou)
+        try:
+            return self.decoder(outputs, geometry, self.score, self.iou)
+        except DecoderError as exc:  # outputs that turn out not to fit the layout: name the model too
+            raise DecoderError(f"{self.model.path}: {exc}") from None
 
     def detect(self, frame_bgr: np.ndarray) -> Detections:
         x, geometry = self.prepare(frame_bgr)
@@ -149,7 +152,9 @@ class Detector:
         """The same detector on a new interpreter of the same file, on the same device with the
         same threads and interpreter package: a second inference stream (``--streams``), which the
         pipeline runs on its own thread beside this one. Decoder, preprocessing and thresholds are
-        shared (they are read-only). Load options beyond those (a GPU delegate's options, a model
+        shared (read-only, but for the SSD decoder's one-time check of which output holds the
+        classes, which sets the same keys whichever thread makes it; the pipeline decodes on one
+        thread anyway). Load options beyond those (a GPU delegate's options, a model
         loaded without XNNPACK) are not carried over: the replica must then report the same
         runtime and accelerator as this one, or ValueError says how they differ."""
         import copy

@@ -8,6 +8,10 @@ the class names and the task (and the input size, stride, ...) into every file i
 * TFLite: a zip archive appended to the flatbuffer, holding ``metadata.json`` with the same keys
   (the flatbuffer itself ignores what follows it; :mod:`zipfile` finds an archive at a file's end).
 
+The yolov5 repository's own ONNX exports store ``names`` and ``stride`` the same way, without a
+task. An end-to-end export (``end2end``: YOLOv10, YOLO26; or ``nms`` among the export ``args``)
+is read with the ``yolo-end2end`` decoder.
+
 Without these a user's ``yolo11n.onnx`` would report ``label: null`` for every box. With them
 the camera app labels boxes ``person``, and ``edgepilot eval`` can compare the model's classes
 with a data set's. The input recipe is Ultralytics' own: RGB, divided by 255, letterboxed with
@@ -29,7 +33,7 @@ from typing import Any
 
 from edge_runtime.metadata import ModelMetadata, Preprocess
 
-ULTRALYTICS_KEYS = ("names", "task")
+ULTRALYTICS_KEYS = ("names", "task", "stride", "end2end", "args")
 # tasks whose single output looks like a detector's but holds more than boxes and class scores
 OTHER_TASKS = {"pose": "keypoints after the class scores", "obb": "rotated boxes: an angle after the class scores",
                "segment": "mask coefficients and a second output of prototypes", "classify": "one class per image"}
@@ -60,7 +64,7 @@ def _appended_archive(path: str | Path) -> dict[str, Any]:
                     value = _literal(archive.read(info))
                     if isinstance(value, dict):
                         return value
-    except (OSError, zipfile.BadZipFile, ValueError, KeyError, RuntimeError, EOFError):
+    except Exception:  # noqa: BLE001 - any damage (bad zip, zlib / lzma errors): no metadata, as documented
         return {}
     return {}
 
@@ -87,7 +91,9 @@ def ultralytics_metadata(model) -> ModelMetadata | None:
     raw: dict[str, Any] = {k: model.metadata[k] for k in ULTRALYTICS_KEYS if k in model.metadata}
     if not raw and str(model.path).lower().endswith(".tflite"):
         raw = _appended_archive(model.path)
-    task, names = raw.get("task"), _names(_literal(raw.get("names")))  # task is plain text ("detect")
+    # task is plain text ("detect"); the yolov5 repository's own exports have names and stride but no task
+    task = raw.get("task", "detect" if "stride" in raw else None)
+    names = _names(_literal(raw.get("names")))
     if task in OTHER_TASKS and names is not None:
         raise ValueError(f"{model.path}: an Ultralytics {task} model ({OTHER_TASKS[task]}); edgepilot's detectors "
                          "read detection models (Ultralytics task 'detect')")
@@ -96,4 +102,13 @@ def ultralytics_metadata(model) -> ModelMetadata | None:
     # the size is the model input's own (Ultralytics' imgsz says the same, or nothing usable)
     preprocess = Preprocess(kind="image", color="rgb", scale=1 / 255, resize="letterbox")
     return ModelMetadata(task="detection", labels=names, preprocess=preprocess,
-                         extra={"decoder": "yolo", "metadata_from": "ultralytics"})
+                         extra={"decoder": "yolo-end2end" if _end_to_end(raw) else "yolo", "metadata_from": "ultralytics"})
+
+
+def _end_to_end(raw: dict[str, Any]) -> bool:
+    """Whether the export says its output is end-to-end rows (``end2end``: YOLOv10, YOLO26; or
+    ``args["nms"]``: exported with NMS in the model), as Ultralytics' own loader reads it. Where
+    neither is said, the layout is recognized by its shape."""
+    args = _literal(raw.get("args"))
+    flags = [_literal(raw.get("end2end")), args.get("nms") if isinstance(args, dict) else None]
+    return any(flag is True or flag == "True" for flag in flags)
