@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -136,41 +137,60 @@ Per-class AP@0.5 of the float model: {per_class}.
 
 
 def classifier_section(folder: Path, runs: int) -> str:
-    """The classifier's table: float vs post-training int8 vs QAT int8, top-1 and latency."""
+    """The classifier's table: float vs post-training int8 vs QAT int8 in TFLite, and fp32 vs
+    int8 in ONNX Runtime in both ONNX int8 data types, top-1 and latency."""
     record = json.loads((folder / "training.json").read_text())
-    card = _convert(folder, folder / "converted", ("tflite_fp32", "tflite_int8"), runs,
+    card = _convert(folder, folder / "converted", ("tflite_fp32", "tflite_int8", "onnx_fp32", "onnx_int8"), runs,
                     eval="fashion-mnist", eval_samples=10000)
+    signed = _convert(folder, folder / "converted-s8s8", ("onnx_int8",), runs, eval="fashion-mnist",
+                      eval_samples=10000, onnx_int8="s8s8")
     qat_path = folder / "model_qat_int8.tflite"
-    rows = [f"| Keras float (reference) | {card.reference_top1:.2f} | - | - | - |"]
-    fp32 = next(r for r in card.results if r.target == "tflite_fp32")
-    fp32_ms = _latency(Path(fp32.path), 1, runs)
-    ratios = {}
-    for r in card.results:
-        ms = _latency(Path(r.path), 1, runs)
-        ratios[r.target] = ms / fp32_ms
-        rows.append(f"| {r.target} (post-training) | {r.top1:.2f} | {-card.drop(r):+.2f} | {ms:.3f} | {ms / fp32_ms:.2f} |")
+    rows = [f"| Keras float (reference) | {card.reference_top1:.2f} | - | - | - | - |"]
+    ms = {r.target: _latency(Path(r.path), 1, runs) for r in card.results if r.ok}
+    fp32_ms, ratios = ms["tflite_fp32"], {}
+    labels = {"onnx_int8": "onnx_int8, u8s8 (the default)"}
+    for r in [*card.results, *[replace(r, target="onnx_int8_s8s8") for r in signed.results]]:
+        if not r.ok:
+            rows.append(f"| {r.target} | failed: {r.reason[:80]} | | | | |")
+            continue
+        latency = ms.get(r.target) or _latency(Path(r.path), 1, runs)
+        own_fp32 = ms["onnx_fp32"] if r.target.startswith("onnx") else fp32_ms
+        ratios[r.target] = latency / own_fp32
+        rows.append(f"| {labels.get(r.target, r.target.replace('_s8s8', ', s8s8'))} (post-training) | {r.top1:.2f} | "
+                    f"{-card.drop(r):+.2f} | {latency:.3f} | {latency / fp32_ms:.2f} | {latency / own_fp32:.2f} |")
     qat = record.get("qat") or {}
     if qat_path.is_file():
-        ms = _latency(qat_path, 1, runs)
+        latency = _latency(qat_path, 1, runs)
         rows.append(f"| tflite_int8 after QAT ({qat.get('epochs')} epochs) | {qat['top1']:.2f} | "
-                    f"{qat['top1'] - card.reference_top1:+.2f} | {ms:.3f} | {ms / fp32_ms:.2f} |")
+                    f"{qat['top1'] - card.reference_top1:+.2f} | {latency:.3f} | {latency / fp32_ms:.2f} | "
+                    f"{latency / fp32_ms:.2f} |")
     return f"""### Classifier on Fashion-MNIST (60k training images, all 10k test images)
 
 MobileNet-style, {record['parameters']:,} parameters, {record['epochs_run']} epochs ({record['seconds'] / 60:.0f} min,
-{record['images_per_s']:.0f} images/s). Converted with `--batch 1`. Targets: float >= 92.0%; post-training int8
-within 1.0 point; QAT int8 within 0.5 point; int8 p50 <= fp32.
+{record['images_per_s']:.0f} images/s). Converted with `--batch 1`; ONNX int8 in both data-type pairs
+(`--onnx-int8 u8s8`, the default, and `s8s8`). Targets: float >= 92.0%; post-training int8 within
+1.0 point; QAT int8 within 0.5 point; int8 p50 <= fp32. Latency on one thread, each file in its
+own runtime (XNNPACK for .tflite, ONNX Runtime's CPU provider for .onnx); the last column compares
+each int8 model with the fp32 model of the same runtime.
 
-| model | top-1 % | change (points) | p50 ms, 1 thread | p50 / fp32 |
-|---|---|---|---|---|
+| model | top-1 % | change (points) | p50 ms, 1 thread | p50 / tflite_fp32 | p50 / same runtime's fp32 |
+|---|---|---|---|---|---|
 {chr(10).join(rows)}
 
-{_int8_explanation(ratios['tflite_int8'])}
+{_int8_explanation(ratios['tflite_int8'], ratios.get('onnx_int8'), ratios.get('onnx_int8_s8s8'))}
 """
 
 
-def _int8_explanation(int8_ratio: float) -> str:
+def _int8_explanation(int8_ratio: float, onnx_ratio: float | None = None, onnx_signed_ratio: float | None = None) -> str:
     """Why int8 is faster or slower than fp32 on this CPU, with the single-layer table measured now."""
     from bench import host, int8_layers
+
+    onnx = ""
+    if onnx_ratio is not None and onnx_signed_ratio is not None:
+        onnx = (f" ONNX Runtime's int8 runs at {onnx_ratio:.2f}x its fp32 time with uint8 activations and int8 "
+                f"weights (u8s8) and at {onnx_signed_ratio:.2f}x with both signed (s8s8): its x86 kernels multiply "
+                "an unsigned byte by a signed one (VPMADDUBSW, VNNI's VPDPBUSD), which is why `edgepilot convert` "
+                "makes u8s8 unless asked for s8s8.")
 
     if dot := host.int8_dot_products():
         verdict = (f"This CPU has an int8 dot-product instruction ({', '.join(dot)}), and the int8 model runs at "
@@ -181,7 +201,7 @@ def _int8_explanation(int8_ratio: float) -> str:
                    "sizes, most of all on the stem. Its int8 convolutions on x86 read input channels in groups of "
                    "8, so the one-channel stem costs as much as an 8-channel one (compare the first and third rows), "
                    "and without a dot-product instruction even the wide layers only draw level with fp32.")
-    return f"""{verdict} Where int8 gains or loses, layer by layer: `python -m bench.int8_layers`
+    return f"""{verdict}{onnx} Where int8 gains or loses, layer by layer: `python -m bench.int8_layers`
 converts single layers at this classifier's shapes both ways and times them one thread apart
 (best of 2 medians of 3,000 invokes). {_other_host(bool(dot))}
 
@@ -278,5 +298,7 @@ def run_classifier(cache: Path, runs: int = 200, progress=print) -> str:
     return _section("classifier", [
         f"edgepilot train classifier --data fashion-mnist --out {folder} {' '.join(_train_args(CLASSIFIER))}",
         f"edgepilot convert {folder} --out {folder}/converted --batch 1 "
-        f"--targets tflite_fp32 tflite_int8 --eval fashion-mnist --eval-samples 10000",
+        f"--targets tflite_fp32 tflite_int8 onnx_fp32 onnx_int8 --eval fashion-mnist --eval-samples 10000",
+        f"edgepilot convert {folder} --out {folder}/converted-s8s8 --batch 1 --targets onnx_int8 --onnx-int8 s8s8 "
+        f"--eval fashion-mnist --eval-samples 10000",
     ], f"{classifier_section(folder, runs)}\n{workers_section(cache)}")

@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from convert.options import TARGETS
+from convert.options import ONNX_INT8_CHOICES, TARGETS
 
 EXIT_OK, EXIT_ERROR, EXIT_OVER_BUDGET, EXIT_VARIANT_FAILED = 0, 1, 3, 4
 
@@ -32,6 +32,10 @@ def add_parsers(sub) -> None:
     p.add_argument("--auto-fix", action="store_true", help="keep the worst int8 layers in float until --budget holds")
     p.add_argument("--force", action="store_true", help="overwrite existing output files")
     p.add_argument("--int8-io", choices=("int8", "uint8"), default="int8", help="integer type of int8 model I/O")
+    p.add_argument("--onnx-int8", choices=ONNX_INT8_CHOICES, default="u8s8",
+                   help="onnx_int8 data types: u8s8 (default: uint8 activations, int8 weights in 7 bits; ONNX "
+                        "Runtime's fast path on x86 CPUs) or s8s8 (signed on both sides, for accelerators that take only "
+                        "symmetric int8, such as TensorRT)")
     p.add_argument("--calib-samples", type=int, default=None, help="calibration samples (default 200: a few hundred, as TFLite advises; more "
                    "only slows calibration)")
     p.add_argument("--eval-samples", type=int, default=None, help="evaluation samples (default 2000: about +-1 point resolution on top-1)")
@@ -144,7 +148,7 @@ def run_convert(args) -> int:
         model=model, out_dir=args.out, targets=targets, calib=calib, eval=evaluation,
         calib_samples=args.calib_samples or DEFAULT_CALIBRATION_SAMPLES,
         eval_samples=args.eval_samples or DEFAULT_EVAL_SAMPLES, budget=args.budget, auto_fix=args.auto_fix,
-        force=args.force, int8_io=args.int8_io, metadata=_metadata(args, _input_hint(calib), stored),
+        force=args.force, int8_io=args.int8_io, onnx_int8=args.onnx_int8, metadata=_metadata(args, _input_hint(calib), stored),
         bench_runs=args.bench_runs, batch=args.batch)
     card = convert_model(options, progress=_progress)
     print(card.to_json() if args.json else card.markdown())

@@ -1,5 +1,6 @@
 """ONNX variants: fp32 through tf2onnx (from the SavedModel, or from a .tflite), and int8 through
-ONNX Runtime's static QDQ quantization, per-channel, calibrated on the same data as TFLite."""
+ONNX Runtime's static QDQ quantization, per-channel, calibrated on the same data as TFLite, in the
+data types chosen with ``--onnx-int8`` (see ONNX_INT8_TYPES)."""
 from __future__ import annotations
 
 import os
@@ -24,12 +25,30 @@ def convert_onnx_fp32(source: str, kind: str, out_path: str, timeout_s: float = 
         raise RuntimeError(f"tf2onnx failed (exit {proc.returncode}): " + " | ".join(lines[-6:])[:1500])
 
 
-def quantize_onnx_int8(fp32_path: str, calib_path: str, out_path: str) -> None:
-    """Static QDQ int8 with per-channel weights, calibrated with MinMax on ``calib_path`` (.npy)."""
+# ONNX Runtime's CPU kernels for int8 convolutions and matrix products are fastest with uint8
+# activations and int8 weights (U8S8): x86's int8 instructions (AVX2's VPMADDUBSW, AVX-512 VNNI's
+# VPDPBUSD) multiply an unsigned byte by a signed one. Signed activations (S8S8) take a slower
+# path there: on this project's AVX2 host the Fashion-MNIST classifier ran at 2.0x its fp32 time
+# in S8S8 and 0.92x in U8S8 (docs/benchmarks.md). On AVX2 without VNNI, VPMADDUBSW adds two
+# products into a saturating int16, so U8S8 uses ``reduce_range``: weights in 7 bits, which
+# cannot overflow it. S8S8 stays available for accelerators that take only symmetric signed
+# int8 (TensorRT's execution provider).
+ONNX_INT8_TYPES = {
+    "u8s8": {"activation": "QUInt8", "weight": "QInt8", "reduce_range": True},
+    "s8s8": {"activation": "QInt8", "weight": "QInt8", "reduce_range": False},
+}
+
+
+def quantize_onnx_int8(fp32_path: str, calib_path: str, out_path: str, types: str = "u8s8") -> None:
+    """Static QDQ int8 with per-channel weights, calibrated with MinMax on ``calib_path`` (.npy);
+    ``types`` is a key of :data:`ONNX_INT8_TYPES`."""
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    if types not in ONNX_INT8_TYPES:
+        raise ValueError(f"--onnx-int8 must be one of {', '.join(ONNX_INT8_TYPES)}, got {types!r}")
+    chosen = ONNX_INT8_TYPES[types]
     model = onnx.load(fp32_path)
     initializers = {i.name for i in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in initializers]
@@ -56,4 +75,5 @@ def quantize_onnx_int8(fp32_path: str, calib_path: str, out_path: str) -> None:
         except Exception:  # symbolic shape inference fails on some graphs; plain shape inference then
             quant_pre_process(fp32_path, prepared, skip_symbolic_shape=True)
         quantize_static(prepared, out_path, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+                        activation_type=getattr(QuantType, chosen["activation"]),
+                        weight_type=getattr(QuantType, chosen["weight"]), reduce_range=chosen["reduce_range"])

@@ -12,6 +12,8 @@ TFLITE_TARGETS = ("tflite_fp32", "tflite_fp16", "tflite_dynamic", "tflite_int8",
 ONNX_TARGETS = ("onnx_fp32", "onnx_int8")
 TARGETS = TFLITE_TARGETS + ONNX_TARGETS + ("edgetpu",)
 NEEDS_CALIBRATION = ("tflite_int8", "tflite_int16x8", "onnx_int8", "edgetpu")
+# ONNX int8 data types (activations, weights); see convert.onnx_variants.ONNX_INT8_TYPES
+ONNX_INT8_CHOICES = ("u8s8", "s8s8")
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,7 @@ class ConvertOptions:
     max_fix_steps: int = 8
     force: bool = False
     int8_io: str = "int8"
+    onnx_int8: str = "u8s8"  # ONNX int8 data types: uint8 activations, int8 weights (see --onnx-int8)
     metadata: ModelMetadata = field(default_factory=ModelMetadata)
     bench_runs: int = 100
     seed: int = 0
@@ -54,6 +57,8 @@ class ConvertOptions:
             raise ValueError(f"--batch must be >= 1, got {self.batch}")
         if self.int8_io not in ("int8", "uint8"):
             raise ValueError(f"--int8-io must be 'int8' or 'uint8', got {self.int8_io!r}")
+        if self.onnx_int8 not in ONNX_INT8_CHOICES:
+            raise ValueError(f"--onnx-int8 must be one of {', '.join(ONNX_INT8_CHOICES)}, got {self.onnx_int8!r}")
         if self.budget is not None and not self.budget >= 0:
             raise ValueError(f"--budget is in percentage points and must be >= 0, got {self.budget}")
         for name in ("calib_samples", "eval_samples", "bench_runs", "max_fix_steps"):

@@ -249,7 +249,7 @@ class Conversion:
         path = self.work / self.output_name("onnx_int8")
         try:
             run_isolated("onnx_int8", quantize_onnx_int8, str(fp32.path), str(self.work / "calib.npy"), str(path),
-                         log_path=self.work / "logs" / "onnx_int8.log")
+                         self.options.onnx_int8, log_path=self.work / "logs" / "onnx_int8.log")
         except StepFailed as failure:
             return Produced("onnx_int8", None, failure.reason, advice_for(failure.reason))
         path.write_bytes(embed_onnx(path.read_bytes(), self._metadata("onnx_int8")))

@@ -188,6 +188,38 @@ def test_no_data_converts_and_reports_size_and_latency_only(models, tmp_path, ca
     assert "accuracy was not measured" in " ".join(report["notes"])
 
 
+def _onnx_int8_types(path: Path) -> tuple[set[str], int]:
+    """(data types of the activations' QuantizeLinear zero points, largest |weight code|) of a QDQ model."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(path)
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    activations = {str(inits[n.input[2]].dtype) for n in model.graph.node if n.op_type == "QuantizeLinear"
+                   and len(n.input) > 2 and n.input[0] not in inits}
+    weights = [np.abs(inits[n.input[0]].astype(np.int32)).max() for n in model.graph.node
+               if n.op_type == "DequantizeLinear" and n.input[0] in inits and inits[n.input[0]].ndim == 4]
+    return activations, int(max(weights))
+
+
+def test_onnx_int8_types_u8s8_by_default_and_s8s8_on_request(models, tmp_path, capsys):
+    """u8s8: uint8 activations and int8 weights within 7 bits (no int16 overflow in AVX2's VPMADDUBSW);
+    s8s8: int8 on both sides, weights over the full range."""
+    found = {}
+    for types in ("u8s8", "s8s8"):
+        out = tmp_path / types
+        code, err = _convert(capsys, models / "cnn.keras", "--out", out, "--targets", "onnx_int8",
+                             "--calib", models / "calib.npz", "--eval", models / "eval.npz", "--onnx-int8", types)
+        assert code == 0, err
+        result = json.loads((out / "report.json").read_text())["results"][0]
+        assert result["ok"] and result["top1"] is not None, result
+        found[types] = _onnx_int8_types(Path(result["path"]))
+    assert found["u8s8"][0] == {"uint8"} and found["u8s8"][1] <= 64
+    assert found["s8s8"][0] == {"int8"} and found["s8s8"][1] > 64
+    with pytest.raises(ValueError, match="--onnx-int8 must be one of u8s8, s8s8"):
+        ConvertOptions(model=models / "cnn.keras", out_dir=tmp_path / "x", targets=("onnx_fp32",), onnx_int8="u8u8")
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
