@@ -164,6 +164,7 @@ def classifier_section(folder: Path, runs: int) -> str:
         rows.append(f"| tflite_int8 after QAT ({qat.get('epochs')} epochs) | {qat['top1']:.2f} | "
                     f"{qat['top1'] - card.reference_top1:+.2f} | {latency:.3f} | {latency / fp32_ms:.2f} | "
                     f"{latency / fp32_ms:.2f} |")
+    targets = _classifier_targets(card, qat, ratios)
     return f"""### Classifier on Fashion-MNIST (60k training images, all 10k test images)
 
 MobileNet-style, {record['parameters']:,} parameters, {record['epochs_run']} epochs ({record['seconds'] / 60:.0f} min,
@@ -177,8 +178,29 @@ each int8 model with the fp32 model of the same runtime.
 |---|---|---|---|---|---|
 {chr(10).join(rows)}
 
+Against the targets: {targets}.
+
 {_int8_explanation(ratios['tflite_int8'], ratios.get('onnx_int8'), ratios.get('onnx_int8_s8s8'))}
 """
+
+
+def _classifier_targets(card, qat: dict, ratios: dict[str, float]) -> str:
+    """One sentence: each of the issue's classifier targets and whether this run meets it."""
+    def verdict(ok: bool) -> str:
+        return "holds" if ok else "misses"
+
+    int8 = next((r for r in card.results if r.target == "tflite_int8" and r.ok), None)
+    parts = [f"float {card.reference_top1:.2f}% >= 92.0% ({verdict(card.reference_top1 >= 92.0)})"]
+    if int8 is not None:
+        drop = card.drop(int8)
+        parts.append(f"post-training int8 {0.0 - drop:+.2f} points, within 1.0 ({verdict(drop <= 1.0)})")
+    if qat.get("top1") is not None:
+        drop = card.reference_top1 - qat["top1"]
+        parts.append(f"QAT int8 {0.0 - drop:+.2f} points, within 0.5 ({verdict(drop <= 0.5)})")
+    for target, runtime in (("tflite_int8", "TFLite (XNNPACK)"), ("onnx_int8", "ONNX Runtime, u8s8")):
+        if target in ratios:
+            parts.append(f"int8 p50 <= fp32 in {runtime}: {ratios[target]:.2f}x ({verdict(ratios[target] <= 1.0)})")
+    return "; ".join(parts)
 
 
 def _int8_explanation(int8_ratio: float, onnx_ratio: float | None = None, onnx_signed_ratio: float | None = None) -> str:
