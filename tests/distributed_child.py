@@ -1,4 +1,4 @@
-"""One training process for tests/test_train_distributed.py: ``python distributed_child.py MODE DATA OUT``.
+"""One training process for tests/test_train_distributed.py: ``python distributed_child.py MODE DATA OUT [ARGS]``.
 
 MODE ``mirrored`` splits the CPU into two logical devices first (before TensorFlow starts, as it
 must be) and trains with MirroredStrategy over them; MODE ``multiworker`` trains as the worker
@@ -9,12 +9,13 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
-def main(mode: str, data: str, out: str) -> int:
+def main(mode: str, data: str, out: str, *extra: str) -> int:
     if mode == "multiworker":  # as a user starts each worker: the command line, with TF_CONFIG set
         from edgepilot.cli import main as edgepilot
 
         return edgepilot(["train", "classifier", "--data", data, "--out", out, "--epochs", "2", "--batch-size", "8",
-                          "--patience", "0", "--no-augment", "--distribute", "multiworker", "--seed", "3", "--quiet"])
+                          "--patience", "0", "--no-augment", "--distribute", "multiworker", "--seed", "3", "--quiet",
+                          *extra])
     import tensorflow as tf
 
     if mode == "mirrored":

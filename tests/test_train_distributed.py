@@ -53,7 +53,8 @@ def test_mirrored_strategy_trains_on_two_logical_cpus(tiny_npz, tmp_path):
     assert (tmp_path / "out" / "saved_model" / "saved_model.pb").is_file()
 
 
-def test_two_workers_on_loopback_agree_on_the_weights(tiny_npz, tmp_path):
+def _two_workers(tiny_npz, tmp_path, *extra: str, timeout_s: float = 600) -> list[tuple[str, str]]:
+    """Both workers of a loopback cluster, each with its own --out (out0, out1); their (stdout, stderr)."""
     from conftest import free_port
 
     ports = [free_port(), free_port()]
@@ -62,11 +63,26 @@ def test_two_workers_on_loopback_agree_on_the_weights(tiny_npz, tmp_path):
     for index in range(2):
         config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
         procs.append(subprocess.Popen(
-            [sys.executable, str(CHILD), "multiworker", str(tiny_npz), str(tmp_path / f"out{index}")],
+            [sys.executable, str(CHILD), "multiworker", str(tiny_npz), str(tmp_path / f"out{index}"), *extra],
             env=_env(TF_CONFIG=config), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    outputs = [p.communicate(timeout=600) for p in procs]
+    try:
+        outputs = [p.communicate(timeout=timeout_s) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
     for p, (out, err) in zip(procs, outputs):
         assert p.returncode == 0, err[-3000:]
+    return outputs
+
+
+def test_two_workers_on_loopback_agree_on_the_weights(tiny_npz, tmp_path):
+    _two_workers(tiny_npz, tmp_path)
+    # the same cluster again over the same folders with --force: each worker starts over from
+    # its own cleared checkpoints (a worker that restored the first run's would skip the epochs
+    # the chief trains, and the two would fail at their first mismatched all-reduce)
+    outputs = _two_workers(tiny_npz, tmp_path, "--force", timeout_s=300)
+    assert (tmp_path / "out1" / "worker-1" / "checkpoints" / "history.csv").is_file()
+    assert not (tmp_path / "out1" / "checkpoints").exists()  # a worker writes only inside worker-1/
     chief = _weights(tmp_path / "out0" / "model.keras")
     worker = _weights(tmp_path / "out1" / "worker-1" / "model.keras")
     assert len(chief) == len(worker) > 0

@@ -399,12 +399,28 @@ def test_force_starts_over_without_leaving_the_earlier_runs_files(tmp_path, monk
     assert (out / "converted" / "run_tflite_int8.tflite").read_bytes() == b"earlier run"  # not ours to delete
     assert said == [f"{out}: --force kept converted, worker-notes (not files of the training run itself; anything "
                     "made from the earlier model is now stale)"]
-    # in a cluster only the chief clears a shared folder: another worker may start after it
+    # in a cluster each process clears only its own: worker 1 its worker-1/ (where its checkpoints
+    # live: a stale one there would make it skip epochs the chief trains), never the chief's files
     _earlier_run(out)
-    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]},
-                                                "task": {"type": "worker", "index": 1}}))
+    for stale in ("worker-1/checkpoints/backup/training_metadata.json", "worker-1/model.keras",
+                  "worker-5/model.keras"):
+        (out / stale).parent.mkdir(parents=True, exist_ok=True)
+        (out / stale).write_bytes(b"earlier run")
+    cluster = {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 1}}))
+    assert fit.checkpoint_dir(out) == out / "worker-1" / "checkpoints"
     fit.prepare_out(TrainOptions(data="d", out=out, force=True), progress=said.append)
     assert (out / "model.keras").is_file() and (out / "checkpoints" / "history.csv").is_file()
+    assert sorted(p.name for p in (out / "worker-1").iterdir()) == ["checkpoints"]
+    assert not any((out / "worker-1" / "checkpoints").iterdir())
+    # the chief: its own files and workers this cluster does not have (worker-5), not worker-1's
+    (out / "worker-1" / "checkpoints" / "history.csv").write_text("epoch\n")
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 0}}))
+    assert fit.checkpoint_dir(out) == out / "checkpoints"
+    fit.prepare_out(TrainOptions(data="d", out=out, force=True), progress=said.append)
+    assert not (out / "model.keras").exists() and not (out / "worker-5").exists()
+    assert (out / "worker-1" / "checkpoints" / "history.csv").is_file()
+    monkeypatch.delenv("TF_CONFIG")
     # --out that cannot be a folder
     (tmp_path / "file").write_text("x")
     for bad, message in ((tmp_path / "file", "--out is a file"), (tmp_path / "file" / "run", "which is a file")):

@@ -122,7 +122,7 @@ def _record_choices(options: TrainOptions) -> None:
     from train import fit
 
     if not options.resume:
-        path = options.out / fit.CHECKPOINTS / RUN_CHOICES
+        path = fit.checkpoint_dir(options.out) / RUN_CHOICES
         write_atomic(path, json.dumps(_run_choices(options), indent=2) + "\n", force=True)
 
 
@@ -134,7 +134,7 @@ def _check_resume_choices(options: TrainOptions) -> None:
     fall back to training.json."""
     from train import fit
 
-    path = options.out / fit.CHECKPOINTS / RUN_CHOICES
+    path = fit.checkpoint_dir(options.out) / RUN_CHOICES
     now = _run_choices(options)
     if not options.resume:
         return
@@ -208,7 +208,7 @@ def train_detector(options: TrainOptions, progress=print) -> TrainResult:
              f"{replicas} replica(s) ({fit.strategy_name(strategy)}), global batch {global_batch}")
     extra = [ValidationMAP(keras, model, val_set, fitted_val, pre, options.batch_size)]
     if momentum > 0:  # first: everything after it sees the average
-        extra.insert(0, AveragedWeights(keras, options.out / fit.CHECKPOINTS))
+        extra.insert(0, AveragedWeights(keras, fit.checkpoint_dir(options.out)))
     fit.build_for_strategy(trainer, strategy, train_batches[0])
     timer = fit.Timer(options)
     fit.fit_model(keras, trainer, train_batches, options, fit.callbacks(keras, options, "val_map50", extra),

@@ -118,6 +118,27 @@ def is_chief() -> bool:
     return task["type"] == "chief" or (not has_chief and task["type"] == "worker" and int(task["index"]) == 0)
 
 
+def cluster_size() -> int:
+    """Processes in the cluster (1 in a single process)."""
+    cluster = cluster_spec()
+    return 1 if cluster is None else len(cluster["cluster"]["worker"]) + len(cluster["cluster"].get("chief", []))
+
+
+def worker_folder(out: Path) -> Path:
+    """Where this process keeps what is its own: ``out`` for the chief (and a single process),
+    ``out/worker-<n>/`` for worker *n*, so workers sharing one --out (a shared file system) never
+    write the same file, and a worker's folder is never another's to clear."""
+    return out if is_chief() else out / f"worker-{worker_index()}"
+
+
+def checkpoint_dir(out: Path) -> Path:
+    """This process's checkpoints, curves and run choices: ``checkpoints/`` in its
+    :func:`worker_folder`. Each worker resumes from its own (BackupAndRestore restores every
+    worker; a worker that found the chief's, or another run's, would skip epochs the others
+    train and leave the cluster's collective operations out of step)."""
+    return worker_folder(out) / CHECKPOINTS
+
+
 def worker_index() -> int:
     """This process's position in the cluster (0 in a single process, the chief first)."""
     cluster = cluster_spec()
@@ -147,8 +168,7 @@ def callbacks(keras, options: TrainOptions, monitor: str, extra=()) -> list:
     """``extra`` callbacks first (they compute the monitored metric), then checkpoints for
     ``--resume``, early stopping on ``monitor`` (restoring the best weights), the CSV of the
     curves and TensorBoard."""
-    out = options.out
-    backup = out / CHECKPOINTS
+    backup = checkpoint_dir(options.out)
     result = list(extra)
     result.append(keras.callbacks.BackupAndRestore(str(backup / "backup"), delete_checkpoint=False))
     if options.patience:
@@ -178,7 +198,7 @@ def fit_model(keras, model, data, options: TrainOptions, callback_list: list, **
         if not options.resume or restored:
             raise
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise ValueError(f"{options.out / CHECKPOINTS}: --resume cannot load this checkpoint into the model ({first}); "
+        raise ValueError(f"{checkpoint_dir(options.out)}: --resume cannot load this checkpoint into the model ({first}); "
                          f"it was saved by a model of another shape (another --width, --head, --input-size or "
                          f"class count, or an earlier edgepilot); pass --force to start over in {options.out}") from None
 
@@ -197,8 +217,9 @@ def check_out(options: TrainOptions) -> None:
     if out.exists() and any(out.iterdir()) and not (options.resume or options.force):
         raise FileExistsError(f"{out}: the output folder is not empty; pass --resume to continue its training, "
                               f"--force to start over in it, or choose another --out")
-    if options.resume and not (out / CHECKPOINTS).is_dir():
-        raise FileNotFoundError(f"{out}: --resume found no {CHECKPOINTS}/ folder of an earlier run to continue")
+    if options.resume and not checkpoint_dir(out).is_dir():
+        raise FileNotFoundError(f"{out}: --resume found no {checkpoint_dir(out).relative_to(out)}/ folder of an "
+                                "earlier run to continue")
     done = epochs_done(options) if options.resume else 0
     if done >= options.epochs:
         raise ValueError(f"{out}: --resume: this run has already trained {done} epochs; pass --epochs larger "
@@ -208,34 +229,42 @@ def check_out(options: TrainOptions) -> None:
 def prepare_out(options: TrainOptions, progress=print) -> None:
     """Make --out ready once :func:`check_out` has passed (the recipes check before loading their
     data and do not check again: in a cluster sharing one folder the chief may have started in it
-    by now). With --force (and no --resume) the chief removes the earlier run's checkpoints and
-    files (:data:`train.outputs.RUN_FILES`); anything else in the folder stays, named on
-    ``progress``, since it may have been made from the earlier model (a converted folder, say)."""
+    by now). With --force (and no --resume) each process clears only what is its own: a worker its
+    ``worker-<n>/`` folder; the chief the earlier run's checkpoints and files
+    (:data:`train.outputs.RUN_FILES`) and the folders of workers this cluster does not have. So
+    workers sharing one --out never clear each other's new files. Anything else in the folder
+    stays, named on ``progress``, since it may have been made from the earlier model (a converted
+    folder, say)."""
     import re
     import shutil
 
     from train.outputs import RUN_FILES
 
     out = options.out
-    if options.force and not options.resume and out.is_dir() and is_chief():
-        for path in [out / name for name in (CHECKPOINTS, *RUN_FILES)] + sorted(out.glob(".*.tmp")) + sorted(
-                p for p in out.iterdir() if re.fullmatch(r"worker-\d+", p.name)):
+    if options.force and not options.resume and out.is_dir():
+        if is_chief():
+            gone = [out / name for name in (CHECKPOINTS, *RUN_FILES)] + sorted(out.glob(".*.tmp")) + sorted(
+                p for p in out.iterdir() if re.fullmatch(r"worker-\d+", p.name)
+                and int(p.name.split("-")[1]) >= cluster_size())
+        else:
+            gone = [worker_folder(out)]
+        for path in gone:
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path, ignore_errors=True)
             else:
                 path.unlink(missing_ok=True)
-        kept = sorted(p.name for p in out.iterdir())
-        if kept:
+        kept = sorted(p.name for p in out.iterdir() if not re.fullmatch(r"worker-\d+", p.name))
+        if kept and is_chief():
             progress(f"{out}: --force kept {', '.join(kept)} (not files of the training run itself; anything "
                      f"made from the earlier model is now stale)")
-    (out / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
+    checkpoint_dir(out).mkdir(parents=True, exist_ok=True)
 
 
 def read_history(options: TrainOptions) -> dict[str, list[float]]:
     """All epochs' metrics so far (across resumed runs), from the CSV log."""
     import csv
 
-    path = options.out / CHECKPOINTS / "history.csv"
+    path = checkpoint_dir(options.out) / "history.csv"
     if not path.is_file():
         return {}
     with open(path, newline="") as f:

@@ -11,7 +11,8 @@
 
 In a multi-worker cluster every worker saves (saving may involve all of them): the chief into
 DIR, worker *i* into ``DIR/worker-<i>/`` (its own copy of the same weights, on a shared or a local
-disk), which holds the model files only.
+disk), which holds its model files and its own ``checkpoints/`` (each worker resumes from its
+own; see :func:`train.fit.checkpoint_dir`).
 """
 from __future__ import annotations
 
