@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.camera_long import VIDEO, live_latency, long_run  # noqa: E402
+from bench.camera_long import VIDEO, live_latency, long_run_alone  # noqa: E402
 
 
 def model_only_fps(detector, runs: int) -> float:
@@ -227,7 +227,7 @@ def run(models: list[tuple[str, str]], frames: int = 795, long_frames: int = 50_
                                 f"{live.latency_ms_p50:.1f} | {live.latency_ms_p99:.1f} | {live.inference_ms_p50:.2f} |")
             progress(latency_rows[-1])
         if long_frames:
-            n, fps, rss_1000, rss_end, peak = long_run(path, long_frames)
+            n, fps, rss_1000, rss_end, peak = long_run_alone(path, long_frames)
             long_rows.append(f"| {label} | {n} | {fps:.1f} | {rss_1000:.1f} | {rss_end:.1f} | {peak:.1f} | "
                              f"{(peak / rss_1000 - 1) * 100:+.1f}% |")
             progress(long_rows[-1])
@@ -311,7 +311,8 @@ processes the newest frame. Latency = capture (frame decoded by OpenCV) to decod
 """
     if long_rows:
         text += f"""
-Long run: vtest.avi looping (`--loop`), tracking on, JSON rows built per frame; RSS in MiB. The
+Long run: vtest.avi looping (`--loop`), tracking on, JSON rows built per frame; RSS in MiB, of a
+fresh process that runs only this (not of the one that made the other measurements). The
 peak is this run's from frame 1,000 on (sampled every 250 frames, and the kernel's high-water
 mark reset at frame 1,000); earlier versions of this table read the process's high-water mark,
 which included the measurements above it.

@@ -4,9 +4,11 @@ with its RSS. ``bench/camera.py`` puts both in its report.
 """
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -86,3 +88,20 @@ def long_run(model, frames: int) -> tuple[int, float, float, float, float]:
     rss_end, peak = _rss_mib()
     peak = max(sampled, rss_end, peak if hwm else 0.0)
     return n, n / (time.perf_counter() - start), rss_1000, rss_end, peak
+
+
+def long_run_alone(model, frames: int, timeout_s: float = 7200) -> tuple[int, float, float, float, float]:
+    """:func:`long_run` in a fresh Python process, so its RSS is the app's own. In the process that
+    ran the other measurements (``make bench`` runs every section in one) the libraries they loaded
+    (TensorFlow for the recipes) and the memory their allocators keep would fill the baseline, and
+    the growth the target is about would shrink to nothing against it."""
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-m", "bench.camera_long", str(model), str(frames)], cwd=root,
+                          capture_output=True, text=True, timeout=timeout_s)
+    if done.returncode != 0:
+        raise RuntimeError(f"long run of {model} failed: {done.stderr.strip()[-800:]}")
+    return tuple(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+if __name__ == "__main__":  # python -m bench.camera_long MODEL FRAMES: one long run, as JSON
+    print(json.dumps(long_run(sys.argv[1], int(sys.argv[2]))))
