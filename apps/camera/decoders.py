@@ -152,6 +152,19 @@ def _input_scale(geometry: ResizeGeometry) -> np.ndarray:
     return np.array([geometry.input_w, geometry.input_h, geometry.input_w, geometry.input_h], dtype=np.float32)
 
 
+def _in_input_pixels(boxes: np.ndarray, geometry: ResizeGeometry) -> np.ndarray:
+    """[N, 4] box coordinates in input pixels: as they are, or scaled up when every value is at most
+    2, i.e. fractions of the input (some YOLO exports normalize, Ultralytics' TFLite ones among them)."""
+    if len(boxes) and np.abs(boxes).max() <= 2.0:
+        return boxes * _input_scale(geometry)
+    return boxes
+
+
+def _corners_ordered(xyxy: np.ndarray) -> np.ndarray:
+    """[N, 4] boxes with x1 <= x2 and y1 <= y2 (a model may give either corner first)."""
+    return np.concatenate([np.minimum(xyxy[:, :2], xyxy[:, 2:]), np.maximum(xyxy[:, :2], xyxy[:, 2:])], axis=1)
+
+
 class EdgepilotDecoder(Decoder):
     """edgepilot's detectors: ``boxes`` [1, N, 4] (fractions of the input) and ``scores`` [1, N, C]."""
 
@@ -167,7 +180,7 @@ class EdgepilotDecoder(Decoder):
         scores = scores.reshape(scores.shape[-2], scores.shape[-1])
         rows, best, class_ids = self._candidates(scores, score)
         xyxy = boxes[rows] * _input_scale(geometry)
-        xyxy = np.concatenate([np.minimum(xyxy[:, :2], xyxy[:, 2:]), np.maximum(xyxy[:, :2], xyxy[:, 2:])], axis=1)
+        xyxy = _corners_ordered(xyxy)
         return self._finish(xyxy, best, class_ids, geometry, iou)
 
 
@@ -191,8 +204,7 @@ class YoloDecoder(Decoder):
         cls = pred[:, 5:] * pred[:, 4:5] if self.objectness else pred[:, 4:]
         rows, best, class_ids = self._candidates(cls, score)
         cxcywh = pred[rows, :4].astype(np.float32)
-        if len(cxcywh) and np.abs(cxcywh).max() <= 2.0:  # fractions of the input (some exports normalize)
-            cxcywh = cxcywh * _input_scale(geometry)
+        cxcywh = _in_input_pixels(cxcywh, geometry)
         half = cxcywh[:, 2:] / 2
         xyxy = np.concatenate([cxcywh[:, :2] - half, cxcywh[:, :2] + half], axis=1)
         return self._finish(xyxy, best, class_ids, geometry, iou)
@@ -219,9 +231,7 @@ class YoloEnd2EndDecoder(Decoder):
                                f"{rows[:, 5][:3].round(3).tolist()}..., not class ids; expected rows of x1, y1, x2, "
                                "y2, score, class id (for a one-class YOLOv5 head use --decoder yolov5)")
         xyxy = rows[:, :4]
-        if len(xyxy) and np.abs(xyxy).max() <= 2.0:  # fractions of the input (Ultralytics' TFLite exports)
-            xyxy = xyxy * _input_scale(geometry)
-        xyxy = np.concatenate([np.minimum(xyxy[:, :2], xyxy[:, 2:]), np.maximum(xyxy[:, :2], xyxy[:, 2:])], axis=1)
+        xyxy = _corners_ordered(_in_input_pixels(xyxy, geometry))
         return self._finish(xyxy, rows[:, 4], class_ids.astype(np.int64), geometry, None)
 
 
@@ -267,7 +277,7 @@ class SsdDecoder(Decoder):
         keep = scores >= score
         yxyx = boxes[keep].astype(np.float32)
         xyxy = yxyx[:, [1, 0, 3, 2]] * _input_scale(geometry)
-        xyxy = np.concatenate([np.minimum(xyxy[:, :2], xyxy[:, 2:]), np.maximum(xyxy[:, :2], xyxy[:, 2:])], axis=1)
+        xyxy = _corners_ordered(xyxy)
         return self._finish(xyxy, scores[keep], np.rint(classes[keep]).astype(np.int64), geometry, None)
 
 
