@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from pathlib import Path
 
 from train.options import TrainOptions
 
 CHECKPOINTS = "checkpoints"
+WORKER_FOLDER = re.compile(r"worker-\d+")  # a non-chief worker's own folder in --out (see worker_folder)
 
 
 def cluster_spec() -> dict | None:
@@ -235,7 +237,6 @@ def prepare_out(options: TrainOptions, progress=print) -> None:
     workers sharing one --out never clear each other's new files. Anything else in the folder
     stays, named on ``progress``, since it may have been made from the earlier model (a converted
     folder, say)."""
-    import re
     import shutil
 
     from train.outputs import RUN_FILES
@@ -244,7 +245,7 @@ def prepare_out(options: TrainOptions, progress=print) -> None:
     if options.force and not options.resume and out.is_dir():
         if is_chief():
             gone = [out / name for name in (CHECKPOINTS, *RUN_FILES)] + sorted(out.glob(".*.tmp")) + sorted(
-                p for p in out.iterdir() if re.fullmatch(r"worker-\d+", p.name)
+                p for p in out.iterdir() if WORKER_FOLDER.fullmatch(p.name)
                 and int(p.name.split("-")[1]) >= cluster_size())
         else:
             gone = [worker_folder(out)]
@@ -253,7 +254,7 @@ def prepare_out(options: TrainOptions, progress=print) -> None:
                 shutil.rmtree(path, ignore_errors=True)
             else:
                 path.unlink(missing_ok=True)
-        kept = sorted(p.name for p in out.iterdir() if not re.fullmatch(r"worker-\d+", p.name))
+        kept = sorted(p.name for p in out.iterdir() if not WORKER_FOLDER.fullmatch(p.name))
         if kept and is_chief():
             progress(f"{out}: --force kept {', '.join(kept)} (not files of the training run itself; anything "
                      f"made from the earlier model is now stale)")

@@ -61,7 +61,7 @@ RUN_FILES = ("model.keras", "model.json", "saved_model", "saved_model.json", "tr
 def save_outputs(model, meta: ModelMetadata, options: TrainOptions, record: dict,
                  history: dict[str, list[float]]) -> TrainResult:
     chief = fit.is_chief()
-    out = options.out if chief else options.out / f"worker-{fit.worker_index()}"
+    out = fit.worker_folder(options.out)
     out.mkdir(parents=True, exist_ok=True)
     keras_path, saved = out / "model.keras", out / "saved_model"
     _save_keras(model, keras_path)
