@@ -111,4 +111,4 @@ def _end_to_end(raw: dict[str, Any]) -> bool:
     neither is said, the layout is recognized by its shape."""
     args = _literal(raw.get("args"))
     flags = [_literal(raw.get("end2end")), args.get("nms") if isinstance(args, dict) else None]
-    return any(flag is True or flag == "True" for flag in flags)
+    return any(flag is True for flag in flags)  # "True" in ONNX props is parsed to True by _literal
