@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 VIDEO = "/usr/share/doc/opencv-doc/examples/data/vtest.avi"
@@ -68,29 +69,83 @@ def _reset_peak_rss() -> bool:
         return False
 
 
-def long_run(model, frames: int) -> tuple[int, float, float, float, float]:
-    """(frames, fps, RSS after 1,000 frames, RSS at the end, peak RSS from frame 1,000 on) on the
-    looping file, with tracking and the JSON rows built as `edgepilot detect --json` does. The
-    peak is the larger of RSS sampled every 250 frames and the kernel's VmHWM since the reset at
-    frame 1,000 (which catches a spike between samples)."""
+def _trend_mib_per_10k(samples: list[tuple[int, float]]) -> float:
+    """Least-squares slope of RSS against frames, in MiB per 10,000 frames: growth shows here
+    whatever the RSS does between two samples."""
+    if len(samples) < 2:
+        return float("nan")
+    n = len(samples)
+    mean_f = sum(f for f, _ in samples) / n
+    mean_r = sum(r for _, r in samples) / n
+    spread = sum((f - mean_f) ** 2 for f, _ in samples)
+    return 1e4 * sum((f - mean_f) * (r - mean_r) for f, r in samples) / spread if spread else float("nan")
+
+
+@dataclass(frozen=True)
+class LongRun:
+    """A long run's memory, in MiB. ``rss_1000`` is one sample of RSS at frame 1,000; ``peak_1000``
+    the peak of frames 100 to 1,000 (once the model is loaded and every stage has run); ``low``
+    and ``peak`` the lowest and highest RSS from frame 1,000 on; ``trend_mib_per_10k`` the slope
+    of the RSS samples from frame 1,000 on."""
+
+    frames: int
+    fps: float
+    rss_1000: float
+    peak_1000: float
+    rss_end: float
+    low: float
+    peak: float
+    trend_mib_per_10k: float
+
+    @property
+    def peak_vs_rss_1000(self) -> float:
+        """Peak after frame 1,000 against the one sample at frame 1,000, as a fraction."""
+        return self.peak / self.rss_1000 - 1
+
+    @property
+    def peak_vs_peak_1000(self) -> float:
+        """Peak after frame 1,000 against the peak of frames 100 to 1,000, as a fraction."""
+        return self.peak / self.peak_1000 - 1
+
+
+def long_run(model, frames: int, every: int = 25) -> LongRun:
+    """A long run on the looping file, with tracking and the JSON rows built as `edgepilot detect
+    --json` does. RSS is sampled every ``every`` frames; each window's peak is the larger of its
+    samples and the kernel's VmHWM since the window began (reset at frames 100 and 1,000). VmHWM
+    alone misses peaks: the kernel updates it only now and then, so it can read below a sample
+    taken since the reset.
+
+    Why two baselines: the frames in flight (up to about ten 768x576 frames between the stages'
+    queues) and the allocator's free lists make RSS swing by several MiB from one moment to the
+    next, so one sample at frame 1,000 may sit anywhere in that swing. The peak of frames 100 to
+    1,000 is the like-for-like baseline for a later peak, and the trend says whether anything grows."""
     from apps.camera import DetectOptions, detect_stream
 
-    start, n, rss_1000, sampled = time.perf_counter(), 0, float("nan"), 0.0
+    start, n, rss_1000, peak_1000 = time.perf_counter(), 0, float("nan"), float("nan")
+    first: list[float] = []  # RSS samples of frames 100 to 1,000
+    samples: list[tuple[int, float]] = []  # (frame, RSS) from frame 1,000 on
     hwm = False
     for result in detect_stream(model, VIDEO, DetectOptions(max_frames=frames, loop=True, device="cpu"), track=True):
         result.detections.to_dicts()
         n += 1
-        if n == 1000:
-            rss_1000 = _rss_mib()[0]
+        if n == 100:
             hwm = _reset_peak_rss()
-        if n >= 1000 and n % 250 == 0:
-            sampled = max(sampled, _rss_mib()[0])
-    rss_end, peak = _rss_mib()
-    peak = max(sampled, rss_end, peak if hwm else 0.0)
-    return n, n / (time.perf_counter() - start), rss_1000, rss_end, peak
+        if 100 <= n < 1000 and n % every == 0:
+            first.append(_rss_mib()[0])
+        if n == 1000:
+            rss_1000, kernel_peak = _rss_mib()
+            peak_1000 = max(first + [rss_1000, kernel_peak if hwm else 0.0])
+            hwm = _reset_peak_rss()
+        if n >= 1000 and n % every == 0:
+            samples.append((n, _rss_mib()[0]))
+    rss_end, kernel_peak = _rss_mib()
+    peak = max([rss for _, rss in samples] + [rss_end, kernel_peak if hwm else 0.0])
+    low = min((rss for _, rss in samples), default=float("nan"))
+    return LongRun(n, n / (time.perf_counter() - start), rss_1000, peak_1000, rss_end, low, peak,
+                   _trend_mib_per_10k(samples))
 
 
-def long_run_alone(model, frames: int, timeout_s: float = 7200) -> tuple[int, float, float, float, float]:
+def long_run_alone(model, frames: int, timeout_s: float = 7200) -> LongRun:
     """:func:`long_run` in a fresh Python process, so its RSS is the app's own. In the process that
     ran the other measurements (``make bench`` runs every section in one) the libraries they loaded
     (TensorFlow for the recipes) and the memory their allocators keep would fill the baseline, and
@@ -100,8 +155,8 @@ def long_run_alone(model, frames: int, timeout_s: float = 7200) -> tuple[int, fl
                           capture_output=True, text=True, timeout=timeout_s)
     if done.returncode != 0:
         raise RuntimeError(f"long run of {model} failed: {done.stderr.strip()[-800:]}")
-    return tuple(json.loads(done.stdout.strip().splitlines()[-1]))
+    return LongRun(**json.loads(done.stdout.strip().splitlines()[-1]))
 
 
 if __name__ == "__main__":  # python -m bench.camera_long MODEL FRAMES: one long run, as JSON
-    print(json.dumps(long_run(sys.argv[1], int(sys.argv[2]))))
+    print(json.dumps(asdict(long_run(sys.argv[1], int(sys.argv[2])))))
