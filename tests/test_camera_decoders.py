@@ -13,9 +13,11 @@ onnx = pytest.importorskip("onnx", reason="building the test models needs the on
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 
-def constant_model(path, outputs: dict[str, np.ndarray], input_shape=(1, 64, 96, 3), metadata=None, props=None):
+def constant_model(path, outputs: dict[str, np.ndarray], input_shape=(1, 64, 96, 3), metadata=None, props=None,
+                   output_shapes=None):
     """An ONNX model whose outputs are the given constants (plus 0 x the input's mean, so the
-    input is really read): a detector that always 'sees' the same boxes."""
+    input is really read): a detector that always 'sees' the same boxes. ``output_shapes``
+    declares other output shapes than the constants' (names for open dimensions)."""
     nodes = [helper.make_node("ReduceMean", ["image"], ["mean"], keepdims=0),
              helper.make_node("Mul", ["mean", "zero"], ["nothing"])]
     inits = [numpy_helper.from_array(np.zeros((), np.float32), "zero")]
@@ -23,7 +25,8 @@ def constant_model(path, outputs: dict[str, np.ndarray], input_shape=(1, 64, 96,
     for i, (name, value) in enumerate(outputs.items()):
         inits.append(numpy_helper.from_array(value.astype(np.float32), f"const{i}"))
         nodes.append(helper.make_node("Add", [f"const{i}", "nothing"], [name]))
-        outs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, list(value.shape)))
+        declared = (output_shapes or {}).get(name, value.shape)
+        outs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, list(declared)))
     graph = helper.make_graph(nodes, "constant", [helper.make_tensor_value_info("image", TensorProto.FLOAT,
                                                                                 list(input_shape))], outs, inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
@@ -286,6 +289,25 @@ def test_ultralytics_metadata_says_end_to_end(tmp_path, props):
     det = Detector(path)
     assert det.decoder_name == "yolo-end2end" and det.labels == ("person", "car", "dog")
     assert det.detect(FRAME).labels == ("person", "car", "dog", "person")
+
+
+def test_dynamic_ultralytics_export_takes_its_size_from_imgsz(tmp_path):
+    """``export(dynamic=True)`` leaves batch, height, width and the anchor count open; the input
+    size is then Ultralytics' imgsz, and the output shapes those of a run at that size."""
+    path = constant_model(tmp_path / "yolo11n_dynamic.onnx", {"output0": _yolo_raw(False, False)},
+                          input_shape=("batch", 3, "height", "width"), props=ULTRALYTICS_PROPS,
+                          output_shapes={"output0": ("batch", 7, "anchors")})
+    det = Detector(path)
+    assert det.input_size == (64, 96) and det.decoder_name == "yolov8" and det.labels == ("person", "car", "dog")
+    dets = det.detect(FRAME)
+    i = np.argsort(-dets.scores)
+    np.testing.assert_allclose(dets.xyxy[i], TRUTH, atol=2e-3)
+    assert [dets.labels[j] for j in i] == ["person", "car", "dog"]  # CLASSES 0, 1, 2 in score order
+    # without a size anywhere, a one-line error names the input and what would fix it
+    bare = constant_model(tmp_path / "bare_dynamic.onnx", {"output0": _yolo_raw(False, False)},
+                          input_shape=("batch", 3, "height", "width"), output_shapes={"output0": ("batch", 7, "anchors")})
+    with pytest.raises(ValueError, match=r"bare_dynamic.onnx: model input 'image' has shape \[-1, 3, -1, -1\].*imgsz"):
+        Detector(bare)
 
 
 def test_yolov5_repository_onnx_names_without_a_task(tmp_path):

@@ -20,7 +20,7 @@ import numpy as np
 from apps.camera.decoders import DECODER_CHOICES, Decoder, DecoderError, make_decoder
 from apps.camera.detections import Detections
 from apps.camera.exporter_metadata import ultralytics_metadata
-from apps.camera.preprocess import fit_preprocess, image_layout, prepare, quantized_pixels
+from apps.camera.preprocess import fit_preprocess, fixed_input, image_layout, prepare, quantized_pixels
 from edge_runtime.metadata import ModelMetadata, Preprocess, ResizeGeometry
 
 # Signature keys some layouts name their outputs by; TFLite files made from Keras name the
@@ -60,11 +60,16 @@ class Detector:
         if len(model.inputs) != 1:
             raise ValueError(f"{model.path}: a detector takes one image input; this model has "
                              f"{[s.name for s in model.inputs]}")
-        self.input = model.inputs[0]
-        _, height, width, _ = image_layout(self.input)  # a clear error for a non-image input, now rather than per frame
         self.metadata: ModelMetadata | None = model.info or ultralytics_metadata(model)
+        # a dynamic export's open height and width come from the metadata's size
+        size = self.metadata.preprocess.size if self.metadata is not None else None
+        self.input = fixed_input(model.inputs[0], size)
+        try:  # a clear error for a non-image input, now rather than per frame
+            _, height, width, _ = image_layout(self.input)
+        except ValueError as exc:
+            raise ValueError(f"{model.path}: {exc}") from None
         self._names = self._output_keys(model)
-        specs = [(self._names[s.name], s.shape) for s in model.outputs]
+        specs = [(self._names[s.name], shape) for s, shape in zip(model.outputs, self._output_shapes())]
         self.decoder: Decoder = make_decoder(decoder, specs, self.metadata, multi_label, (height, width))
         self.preprocess, self.preprocess_source = self._preprocess()
         thresholds = dict(self.metadata.thresholds) if self.metadata is not None else {}
@@ -86,6 +91,15 @@ class Detector:
             if tensor in names and tensor != key and key not in names:
                 names[tensor] = key
         return names
+
+    def _output_shapes(self) -> list[tuple]:
+        """The outputs' shapes; where the file leaves some open (a dynamic export), those of one
+        run on a blank input of the fixed input shape, which the decoders need to tell layouts apart."""
+        outputs = self.model.outputs
+        if all(spec.fixed_shape for spec in outputs):
+            return [tuple(spec.shape) for spec in outputs]
+        blank = np.zeros(self.input.shape, self.input.dtype)
+        return [tuple(value.shape) for value in self.model.run(blank, raw_inputs=self.input.quantized).ordered]
 
     def _preprocess(self) -> tuple[Preprocess, str]:
         meta = self.metadata

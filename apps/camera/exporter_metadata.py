@@ -33,7 +33,7 @@ from typing import Any
 
 from edge_runtime.metadata import ModelMetadata, Preprocess
 
-ULTRALYTICS_KEYS = ("names", "task", "stride", "end2end", "args")
+ULTRALYTICS_KEYS = ("names", "task", "stride", "end2end", "args", "imgsz")
 # tasks whose single output looks like a detector's but holds more than boxes and class scores
 OTHER_TASKS = {"pose": "keypoints after the class scores", "obb": "rotated boxes: an angle after the class scores",
                "segment": "mask coefficients and a second output of prototypes", "classify": "one class per image"}
@@ -99,10 +99,29 @@ def ultralytics_metadata(model) -> ModelMetadata | None:
                          "read detection models (Ultralytics task 'detect')")
     if task != "detect" or names is None:
         return None
-    # the size is the model input's own (Ultralytics' imgsz says the same, or nothing usable)
-    preprocess = Preprocess(kind="image", color="rgb", scale=1 / 255, resize="letterbox")
+    # the size is the model input's own; Ultralytics' imgsz gives it where the export left it open
+    # (dynamic=True), and is not used otherwise (it says the same, or nothing usable)
+    size = _imgsz(_literal(raw.get("imgsz"))) if _open_size(model) else None
+    preprocess = Preprocess(kind="image", color="rgb", scale=1 / 255, resize="letterbox", size=size)
     return ModelMetadata(task="detection", labels=names, preprocess=preprocess,
                          extra={"decoder": "yolo-end2end" if _end_to_end(raw) else "yolo", "metadata_from": "ultralytics"})
+
+
+def _open_size(model) -> bool:
+    """Whether the model's image input leaves its height or width open (a dynamic export)."""
+    inputs = getattr(model, "inputs", ())
+    shape = tuple(inputs[0].shape) if len(inputs) == 1 else ()
+    return len(shape) == 4 and any(not (isinstance(d, int) and d > 0) for d in shape[1:])
+
+
+def _imgsz(value) -> tuple[int, int] | None:
+    """Ultralytics' ``imgsz`` (``[h, w]`` or one number for a square) as (height, width)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value, value]
+    if (isinstance(value, (list, tuple)) and len(value) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 8192 for v in value)):
+        return int(value[0]), int(value[1])
+    return None
 
 
 def _end_to_end(raw: dict[str, Any]) -> bool:

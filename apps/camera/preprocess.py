@@ -31,7 +31,35 @@ def image_layout(spec: TensorSpec) -> tuple[str, int, int, int]:
         if shape[1] in (1, 3):
             return "NCHW", shape[2], shape[3], shape[1]
     raise ValueError(f"model input '{spec.name}' has shape {list(shape)}; an image detector needs "
-                     "[1, H, W, 3|1] (NHWC) or [1, 3|1, H, W] (NCHW) with a fixed height and width")
+                     "[1, H, W, 3|1] (NHWC) or [1, 3|1, H, W] (NCHW) with a fixed height and width, or "
+                     "metadata that gives the size (edgepilot's preprocess size, Ultralytics' imgsz)")
+
+
+def _open(dim) -> bool:
+    return not (isinstance(dim, int) and dim > 0)
+
+
+def fixed_input(spec: TensorSpec, size: tuple[int, int] | None) -> TensorSpec:
+    """``spec`` with its open dimensions made concrete, for a model exported with a dynamic input
+    (``[batch, 3, height, width]`` in ONNX, ``-1`` in TFLite): batch 1, and an open height and
+    width from ``size`` (the metadata's). Anything else is returned as it is, for
+    :func:`image_layout` to accept or refuse."""
+    shape = list(spec.shape)
+    if len(shape) != 4 or spec.fixed_shape:
+        return spec
+    if not _open(shape[3]) and shape[3] in (1, 3) and (_open(shape[1]) or _open(shape[2])):
+        axes = (1, 2)  # NHWC
+    elif not _open(shape[1]) and shape[1] in (1, 3):
+        axes = (2, 3)  # NCHW
+    else:
+        axes = ()
+    if any(_open(shape[a]) for a in axes):
+        if size is None:
+            return spec
+        for axis, value in zip(axes, size):
+            shape[axis] = int(value) if _open(shape[axis]) else shape[axis]
+    shape[0] = 1 if _open(shape[0]) else shape[0]
+    return replace(spec, shape=tuple(shape))
 
 
 def fit_preprocess(preprocess: Preprocess, spec: TensorSpec) -> Preprocess:
