@@ -24,6 +24,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--source", required=True, help="0, /dev/video0, clip.mp4, rtsp://..., http://..., photo.jpg, folder/, 'glob*.jpg'")
     p.add_argument("--decoder", default="auto", choices=DECODER_CHOICES,
                    help="output layout (default auto: from the model's metadata, else recognized by output shapes)")
+    p.add_argument("--labels", metavar="FILE", default=None,
+                   help="class names, one per line or 'ID NAME' per line, instead of the model's own")
     p.add_argument("--score", type=float, default=None, help="score threshold (default: the model's, else 0.25)")
     p.add_argument("--iou", type=float, default=None, help="NMS IoU threshold (default: the model's, else 0.45)")
     p.add_argument("--device", default="auto", help="auto, cpu, gpu, edgetpu ... (default auto)")
@@ -59,7 +61,7 @@ def run_detect(args) -> int:
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
     options = DetectOptions(
-        decoder=args.decoder, score=args.score, iou=args.iou, device=args.device, threads=args.threads,
+        decoder=args.decoder, labels=args.labels, score=args.score, iou=args.iou, device=args.device, threads=args.threads,
         max_frames=args.max_frames, loop=args.loop, json=args.json, save=args.save, force=args.force, serve=args.serve,
         mqtt=args.mqtt, show=args.show, track=not args.no_track, summary_every_s=args.summary_every,
         progress=not args.quiet, pin=args.pin, streams=args.streams)

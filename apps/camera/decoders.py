@@ -83,6 +83,7 @@ class Decoder:
     name = ""
     default_score = 0.25
     default_iou = 0.45
+    classes: int | None = None  # how many classes the outputs hold, where their shapes say
 
     def __init__(self, labels: Sequence[str] = (), multi_label: bool = False):
         self.labels = tuple(labels)
@@ -294,14 +295,15 @@ def _named(specs: OutputSpecs, *words: str) -> str | None:
 
 def _edgepilot(specs: OutputSpecs, labels, multi_label: bool = False) -> EdgepilotDecoder:
     names = {name for name, _ in specs}
+    shapes = dict(specs)
     if {"boxes", "scores"} <= names:
-        return EdgepilotDecoder("boxes", "scores", labels, multi_label)
+        return _counted(EdgepilotDecoder("boxes", "scores", labels, multi_label), shapes["scores"][-1])
     three_d = [(n, tuple(s)) for n, s in specs if len(s) == 3]
     if len(specs) == 2 and len(three_d) == 2 and three_d[0][1][1] == three_d[1][1][1]:
         fours = [n for n, s in three_d if s[2] == 4]
         if len(fours) == 1:
             other = next(n for n, _ in three_d if n != fours[0])
-            return EdgepilotDecoder(fours[0], other, labels, multi_label)
+            return _counted(EdgepilotDecoder(fours[0], other, labels, multi_label), shapes[other][-1])
         if len(fours) == 2:
             raise DecoderError(f"edgepilot layout: both outputs ({_shapes(specs)}) end in 4, so boxes and 4-class "
                                "scores cannot be told apart by shape; name the outputs 'boxes' and 'scores'")
@@ -342,7 +344,13 @@ def _yolo(specs: OutputSpecs, labels, variant: str | None = None, multi_label: b
     if channels < (5 if variant == "yolov8" else 6):
         raise DecoderError(f"{variant} layout: output {name} {list(specs[0][1])} has {channels} channels; "
                            f"expected {'4+C' if variant == 'yolov8' else '5+C'}")
-    return YoloDecoder(name, objectness=variant == "yolov5", labels=labels, multi_label=multi_label)
+    decoder = YoloDecoder(name, objectness=variant == "yolov5", labels=labels, multi_label=multi_label)
+    return _counted(decoder, channels - (4 if variant == "yolov8" else 5))
+
+
+def _counted(decoder: Decoder, classes: int) -> Decoder:
+    decoder.classes = int(classes)
+    return decoder
 
 
 def _ssd(specs: OutputSpecs, labels) -> SsdDecoder:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ import numpy as np
 from apps.camera.decoders import DECODER_CHOICES, Decoder, DecoderError, make_decoder
 from apps.camera.detections import Detections
 from apps.camera.exporter_metadata import ultralytics_metadata
+from apps.camera.labels import check_count, read_labels
 from apps.camera.preprocess import fit_preprocess, fixed_input, image_layout, prepare, quantized_pixels
 from edge_runtime.metadata import ModelMetadata, Preprocess, ResizeGeometry
 
@@ -41,6 +43,9 @@ class Detector:
         device, threads: passed to :func:`edge_runtime.load`.
         multi_label: every class above ``score`` is a candidate box, not just each anchor's
             best; for mAP evaluation (see :mod:`apps.camera.decoders`), not for live use.
+        labels: class names instead of the file's own: a label file's path
+            (:func:`apps.camera.labels.read_labels`) or a sequence of names. Where the outputs
+            say how many classes there are (YOLO, edgepilot), the count must match.
 
     Attributes: ``decoder_name``, ``resize`` (``"letterbox"`` or ``"stretch"``), ``labels``,
     ``preprocess`` (the recipe in use) and ``preprocess_source`` (``"metadata"``, ``"ultralytics
@@ -49,7 +54,7 @@ class Detector:
     """
 
     def __init__(self, model, decoder: str = "auto", score: float | None = None, iou: float | None = None,
-                 device: str = "auto", threads: int | None = None, multi_label: bool = False):
+                 device: str = "auto", threads: int | None = None, multi_label: bool = False, labels=None):
         import edge_runtime
 
         if decoder not in DECODER_CHOICES:
@@ -61,6 +66,9 @@ class Detector:
             raise ValueError(f"{model.path}: a detector takes one image input; this model has "
                              f"{[s.name for s in model.inputs]}")
         self.metadata: ModelMetadata | None = model.info or ultralytics_metadata(model)
+        if labels is not None:  # the user's names replace the file's own
+            names = read_labels(labels) if isinstance(labels, (str, os.PathLike)) else tuple(labels)
+            self.metadata = replace(self.metadata or ModelMetadata(task="detection"), labels=names)
         # a dynamic export's open height and width come from the metadata's size
         size = self.metadata.preprocess.size if self.metadata is not None else None
         self.input = fixed_input(model.inputs[0], size)
@@ -71,6 +79,8 @@ class Detector:
         self._names = self._output_keys(model)
         specs = [(self._names[s.name], shape) for s, shape in zip(model.outputs, self._output_shapes())]
         self.decoder: Decoder = make_decoder(decoder, specs, self.metadata, multi_label, (height, width))
+        if labels is not None:
+            check_count(self.decoder.labels, self.decoder.classes, str(labels), str(model.path))
         self.preprocess, self.preprocess_source = self._preprocess()
         thresholds = dict(self.metadata.thresholds) if self.metadata is not None else {}
         self.score = float(score if score is not None else thresholds.get("score", self.decoder.default_score))
@@ -109,8 +119,6 @@ class Detector:
         quantized = quantized_pixels(self.input)
         default = self.decoder.default_preprocess()
         if quantized is not None:  # the integer codes are the pixels; keep the layout's resize
-            from dataclasses import replace
-
             default = replace(quantized, color=default.color, resize=default.resize, pad_value=default.pad_value)
             source = f"default for {self.decoder.name} (quantized input: codes are pixels)"
         else:

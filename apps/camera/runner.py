@@ -27,6 +27,7 @@ class DetectOptions:
     """Every option of ``edgepilot detect`` (the CLI flags map one to one)."""
 
     decoder: str = "auto"
+    labels: str | None = None  # a label file whose names replace the model's own
     score: float | None = None
     iou: float | None = None
     device: str = "auto"
@@ -96,7 +97,7 @@ def _detector(model, options: DetectOptions):
     if isinstance(model, Detector):
         return model
     return Detector(model, decoder=options.decoder, score=options.score, iou=options.iou, device=options.device,
-                    threads=options.threads)
+                    threads=options.threads, labels=options.labels)
 
 
 def detect_stream(model, source, options: DetectOptions | None = None, *, track: bool = False) -> Iterator[Result]:

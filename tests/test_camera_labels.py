@@ -1,0 +1,102 @@
+"""Label files (`edgepilot detect --labels FILE`): the formats in use, the mistakes that would
+shift every id, and the names reaching the detections of a real model run."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from apps.camera.labels import LabelFileError, read_labels
+
+
+def write(tmp_path, text, name="labels.txt"):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("text, names", [
+    ("person\nbicycle\ncar\n\n\n", ("person", "bicycle", "car")),  # coco.names; blank lines at the end
+    ("???\nperson\nbicycle\n???\ncar\n", ("person", "bicycle", None, "car")),  # TF labelmap.txt: background, unused id
+    ("0  person\n2  car\n1  bicycle\n", ("person", "bicycle", "car")),  # pycoral coco_labels.txt, any order
+    ("0: person\n3: dog\n", ("person", None, None, "dog")),  # a gap: that id has no name
+    ("\ufeff7up can\nsoda\n", ("7up can", "soda")),  # a BOM; a name starting with digits is still a name
+])
+def test_formats(tmp_path, text, names):
+    assert read_labels(write(tmp_path, text)) == names
+
+
+@pytest.mark.parametrize("text, message", [
+    ("person\n\ncar\n", r"line 2 is empty; .*shift every id"),
+    ("0 person\n0 people\n", r"line 2 gives class 0 a second name \('people' after 'person'\)"),
+    ("\n\n", r"no class names"),
+])
+def test_mistakes_are_one_line_errors_naming_file_and_line(tmp_path, text, message):
+    path = write(tmp_path, text)
+    with pytest.raises(LabelFileError, match=message) as info:
+        read_labels(path)
+    assert str(info.value).startswith(f"--labels {path}:") and "\n" not in str(info.value)
+
+
+def test_binary_or_missing_file(tmp_path):
+    binary = tmp_path / "model.tflite"
+    binary.write_bytes(b"\xff\xfe\x00\x81" * 10)
+    with pytest.raises(LabelFileError, match="cannot be read as UTF-8 text"):
+        read_labels(binary)
+    with pytest.raises(LabelFileError, match="missing.txt: no such file"):
+        read_labels(tmp_path / "missing.txt")
+
+
+def test_labels_replace_the_models_own_and_must_match_its_class_count(tmp_path):
+    from test_camera_decoders import CLASSES, FRAME, _yolo_raw, constant_model, meta
+
+    from apps.camera.detector import Detector
+
+    path = constant_model(tmp_path / "yolo.onnx", {"output0": _yolo_raw(False, False)},
+                          metadata=meta(decoder="yolo", labels=("a", "b", "c")))
+    det = Detector(path, labels=write(tmp_path, "cat\ndog\nbird\n"))
+    dets = det.detect(FRAME)
+    assert det.labels == ("cat", "dog", "bird")
+    assert sorted(zip(dets.class_ids.tolist(), dets.labels)) == [(c, ("cat", "dog", "bird")[c]) for c in CLASSES]
+    wrong = write(tmp_path, "cat\ndog\n", "two.txt")
+    with pytest.raises(LabelFileError, match=rf"--labels {wrong}: 2 class names, but {path} has 3 classes"):
+        Detector(path, labels=wrong)
+
+
+def test_tf_labelmap_on_an_ssd_model_skips_the_background_line(tmp_path):
+    """TF1 SSD post-processing numbers classes from 0 without the background that labelmap.txt
+    lists first as ???: class 0 is the file's second line."""
+    from test_camera_decoders import FRAME, constant_model
+
+    from apps.camera.detector import Detector
+
+    boxes = np.zeros((1, 10, 4))
+    boxes[0, :2] = [[0.1, 0.1, 0.5, 0.5], [0.5, 0.5, 0.9, 0.9]]
+    classes, scores = np.zeros((1, 10)), np.zeros((1, 10))
+    classes[0, :2], scores[0, :2] = [0, 2], [0.9, 0.8]
+    path = constant_model(tmp_path / "detect.onnx", {
+        "TFLite_Detection_PostProcess": boxes, "TFLite_Detection_PostProcess:1": classes,
+        "TFLite_Detection_PostProcess:2": scores, "TFLite_Detection_PostProcess:3": np.array([2.0])})
+    det = Detector(path, decoder="ssd", labels=write(tmp_path, "???\nperson\nbicycle\ncar\n"))
+    assert det.decoder.classes is None  # the SSD outputs do not say how many classes there are
+    assert det.detect(FRAME).labels == ("person", "car")
+
+
+def test_cli_labels_option(tmp_path, asset, capsys):
+    import cv2
+    from skimage import data
+
+    from edgepilot.cli import main
+
+    image = tmp_path / "astronaut.jpg"
+    cv2.imwrite(str(image), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
+    model = str(asset("blazeface_short_range.tflite"))
+    assert main(["detect", model, "--source", str(image), "--json", "--quiet", "--labels",
+                 str(write(tmp_path, "0: visage\n"))]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [d["label"] for d in rows[0]["detections"]] == ["visage"]
+    assert rows[-1]["summary"]["detections"] == {"visage": 1}
+    assert main(["detect", model, "--source", str(image), "--labels", str(tmp_path / "none.txt")]) == 1
+    err = capsys.readouterr().err
+    assert f"--labels {tmp_path / 'none.txt'}: no such file" in err
