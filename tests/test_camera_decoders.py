@@ -310,6 +310,38 @@ def test_dynamic_ultralytics_export_takes_its_size_from_imgsz(tmp_path):
         Detector(bare)
 
 
+@pytest.mark.parametrize("imgsz", ["[64, 96]", "64"], ids=["list", "int"])
+def test_dynamic_nhwc_input_sized_by_metadata(tmp_path, imgsz):
+    """A dynamic NHWC input (the layout TFLite files use) takes its size from edgepilot's
+    preprocess size, or from Ultralytics' imgsz, a list or one number for a square."""
+    dims = (-1, -1, -1, 3)
+    ours = constant_model(tmp_path / "ours.onnx", {"output0": _yolo_raw(False, False)}, input_shape=("n", "h", "w", 3),
+                          metadata=meta(decoder="yolo", size=(64, 96)))
+    det = Detector(ours)
+    assert det.model.inputs[0].shape == dims and det.input.shape == (1, 64, 96, 3)
+    np.testing.assert_allclose(np.sort(det.detect(FRAME).xyxy, axis=0), np.sort(TRUTH, axis=0), atol=2e-3)
+    theirs = constant_model(tmp_path / "theirs.onnx", {"output0": _yolo_raw(False, False)}, input_shape=("n", "h", "w", 3),
+                            props={**ULTRALYTICS_PROPS, "imgsz": imgsz})
+    assert Detector(theirs).input_size == ((64, 96) if imgsz.startswith("[") else (64, 64))
+
+
+def test_fixed_models_ignore_imgsz_and_are_never_probed(tmp_path, monkeypatch):
+    """A fixed input keeps its own size whatever imgsz says; outputs whose only open dimension
+    is the batch are read as batch 1 without running the model."""
+    import edge_runtime
+
+    path = constant_model(tmp_path / "fixed.onnx", {"output0": _yolo_raw(False, False)}, input_shape=(1, 3, 64, 96),
+                          props={**ULTRALYTICS_PROPS, "imgsz": "[640, 640]"}, output_shapes={"output0": ("batch", 7, 40)})
+    model = edge_runtime.load(path, device="cpu")
+
+    def no_run(*args, **kwargs):
+        raise AssertionError("the model was run while loading")
+
+    monkeypatch.setattr(model, "run", no_run)
+    det = Detector(model)
+    assert det.input_size == (64, 96) and det.decoder_name == "yolov8" and det.decoder.classes == 3
+
+
 def test_yolov5_repository_onnx_names_without_a_task(tmp_path):
     """The yolov5 repository's export.py stores stride and names (a list or a dict), no task."""
     raw = _yolo_raw(False, True)

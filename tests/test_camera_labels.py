@@ -3,6 +3,7 @@ shift every id, and the names reaching the detections of a real model run."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -21,7 +22,11 @@ def write(tmp_path, text, name="labels.txt"):
     ("???\nperson\nbicycle\n???\ncar\n", ("person", "bicycle", None, "car")),  # TF labelmap.txt: background, unused id
     ("0  person\n2  car\n1  bicycle\n", ("person", "bicycle", "car")),  # pycoral coco_labels.txt, any order
     ("0: person\n3: dog\n", ("person", None, None, "dog")),  # a gap: that id has no name
-    ("\ufeff7up can\nsoda\n", ("7up can", "soda")),  # a BOM; a name starting with digits is still a name
+    ("\ufeff7up can\r\nsoda\r\n", ("7up can", "soda")),  # a BOM, CRLF; a name starting with digits is a name
+    ("0,person\n1, car\n2:dog\n", ("person", "car", "dog")),
+    ("# COCO subset\n\n0 person\n\n1 car\n", ("person", "car")),  # a header; blank lines between id lines
+    ("0 1 cent\n1 5 cent\n", ("1 cent", "5 cent")),  # names that start with a number, numbered
+    ("5 ???\n0 person\n6 ???\n", ("person", None, None, None, None, None, None)),
 ])
 def test_formats(tmp_path, text, names):
     assert read_labels(write(tmp_path, text)) == names
@@ -29,8 +34,11 @@ def test_formats(tmp_path, text, names):
 
 @pytest.mark.parametrize("text, message", [
     ("person\n\ncar\n", r"line 2 is empty; .*shift every id"),
-    ("0 person\n0 people\n", r"line 2 gives class 0 a second name \('people' after 'person'\)"),
+    ("0 person\n0 people\n", r"line 2 gives class id 0 a second time"),
+    ("1 cent\n5 cent\n10 cent\n", r"line 2 gives the name 'cent' a second time; .*'0 1 cent'"),
     ("\n\n", r"no class names"),
+    ("???\n", r"no class names \(only the \?\?\? background line\)"),
+    ("0 person\n1 car\nbicycle\n3 dog\n", r"line 3 is not 'ID NAME' like the other lines"),
 ])
 def test_mistakes_are_one_line_errors_naming_file_and_line(tmp_path, text, message):
     path = write(tmp_path, text)
@@ -60,8 +68,14 @@ def test_labels_replace_the_models_own_and_must_match_its_class_count(tmp_path):
     assert det.labels == ("cat", "dog", "bird")
     assert sorted(zip(dets.class_ids.tolist(), dets.labels)) == [(c, ("cat", "dog", "bird")[c]) for c in CLASSES]
     wrong = write(tmp_path, "cat\ndog\n", "two.txt")
-    with pytest.raises(LabelFileError, match=rf"--labels {wrong}: 2 class names, but {path} has 3 classes"):
+    with pytest.raises(LabelFileError, match=re.escape(f"--labels {wrong}: 2 class names, but {path} has 3 classes")):
         Detector(path, labels=wrong)
+    background = write(tmp_path, "???\ncat\ndog\n", "labelmap.txt")  # 3 lines, 2 names: the count says why
+    with pytest.raises(LabelFileError, match=re.escape("2 class names (its leading ??? line, TF1 SSD's background")):
+        Detector(path, labels=background)
+    with pytest.raises(LabelFileError, match=re.escape(f"labels: 4 class names, but {path} has 3 classes")):
+        Detector(path, labels=["a", "b", "c", "d"])
+    assert Detector(path, labels=["x", "y", "z"]).labels == ("x", "y", "z")
 
 
 def test_tf_labelmap_on_an_ssd_model_skips_the_background_line(tmp_path):

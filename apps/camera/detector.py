@@ -30,6 +30,10 @@ from edge_runtime.metadata import ModelMetadata, Preprocess, ResizeGeometry
 _KEYS = ("boxes", "scores")
 
 
+def _fixed(dim) -> bool:
+    return isinstance(dim, int) and dim >= 0
+
+
 class Detector:
     """Runs one detection model on BGR frames.
 
@@ -80,7 +84,8 @@ class Detector:
         specs = [(self._names[s.name], shape) for s, shape in zip(model.outputs, self._output_shapes())]
         self.decoder: Decoder = make_decoder(decoder, specs, self.metadata, multi_label, (height, width))
         if labels is not None:
-            check_count(self.decoder.labels, self.decoder.classes, str(labels), str(model.path))
+            source = os.fspath(labels) if isinstance(labels, (str, os.PathLike)) else None
+            check_count(self.decoder.labels, self.decoder.classes, source, str(model.path))
         self.preprocess, self.preprocess_source = self._preprocess()
         thresholds = dict(self.metadata.thresholds) if self.metadata is not None else {}
         self.score = float(score if score is not None else thresholds.get("score", self.decoder.default_score))
@@ -106,10 +111,15 @@ class Detector:
         """The outputs' shapes; where the file leaves some open (a dynamic export), those of one
         run on a blank input of the fixed input shape, which the decoders need to tell layouts apart."""
         outputs = self.model.outputs
-        if all(spec.fixed_shape for spec in outputs):
-            return [tuple(spec.shape) for spec in outputs]
+        shapes = [tuple(spec.shape) for spec in outputs]
+        if all(all(_fixed(d) for d in shape[1:]) for shape in shapes):  # an open batch is 1
+            return [tuple(d if _fixed(d) else 1 for d in shape) for shape in shapes]
         blank = np.zeros(self.input.shape, self.input.dtype)
-        return [tuple(value.shape) for value in self.model.run(blank, raw_inputs=self.input.quantized).ordered]
+        try:
+            return [tuple(value.shape) for value in self.model.run(blank, raw_inputs=self.input.quantized).ordered]
+        except Exception as exc:  # noqa: BLE001 - any runtime's error, said with what was being done
+            raise ValueError(f"{self.model.path}: its outputs' shapes are open, and one run on a blank input of "
+                             f"shape {list(self.input.shape)} to learn them failed: {exc}") from exc
 
     def _preprocess(self) -> tuple[Preprocess, str]:
         meta = self.metadata

@@ -27,7 +27,6 @@ class DetectOptions:
     """Every option of ``edgepilot detect`` (the CLI flags map one to one)."""
 
     decoder: str = "auto"
-    labels: str | None = None  # a label file whose names replace the model's own
     score: float | None = None
     iou: float | None = None
     device: str = "auto"
@@ -46,6 +45,7 @@ class DetectOptions:
     pin: bool = False  # inference thread alone on one CPU, capture and prepare on the others
     streams: int = 1  # interpreters running frames side by side (see apps.camera.pipeline)
     progress: bool = True  # status line on stderr
+    labels: str | None = None  # a label file whose names replace the model's own
 
     def __post_init__(self):  # checked before any model, source or output is opened
         check_counts(self.max_frames, self.streams)
