@@ -19,9 +19,9 @@ Layouts:
                one-class YOLOv5 head when N is the number of YOLOv5 anchors for the model's input
                size (3 per cell at strides 8, 16, 32 (, 64)), end-to-end rows when N <= 1000,
                and otherwise an error asking for ``--decoder``.
-    ssd        TFLite's ``TFLite_Detection_PostProcess``: boxes [1, M, 4] ymin, xmin, ymax, xmax
-               as fractions of the input, classes [1, M], scores [1, M], count [1]; NMS is in the
-               model. Classes and scores have the same shape; which is which comes from their
+    ssd        TFLite's ``TFLite_Detection_PostProcess`` (see :mod:`apps.camera.ssd`): boxes
+               [1, M, 4] ymin, xmin, ymax, xmax as fractions of the input, classes [1, M], scores
+               [1, M], count [1]; NMS is in the model. Classes and scores have the same shape; which is which comes from their
                names ('class' / 'score', or the tensor numbering of the TF1 and TF2 exports),
                and is checked on the first frame with detections: class ids are whole numbers,
                scores are not. A model whose names said it the other way round is read by values.
@@ -149,7 +149,7 @@ def _every_class(scores: np.ndarray, threshold: float) -> tuple[np.ndarray, np.n
     return _capped(rows, scores[rows, class_ids], class_ids)
 
 
-def _input_scale(geometry: ResizeGeometry) -> np.ndarray:
+def input_scale(geometry: ResizeGeometry) -> np.ndarray:
     return np.array([geometry.input_w, geometry.input_h, geometry.input_w, geometry.input_h], dtype=np.float32)
 
 
@@ -157,11 +157,11 @@ def _in_input_pixels(boxes: np.ndarray, geometry: ResizeGeometry) -> np.ndarray:
     """[N, 4] box coordinates in input pixels: as they are, or scaled up when every value is at most
     2, i.e. fractions of the input (some YOLO exports normalize, Ultralytics' TFLite ones among them)."""
     if len(boxes) and np.abs(boxes).max() <= 2.0:
-        return boxes * _input_scale(geometry)
+        return boxes * input_scale(geometry)
     return boxes
 
 
-def _corners_ordered(xyxy: np.ndarray) -> np.ndarray:
+def corners_ordered(xyxy: np.ndarray) -> np.ndarray:
     """[N, 4] boxes with x1 <= x2 and y1 <= y2 (a model may give either corner first)."""
     return np.concatenate([np.minimum(xyxy[:, :2], xyxy[:, 2:]), np.maximum(xyxy[:, :2], xyxy[:, 2:])], axis=1)
 
@@ -180,8 +180,8 @@ class EdgepilotDecoder(Decoder):
         scores = np.asarray(outputs[self.scores_key])
         scores = scores.reshape(scores.shape[-2], scores.shape[-1])
         rows, best, class_ids = self._candidates(scores, score)
-        xyxy = boxes[rows] * _input_scale(geometry)
-        xyxy = _corners_ordered(xyxy)
+        xyxy = boxes[rows] * input_scale(geometry)
+        xyxy = corners_ordered(xyxy)
         return self._finish(xyxy, best, class_ids, geometry, iou)
 
 
@@ -232,62 +232,16 @@ class YoloEnd2EndDecoder(Decoder):
                                f"{rows[:, 5][:3].round(3).tolist()}..., not class ids; expected rows of x1, y1, x2, "
                                "y2, score, class id (for a one-class YOLOv5 head use --decoder yolov5)")
         xyxy = rows[:, :4]
-        xyxy = _corners_ordered(_in_input_pixels(xyxy, geometry))
+        xyxy = corners_ordered(_in_input_pixels(xyxy, geometry))
         return self._finish(xyxy, rows[:, 4], class_ids.astype(np.int64), geometry, None)
 
 
-class SsdDecoder(Decoder):
-    """TFLite's post-processed SSD outputs (boxes, classes, scores, count); the model did NMS."""
-
-    name = "ssd"
-    default_score = 0.5
-
-    def __init__(self, boxes: str, classes: str, scores: str, count: str, labels: Sequence[str] = ()):
-        super().__init__(labels)
-        self.keys = (boxes, classes, scores, count)
-        self.settled = False  # classes and scores told apart by their values (see _settle)
-
-    def _settle(self, keys: tuple[str, str, str, str], classes: np.ndarray,
-                scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Class ids are whole numbers and scores (here, detections' scores) are not: on the first
-        frame where exactly one of the two holds only whole numbers, that one is the classes. The
-        names chose before; a model that named them the other way round is corrected, once.
-        ``keys`` are those this frame was read with, so settling twice sets the same keys."""
-        whole = [bool(np.all(np.abs(a - np.rint(a)) < 1e-4)) for a in (classes, scores)]
-        if whole[0] != whole[1]:
-            boxes, classes_key, scores_key, count = keys
-            if whole[1]:
-                self.keys = (boxes, scores_key, classes_key, count)
-                classes, scores = scores, classes
-            self.settled = True
-        return classes, scores
-
-    def default_preprocess(self) -> Preprocess:
-        """RGB stretched to the input, in [-1, 1]: the TF Object Detection API's MobileNet SSD recipe."""
-        return Preprocess(kind="image", color="rgb", scale=1 / 127.5, mean=(1.0,), resize="stretch")
-
-    def __call__(self, outputs, geometry, score, iou):
-        keys = self.keys
-        boxes_key, classes_key, scores_key, count_key = keys
-        count = int(np.asarray(outputs[count_key]).reshape(-1)[0])
-        boxes = np.asarray(outputs[boxes_key]).reshape(-1, 4)[:count]
-        classes = np.asarray(outputs[classes_key]).reshape(-1)[:count].astype(np.float32)
-        scores = np.asarray(outputs[scores_key]).reshape(-1)[:count].astype(np.float32)
-        if not self.settled and count:
-            classes, scores = self._settle(keys, classes, scores)
-        keep = scores >= score
-        yxyx = boxes[keep].astype(np.float32)
-        xyxy = yxyx[:, [1, 0, 3, 2]] * _input_scale(geometry)
-        xyxy = _corners_ordered(xyxy)
-        return self._finish(xyxy, scores[keep], np.rint(classes[keep]).astype(np.int64), geometry, None)
-
-
 # ----- choosing the layout and the outputs ---------------------------------------------------
-def _shapes(specs: OutputSpecs) -> str:
+def shapes_text(specs: OutputSpecs) -> str:
     return ", ".join(f"{name} {list(shape)}" for name, shape in specs)
 
 
-def _named(specs: OutputSpecs, *words: str) -> str | None:
+def named_output(specs: OutputSpecs, *words: str) -> str | None:
     """The one output whose name contains any of ``words`` (case-insensitive), else None."""
     hits = [name for name, _ in specs if any(w in name.lower() for w in words)]
     return hits[0] if len(hits) == 1 else None
@@ -305,10 +259,10 @@ def _edgepilot(specs: OutputSpecs, labels, multi_label: bool = False) -> Edgepil
             other = next(n for n, _ in three_d if n != fours[0])
             return _counted(EdgepilotDecoder(fours[0], other, labels, multi_label), shapes[other][-1])
         if len(fours) == 2:
-            raise DecoderError(f"edgepilot layout: both outputs ({_shapes(specs)}) end in 4, so boxes and 4-class "
+            raise DecoderError(f"edgepilot layout: both outputs ({shapes_text(specs)}) end in 4, so boxes and 4-class "
                                "scores cannot be told apart by shape; name the outputs 'boxes' and 'scores'")
     raise DecoderError(f"edgepilot layout expects two outputs 'boxes' [1, N, 4] and 'scores' [1, N, C]; "
-                       f"the model has {_shapes(specs)}")
+                       f"the model has {shapes_text(specs)}")
 
 
 def yolov5_anchor_counts(input_size: tuple[int, int]) -> set[int]:
@@ -323,7 +277,7 @@ def _yolo(specs: OutputSpecs, labels, variant: str | None = None, multi_label: b
           input_size: tuple[int, int] | None = None) -> Decoder:
     if len(specs) != 1 or len(specs[0][1]) != 3:
         raise DecoderError(f"yolo layout expects one output [1, 4+C, N] (v8+), [1, N, 5+C] (v5) or [1, M, 6] "
-                           f"(end-to-end); the model has {_shapes(specs)}")
+                           f"(end-to-end); the model has {shapes_text(specs)}")
     name, (_, a, b) = specs[0][0], tuple(specs[0][1])
     if variant is None:  # anchors outnumber channels: the short axis holds the channels
         variant = "yolov8" if a < b else "yolov5"
@@ -338,7 +292,7 @@ def _yolo(specs: OutputSpecs, labels, variant: str | None = None, multi_label: b
     if variant == "yolo-end2end":
         if b != 6:
             raise DecoderError(f"yolo-end2end layout expects one output [1, M, 6] (x1, y1, x2, y2, score, class "
-                               f"id); the model has {_shapes(specs)}")
+                               f"id); the model has {shapes_text(specs)}")
         return YoloEnd2EndDecoder(name, labels)
     channels = a if variant == "yolov8" else b
     if channels < (5 if variant == "yolov8" else 6):
@@ -351,28 +305,6 @@ def _yolo(specs: OutputSpecs, labels, variant: str | None = None, multi_label: b
 def _counted(decoder: Decoder, classes: int) -> Decoder:
     decoder.classes = int(classes)
     return decoder
-
-
-def _ssd(specs: OutputSpecs, labels) -> SsdDecoder:
-    if len(specs) != 4:
-        raise DecoderError(f"ssd layout expects four outputs (boxes, classes, scores, count); the model has {_shapes(specs)}")
-    boxes = [n for n, s in specs if len(s) == 3 and s[-1] == 4]
-    count = [n for n, s in specs if int(np.prod(s)) == 1]
-    pair = [n for n, s in specs if n not in boxes + count]
-    if len(boxes) != 1 or len(count) != 1 or len(pair) != 2:
-        raise DecoderError(f"ssd layout expects boxes [1, M, 4], classes [1, M], scores [1, M], count [1]; "
-                           f"the model has {_shapes(specs)}")
-    classes, scores = _named(specs, "class"), _named(specs, "score")
-    if not (classes in pair and scores in pair and classes != scores):
-        # TF1's TFLite_Detection_PostProcess numbers its outputs :0 boxes, :1 classes, :2 scores,
-        # :3 count; a TF2 object detection export (StatefulPartitionedCall) :0 count, :1 scores,
-        # :2 classes, :3 boxes. Anything else: a first guess, which the first detections check.
-        suffix = {n.rsplit(":", 1)[-1]: n for n in pair if ":" in n}
-        classes, scores = sorted(pair)
-        if set(suffix) == {"1", "2"}:
-            tf2 = boxes[0].endswith(":3") or count[0].endswith(":0")
-            classes, scores = (suffix["2"], suffix["1"]) if tf2 else (suffix["1"], suffix["2"])
-    return SsdDecoder(boxes[0], classes, scores, count[0], labels)
 
 
 def recognize(specs: OutputSpecs) -> str:
@@ -389,7 +321,7 @@ def recognize(specs: OutputSpecs) -> str:
         return "edgepilot"
     if len(specs) == 4 and sum(1 for s in shapes if len(s) == 3 and s[-1] == 4) == 1:
         return "ssd"
-    raise DecoderError(f"no known detector layout fits the outputs {_shapes(specs)}; choose one with "
+    raise DecoderError(f"no known detector layout fits the outputs {shapes_text(specs)}; choose one with "
                        f"--decoder {'|'.join(DECODERS)} (see docs/camera.md for each layout)")
 
 
@@ -414,7 +346,9 @@ def make_decoder(name: str, output_specs: OutputSpecs, metadata: Any = None, mul
     if name == "yolo":
         return _yolo(specs, labels, variant, multi_label, input_size)
     if name == "ssd":
-        return _ssd(specs, labels)
+        from apps.camera.ssd import ssd_decoder
+
+        return ssd_decoder(specs, labels)
     if name == "blazeface":
         from apps.camera.blazeface import BlazeFaceDecoder
 
