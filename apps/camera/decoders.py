@@ -21,10 +21,11 @@ Layouts:
                and otherwise an error asking for ``--decoder``.
     ssd        TFLite's ``TFLite_Detection_PostProcess`` (see :mod:`apps.camera.ssd`): boxes
                [1, M, 4] ymin, xmin, ymax, xmax as fractions of the input, classes [1, M], scores
-               [1, M], count [1]; NMS is in the model. Classes and scores have the same shape; which is which comes from their
-               names ('class' / 'score', or the tensor numbering of the TF1 and TF2 exports),
-               and is checked on the first frame with detections: class ids are whole numbers,
-               scores are not. A model whose names said it the other way round is read by values.
+               [1, M], count [1]; NMS is in the model. Classes and scores have the same shape;
+               which is which comes from their names ('class' / 'score', or the tensor
+               numbering of the TF1 and TF2 exports), and is checked on the first frame with
+               detections: class ids are whole numbers, scores are not. A model whose names
+               said it the other way round is read by values.
     blazeface  MediaPipe's anchor-based face detector (see :mod:`apps.camera.blazeface`).
 
 NMS is OpenCV's (``cv2.dnn.NMSBoxesBatched``: per class), never hand-written.
