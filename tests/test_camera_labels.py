@@ -114,3 +114,25 @@ def test_cli_labels_option(tmp_path, asset, capsys):
     assert main(["detect", model, "--source", str(image), "--labels", str(tmp_path / "none.txt")]) == 1
     err = capsys.readouterr().err
     assert f"--labels {tmp_path / 'none.txt'}: no such file" in err
+
+
+def test_a_label_file_packed_into_a_tflite_names_its_classes(tmp_path, asset):
+    """TFLite metadata (Task Library, Model Maker) packs labelmap.txt into a zip appended to the
+    model; with no other names, the detector uses it. A malformed one is ignored, never fatal."""
+    import io
+    import zipfile
+
+    from apps.camera.detector import Detector
+
+    def packed(name, member, text):
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w") as zf:
+            zf.writestr(member, text)
+        path = tmp_path / name
+        path.write_bytes(asset("blazeface_short_range.tflite").read_bytes() + archive.getvalue())
+        return path
+
+    det = Detector(packed("named.tflite", "labelmap.txt", "???\nvisage\n"), device="cpu")
+    assert det.labels == ("visage",) and det.metadata.extra["labels_from"] == "labelmap.txt"
+    assert Detector(packed("bad.tflite", "labels.txt", "0 a\n0 b\n"), device="cpu").labels == ("face",)
+    assert Detector(packed("other.tflite", "vocab.txt", "visage\n"), device="cpu").labels == ("face",)

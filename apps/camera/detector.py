@@ -20,7 +20,7 @@ import numpy as np
 
 from apps.camera.decoders import DECODER_CHOICES, Decoder, DecoderError, make_decoder
 from apps.camera.detections import Detections
-from apps.camera.exporter_metadata import ultralytics_metadata
+from apps.camera.exporter_metadata import packed_labels, ultralytics_metadata
 from apps.camera.labels import check_count, read_labels
 from apps.camera.preprocess import fit_preprocess, fixed_input, image_layout, prepare, quantized_pixels
 from edge_runtime.metadata import ModelMetadata, Preprocess, ResizeGeometry
@@ -69,7 +69,7 @@ class Detector:
         if len(model.inputs) != 1:
             raise ValueError(f"{model.path}: a detector takes one image input; this model has "
                              f"{[s.name for s in model.inputs]}")
-        self.metadata: ModelMetadata | None = model.info or ultralytics_metadata(model)
+        self.metadata: ModelMetadata | None = model.info or ultralytics_metadata(model) or packed_labels(model)
         if labels is not None:  # the user's names replace the file's own
             names = read_labels(labels) if isinstance(labels, (str, os.PathLike)) else tuple(labels)
             self.metadata = replace(self.metadata or ModelMetadata(task="detection"), labels=names)

@@ -9,7 +9,9 @@ the class names and the task (and the input size, stride, ...) into every file i
   (the flatbuffer itself ignores what follows it; :mod:`zipfile` finds an archive at a file's end).
 
 The yolov5 repository's own ONNX exports store ``names`` and ``stride`` the same way, without a
-task. An end-to-end export (``end2end``: YOLOv10, YOLO26; or ``nms`` among the export ``args``)
+task. TFLite files made with TFLite metadata (the Task Library, Model Maker, MediaPipe's model
+makers) pack their label file into the same kind of appended zip (``labelmap.txt``); its names
+are read as ``--labels`` reads a file (:func:`packed_labels`). An end-to-end export (``end2end``: YOLOv10, YOLO26; or ``nms`` among the export ``args``)
 is read with the ``yolo-end2end`` decoder.
 
 Without these a user's ``yolo11n.onnx`` would report ``label: null`` for every box. With them
@@ -105,6 +107,28 @@ def ultralytics_metadata(model) -> ModelMetadata | None:
     preprocess = Preprocess(kind="image", color="rgb", scale=1 / 255, resize="letterbox", size=size)
     return ModelMetadata(task="detection", labels=names, preprocess=preprocess,
                          extra={"decoder": "yolo-end2end" if _end_to_end(raw) else "yolo", "metadata_from": "ultralytics"})
+
+
+def packed_labels(model) -> ModelMetadata | None:
+    """Class names from a label file packed into a ``.tflite`` (TFLite metadata's associated
+    files, as the TFLite Task Library, Model Maker and MediaPipe's model makers write them: a zip
+    appended to the flatbuffer, holding e.g. ``labelmap.txt``), read as ``--labels`` reads a file;
+    None without exactly one such ``*label*.txt`` member, or when it does not read as one."""
+    from apps.camera.labels import parse_labels
+
+    if not str(model.path).lower().endswith(".tflite"):
+        return None
+    try:
+        with zipfile.ZipFile(model.path) as archive:
+            members = [info for info in archive.infolist()
+                       if "label" in info.filename.lower() and info.filename.lower().endswith(".txt")]
+            if len(members) != 1 or members[0].file_size > MAX_ARCHIVE_BYTES:
+                return None
+            text = archive.read(members[0]).decode("utf-8")
+        labels = parse_labels(text, f"{model.path}: {members[0].filename}")
+    except Exception:  # noqa: BLE001 - a malformed list (LabelFileError) or a damaged archive: no labels,
+        return None  # as for Ultralytics' metadata
+    return ModelMetadata(task="detection", labels=labels, extra={"labels_from": members[0].filename})
 
 
 def _open_size(model) -> bool:

@@ -35,30 +35,35 @@ class LabelFileError(ValueError):
 
 
 def read_labels(path) -> tuple[str | None, ...]:
-    """Class names by id from ``path`` (see the module text); None where an id has no name."""
+    """Class names by id from the file ``path`` (see the module text); None where an id has no name."""
     path = Path(path)
-    lines = _lines(path)
+    return parse_labels(_text(path), f"--labels {path}")
+
+
+def parse_labels(text: str, where: str) -> tuple[str | None, ...]:
+    """Class names by id from a label file's ``text``; ``where`` begins each error message."""
+    lines = _lines(text, where)
     matches = [(number, _ID_LINE.match(line)) for number, line in lines if line]
     matched = [(number, m) for number, m in matches if m]
     if matched and len(matched) == len(matches):
-        return _with_ids(path, matched)
+        return _with_ids(where, matched)
     if 2 * len(matched) > len(matches):
         number = next(number for number, m in matches if m is None)
-        raise LabelFileError(f"--labels {path}: line {number} is not 'ID NAME' like the other lines; write every "
+        raise LabelFileError(f"{where}: line {number} is not 'ID NAME' like the other lines; write every "
                              "line as ID NAME, or one plain name per line")
     for number, line in lines:
         if not line:
-            raise LabelFileError(f"--labels {path}: line {number} is empty; each line names the class whose id is "
+            raise LabelFileError(f"{where}: line {number} is empty; each line names the class whose id is "
                                  "the line's number, so a blank line would shift every id after it")
     plain = [line for _, line in lines]
     if plain[0] == UNUSED:
         plain = plain[1:]
     if not plain:
-        raise LabelFileError(f"--labels {path}: no class names (only the ??? background line)")
+        raise LabelFileError(f"{where}: no class names (only the ??? background line)")
     return tuple(None if line == UNUSED else line for line in plain)
 
 
-def _with_ids(path: Path, matched) -> tuple[str | None, ...]:
+def _with_ids(where: str, matched) -> tuple[str | None, ...]:
     """Names by id from ``(line number, match)`` pairs. An id or a name given twice means the
     numbers may belong to the names (``1 cent``, ``5 cent``): an error, never a guess."""
     by_id: dict[int, str] = {}
@@ -67,32 +72,35 @@ def _with_ids(path: Path, matched) -> tuple[str | None, ...]:
         twice = (f"class id {class_id}" if class_id in by_id else
                  f"the name {name!r}" if name != UNUSED and name in by_id.values() else None)
         if twice:
-            raise LabelFileError(f"--labels {path}: line {number} gives {twice} a second time; if the numbers "
+            raise LabelFileError(f"{where}: line {number} gives {twice} a second time; if the numbers "
                                  "belong to the names, number the lines: '0 1 cent', '1 5 cent', ...")
         by_id[class_id] = name
     if max(by_id) > 100_000:
-        raise LabelFileError(f"--labels {path}: class id {max(by_id)} is not a class id (expected 0 to a few thousand)")
+        raise LabelFileError(f"{where}: class id {max(by_id)} is not a class id (expected 0 to a few thousand)")
     return tuple(None if by_id.get(i, UNUSED) == UNUSED else by_id[i] for i in range(max(by_id) + 1))
 
 
-def _lines(path: Path) -> list[tuple[int, str]]:
-    """(line number, stripped text) of ``path``, without a ``#`` header and trailing blank lines."""
+def _text(path: Path) -> str:
     if not path.is_file():
         raise LabelFileError(f"--labels {path}: no such file (expected a text file of class names)")
     try:
         if path.stat().st_size > MAX_BYTES:
             raise LabelFileError(f"--labels {path}: {path.stat().st_size} bytes; a label file is one class name per "
                                  f"line (at most {MAX_BYTES} bytes)")
-        text = path.read_text(encoding="utf-8-sig")
+        return path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise LabelFileError(f"--labels {path}: cannot be read as UTF-8 text ({exc})") from None
-    lines = [(number, line.strip()) for number, line in enumerate(text.splitlines(), 1)]
+
+
+def _lines(text: str, where: str) -> list[tuple[int, str]]:
+    """(line number, stripped text), without a ``#`` header and trailing blank lines."""
+    lines = [(number, line.strip()) for number, line in enumerate(text.lstrip("\ufeff").splitlines(), 1)]
     while lines and (not lines[0][1] or lines[0][1].startswith("#")):
         lines.pop(0)
     while lines and not lines[-1][1]:
         lines.pop()
     if not lines:
-        raise LabelFileError(f"--labels {path}: no class names (expected one per line)")
+        raise LabelFileError(f"{where}: no class names (expected one per line)")
     return lines
 
 
@@ -103,7 +111,7 @@ def check_count(labels, classes: int | None, source: str | None, model: str) -> 
         return
     if source is not None:
         where = f"--labels {source}"
-        skipped = Path(source).is_file() and _lines(Path(source))[0][1] == UNUSED
+        skipped = _lines(_text(Path(source)), where)[0][1] == UNUSED
         note = " (its leading ??? line, TF1 SSD's background class, is not counted)" if skipped else ""
     else:
         where, note = "labels", ""
