@@ -84,6 +84,23 @@ def test_timer_jitter_and_bounded_memory():
     assert s.window == 100 and timer._latency.values.size == 100
 
 
+def _rss_mib() -> float:
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    pytest.skip("no /proc/self/status (not Linux): RSS cannot be read")
+
+
+def test_timer_memory_is_resident_from_the_start():
+    """A long run's RSS must not creep as the rings fill: their pages are taken when the timer
+    is made (np.zeros would map them lazily, adding 8 bytes a sample: 16 MiB here)."""
+    timer = LoopTimer(window=1 << 20)  # two rings of 8 MiB
+    before = _rss_mib()
+    for i in range(1 << 20):
+        timer.record(i * 0.01, latency_s=0.002)
+    assert _rss_mib() - before < 4  # was 16 MiB with lazily mapped rings
+
+
 def test_empty_timer_is_all_nan_not_an_error():
     s = LoopTimer().summary()
     assert s.count == 0 and s.rate_hz == 0.0 and math.isnan(s.latency_ms_p50)
