@@ -12,7 +12,7 @@ from mqtt_helpers import subscribe, wait_until
 
 from apps.common.events import EventWriter, Progress, jsonable
 from apps.common.mqtt import MqttPublisher, MqttUrl
-from apps.common.timing import LoopTimer
+from apps.common.timing import LoopTimer, Samples
 
 
 # ----- events ------------------------------------------------------------------------------
@@ -99,6 +99,20 @@ def test_timer_memory_is_resident_from_the_start():
     for i in range(1 << 20):
         timer.record(i * 0.01, latency_s=0.002)
     assert _rss_mib() - before < 4  # was 16 MiB with lazily mapped rings
+
+
+def test_samples_keep_exact_totals_and_windowed_percentiles():
+    """What the control loop and the timers keep per tick: count, mean and max of every value,
+    percentiles of the latest window only, in memory that does not grow."""
+    samples = Samples(window=4)
+    for value in (10.0, 1.0, 2.0, 3.0, 4.0):
+        samples.add(value)
+    assert len(samples) == 5 and samples.max == 10.0 and samples.mean == 4.0
+    assert samples.percentile(50) == 2.5 and samples.values.size == 4  # 1, 2, 3, 4: the 10 left the window
+    empty = Samples()
+    assert math.isnan(empty.max) and math.isnan(empty.mean) and math.isnan(empty.percentile(99))
+    with pytest.raises(ValueError, match="window must be >= 1"):
+        Samples(window=0)
 
 
 def test_empty_timer_is_all_nan_not_an_error():

@@ -36,19 +36,44 @@ class TimingSummary:
         return {k: (round(v, 3) if isinstance(v, float) and math.isfinite(v) else v) for k, v in asdict(self).items()}
 
 
-class _Ring:
-    def __init__(self, size: int):
-        # written now (np.zeros would map untouched pages lazily), so the ring is resident from the
-        # start and a long run's RSS does not creep up by 8 bytes a sample as it fills
-        self.values = np.full(size, np.nan)
+class Samples:
+    """Values a loop records (latencies, intervals, jitter), in constant memory: the count, mean
+    and maximum of all of them exactly, percentiles over the latest ``window`` (a ring). The ring
+    is written when made (np.zeros would map its pages lazily), so it is resident from the start
+    and a long run's RSS does not creep by 8 bytes a sample as it fills."""
+
+    def __init__(self, window: int = 65536):
+        if window < 1:
+            raise ValueError(f"window must be >= 1, got {window}")
+        self.values = np.full(window, np.nan)
         self.n = 0
+        self._sum = 0.0
+        self._max = -math.inf
 
     def add(self, value: float) -> None:
         self.values[self.n % len(self.values)] = value
         self.n += 1
+        self._sum += value
+        self._max = max(self._max, value)
+
+    def __len__(self) -> int:
+        return self.n
 
     def view(self) -> np.ndarray:
+        """The latest ``window`` values (in ring order, which percentiles do not mind)."""
         return self.values[: min(self.n, len(self.values))]
+
+    @property
+    def mean(self) -> float:
+        return self._sum / self.n if self.n else float("nan")
+
+    @property
+    def max(self) -> float:
+        return self._max if self.n else float("nan")
+
+    def percentile(self, q: float) -> float:
+        values = self.view()
+        return float(np.percentile(values, q)) if len(values) else float("nan")
 
 
 class LoopTimer:
@@ -62,15 +87,13 @@ class LoopTimer:
         if window < 1:
             raise ValueError(f"window must be >= 1, got {window}")
         self.window = window
-        self._latency = _Ring(window)
-        self._interval = _Ring(window)
+        self._latency = Samples(window)
+        self._interval = Samples(window)
         self.count = 0
         self.dropped = 0
         self.missed = 0
         self.first_t: float | None = None
         self.last_t: float | None = None
-        self._latency_sum = 0.0
-        self._latency_max = 0.0
 
     def record(self, t: float, latency_s: float | None = None, deadline: float | None = None) -> None:
         """A result ready at monotonic time ``t`` (seconds), ``latency_s`` after its input was
@@ -83,8 +106,6 @@ class LoopTimer:
         self.count += 1
         if latency_s is not None:
             self._latency.add(latency_s)
-            self._latency_sum += latency_s
-            self._latency_max = max(self._latency_max, latency_s)
         if deadline is not None and t > deadline:
             self.missed += 1
 
@@ -101,16 +122,15 @@ class LoopTimer:
 
     def summary(self) -> TimingSummary:
         duration = (self.last_t - self.first_t) if self.count > 1 else 0.0
-        latency = self._latency.view() * 1000
         interval = self._interval.view() * 1000
         nan = float("nan")
         return TimingSummary(
             count=self.count, dropped=self.dropped, duration_s=duration,
             rate_hz=(self.count - 1) / duration if duration > 0 else 0.0,
-            latency_ms_p50=float(np.percentile(latency, 50)) if len(latency) else nan,
-            latency_ms_p99=float(np.percentile(latency, 99)) if len(latency) else nan,
-            latency_ms_mean=self._latency_sum * 1000 / self._latency.n if self._latency.n else nan,
-            latency_ms_max=self._latency_max * 1000 if self._latency.n else nan,
+            latency_ms_p50=self._latency.percentile(50) * 1000,
+            latency_ms_p99=self._latency.percentile(99) * 1000,
+            latency_ms_mean=self._latency.mean * 1000,
+            latency_ms_max=self._latency.max * 1000,
             interval_ms_mean=float(interval.mean()) if len(interval) else nan,
             jitter_ms=float(interval.std()) if len(interval) > 1 else nan,
             missed=self.missed, window=self.window,

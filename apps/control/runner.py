@@ -14,7 +14,8 @@ from dataclasses import fields
 import numpy as np
 
 from apps.common.signals import StopSignals
-from apps.control.loop import MonotonicClock, Schedule
+from apps.common.timing import Samples
+from apps.control.loop import MonotonicClock, Schedule, us
 from apps.control.policy import Policy, PolicyError
 from apps.control.realtime import (
     FineTimerSlack,
@@ -69,11 +70,9 @@ def safety_config(safety, **overrides) -> SafetyConfig:
     return SafetyConfig(**values)
 
 
-def _percentiles(values_ns: list[int]) -> tuple:
-    if not values_ns:
-        return None, None, None
-    us = np.asarray(values_ns, dtype=np.float64) / 1e3
-    return (round(float(np.percentile(us, 50)), 1), round(float(np.percentile(us, 99)), 1), round(float(us.max()), 1))
+def _percentiles(samples: Samples) -> tuple:
+    """(p50, p99, max) in microseconds of nanosecond samples; Nones when there are none."""
+    return us(samples.percentile(50)), us(samples.percentile(99)), us(samples.max)
 
 
 def run(model, env, rate_hz: float | None = None, ticks: int | None = None, duration_s: float | None = None, *,
@@ -150,7 +149,7 @@ def _loop(policy, backup, robot, layer, rate_hz, period_s, ticks, duration_s, se
         if rt.fifo and schedule is not None and hasattr(clock, "max_spin_ns"):
             clock.max_spin_ns = schedule.period_ns // 2  # see MonotonicClock: RT throttling
     total, episodes, terminated, truncated, n = 0.0, 1, 0, 0, 0
-    inference_ns, tick_ns = [], []
+    inference_ns, tick_ns = Samples(), Samples()  # constant memory however long the run
     first_error, stop_reason = None, None
     started = time.monotonic()
     slack, quiet_gc = FineTimerSlack(), QuietGC()
@@ -177,7 +176,7 @@ def _loop(policy, backup, robot, layer, rate_hz, period_s, ticks, duration_s, se
                     if failed == "exception":
                         fault = "exception"
                 inference = clock.now_ns() - t0
-                inference_ns.append(inference)
+                inference_ns.add(inference)
                 decision = layer.decide(raw, fault, inference / 1e9, schedule.miss_streak if schedule else 0,
                                         fallback_for=fallback_for)
                 try:
@@ -195,12 +194,13 @@ def _loop(policy, backup, robot, layer, rate_hz, period_s, ticks, duration_s, se
                 terminated += outcome.terminated
                 truncated += outcome.truncated and not outcome.terminated
                 record = schedule.done() if schedule is not None else None
+                tick = record.compute_ns if record is not None else clock.now_ns() - start
                 if record is None:
-                    tick_ns.append(clock.now_ns() - start)
+                    tick_ns.add(tick)
                 row = {"tick": n - 1, "t_s": (start - schedule.t0_ns) / 1e9 if schedule else (n - 1) * period_s,
                        "slot": record.slot if record else n - 1,
                        "jitter_us": record.jitter_ns / 1e3 if record else 0.0,
-                       "compute_us": (record.compute_ns if record else tick_ns[-1]) / 1e3,
+                       "compute_us": tick / 1e3,
                        "inference_us": inference / 1e3, "missed": bool(record.missed) if record else False,
                        "obs": None if obs is None else np.asarray(obs, np.float64), "raw": raw, "sent": sent,
                        "reward": outcome.reward, "interventions": decision.kinds, "episode": episodes}
@@ -244,7 +244,8 @@ def _loop(policy, backup, robot, layer, rate_hz, period_s, ticks, duration_s, se
         compute = _percentiles(tick_ns)
         summary.update({"missed": 0, "late_ticks": 0, "skipped_slots": 0, "missed_pct": 0.0, "jitter_p50_us": None,
                         "jitter_p99_us": None, "jitter_max_us": None, "compute_p50_us": compute[0],
-                        "compute_p99_us": compute[1], "compute_max_us": compute[2], "slots": n})
+                        "compute_p99_us": compute[1], "compute_max_us": compute[2], "slots": n,
+                        "percentiles_over_ticks": min(len(tick_ns), len(tick_ns.values))})
     summary.update({
         "inference_p50_us": inference[0], "inference_p99_us": inference[1], "inference_max_us": inference[2],
         "interventions": layer.report(), "return": round(total, 6), "terminated": int(terminated),
