@@ -96,6 +96,7 @@ class LongRun:
     low: float
     peak: float
     trend_mib_per_10k: float
+    tenths: tuple = ()  # (lowest, median, highest) RSS of each tenth of the samples: does it settle?
 
     @property
     def peak_vs_rss_1000(self) -> float:
@@ -142,7 +143,16 @@ def long_run(model, frames: int, every: int = 25) -> LongRun:
     peak = max([rss for _, rss in samples] + [rss_end, kernel_peak if hwm else 0.0])
     low = min((rss for _, rss in samples), default=float("nan"))
     return LongRun(n, n / (time.perf_counter() - start), rss_1000, peak_1000, rss_end, low, peak,
-                   _trend_mib_per_10k(samples))
+                   _trend_mib_per_10k(samples), _tenths([rss for _, rss in samples]))
+
+
+def _tenths(values: list[float]) -> tuple:
+    """(lowest, median, highest) of each tenth of ``values``, in order."""
+    if len(values) < 10:
+        return ()
+    cuts = [round(i * len(values) / 10) for i in range(11)]
+    parts = [sorted(values[a:b]) for a, b in zip(cuts, cuts[1:])]
+    return tuple((part[0], part[len(part) // 2], part[-1]) for part in parts)
 
 
 def long_run_alone(model, frames: int, timeout_s: float = 7200) -> LongRun:
@@ -155,7 +165,8 @@ def long_run_alone(model, frames: int, timeout_s: float = 7200) -> LongRun:
                           capture_output=True, text=True, timeout=timeout_s)
     if done.returncode != 0:
         raise RuntimeError(f"long run of {model} failed: {done.stderr.strip()[-800:]}")
-    return LongRun(**json.loads(done.stdout.strip().splitlines()[-1]))
+    fields = json.loads(done.stdout.strip().splitlines()[-1])
+    return LongRun(**dict(fields, tenths=tuple(tuple(t) for t in fields.get("tenths", ()))))
 
 
 if __name__ == "__main__":  # python -m bench.camera_long MODEL FRAMES: one long run, as JSON
