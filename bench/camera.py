@@ -323,8 +323,8 @@ kernel's high-water mark over its window. "Trend" is the least-squares slope of 
 from frame 1,000 on. A
 single RSS sample is a poor baseline: up to about ten 768x576 frames (1.3 MiB each) sit between
 the stages at any moment, and the allocator keeps or returns freed ones as it goes, so RSS swings
-between the lowest and the peak column with no trend, and a sample at frame 1,000 lands anywhere
-in that swing. The issue's 5% is therefore checked peak against peak, the trend is what shows
+between the lowest and the peak column, and a sample at frame 1,000 lands anywhere in that
+swing. The issue's 5% is therefore checked peak against peak, the trend is what shows
 growth, and the peak against the single sample is given beside them.
 
 | model | frames | FPS | RSS at frame 1,000 | peak, frames 100-1,000 | RSS at end | lowest after 1,000 | peak after 1,000 | peak vs RSS at 1,000 | peak vs peak of 100-1,000 | trend, MiB per 10k frames |
