@@ -136,3 +136,33 @@ def test_a_label_file_packed_into_a_tflite_names_its_classes(tmp_path, asset):
     assert det.labels == ("visage",) and det.metadata.extra["labels_from"] == "labelmap.txt"
     assert Detector(packed("bad.tflite", "labels.txt", "0 a\n0 b\n"), device="cpu").labels == ("face",)
     assert Detector(packed("other.tflite", "vocab.txt", "visage\n"), device="cpu").labels == ("face",)
+
+
+def test_packed_labels_the_outputs_contradict_are_ignored(tmp_path, monkeypatch):
+    """A packed list with another count than the outputs' classes is not this model's: ignored,
+    as malformed metadata is. --labels given by the user replaces it and drops its source."""
+    from test_camera_decoders import _yolo_raw, constant_model
+
+    import apps.camera.detector as detector_module
+    from apps.camera.detector import Detector
+    from edge_runtime.metadata import ModelMetadata
+
+    path = constant_model(tmp_path / "yolo.onnx", {"output0": _yolo_raw(False, False)}, input_shape=(1, 3, 64, 96))
+    packed = {"list": ("a", "b")}
+    monkeypatch.setattr(detector_module, "packed_labels", lambda model: ModelMetadata(
+        task="detection", labels=packed["list"], extra={"labels_from": "labelmap.txt"}))
+    det = Detector(path)
+    assert det.labels == () and det.metadata is None and det.decoder.classes == 3
+    packed["list"] = ("a", "b", "c")
+    assert Detector(path).labels == ("a", "b", "c")
+    mine = Detector(path, labels=["x", "y", "z"])
+    assert mine.labels == ("x", "y", "z") and "labels_from" not in mine.metadata.extra
+
+
+def test_eval_names_an_id_without_a_name_as_question_marks(tmp_path):
+    from train.evaluate import _label_mismatch
+    from edge_runtime.metadata import ModelMetadata
+
+    with pytest.raises(ValueError, match=r"the model has 3 classes \(person, \?\?\?, car\) but data.yaml names 2"):
+        _label_mismatch(tmp_path / "m.tflite", ModelMetadata(labels=("person", None, "car")), ("person", "car"),
+                        "data.yaml")

@@ -153,7 +153,9 @@ def _label_mismatch(path: Path, metadata, names, data) -> dict:
 
 
 def _some(names, shown: int = 8) -> str:
-    return ", ".join(names[:shown]) + (f", ... ({len(names) - shown} more)" if len(names) > shown else "")
+    """The first names, for a message; an id without a name (a label file's ``???``) shows as ???."""
+    text = ["???" if name is None else str(name) for name in names[:shown]]
+    return ", ".join(text) + (f", ... ({len(names) - shown} more)" if len(names) > shown else "")
 
 
 def _evaluate_classifier(path: Path, metadata, data, split, limit, device, threads) -> dict:

@@ -72,7 +72,9 @@ class Detector:
         self.metadata: ModelMetadata | None = model.info or ultralytics_metadata(model) or packed_labels(model)
         if labels is not None:  # the user's names replace the file's own
             names = read_labels(labels) if isinstance(labels, (str, os.PathLike)) else tuple(labels)
-            self.metadata = replace(self.metadata or ModelMetadata(task="detection"), labels=names)
+            base = self.metadata or ModelMetadata(task="detection")
+            extra = {k: v for k, v in (base.extra or {}).items() if k != "labels_from"}
+            self.metadata = replace(base, labels=names, extra=extra)
         # a dynamic export's open height and width come from the metadata's size
         size = self.metadata.preprocess.size if self.metadata is not None else None
         self.input = fixed_input(model.inputs[0], size)
@@ -86,6 +88,9 @@ class Detector:
         if labels is not None:
             source = os.fspath(labels) if isinstance(labels, (str, os.PathLike)) else None
             check_count(self.decoder.labels, self.decoder.classes, source, str(model.path))
+        elif self._packed_labels_misfit():  # not this model's list: ignored, like malformed metadata
+            self.metadata = None
+            self.decoder = make_decoder(decoder, specs, None, multi_label, (height, width))
         self.preprocess, self.preprocess_source = self._preprocess()
         thresholds = dict(self.metadata.thresholds) if self.metadata is not None else {}
         self.score = float(score if score is not None else thresholds.get("score", self.decoder.default_score))
@@ -106,6 +111,12 @@ class Detector:
             if tensor in names and tensor != key and key not in names:
                 names[tensor] = key
         return names
+
+    def _packed_labels_misfit(self) -> bool:
+        """Whether the names came from a label file packed into the model (no other metadata) and
+        the outputs say there is another number of classes."""
+        packed = self.metadata is not None and "labels_from" in (self.metadata.extra or {})
+        return packed and self.decoder.classes is not None and len(self.metadata.labels) != self.decoder.classes
 
     def _output_shapes(self) -> list[tuple]:
         """The outputs' shapes; where the file leaves some open (a dynamic export), those of one
