@@ -17,7 +17,7 @@ from pathlib import Path
 from train.options import TrainOptions
 
 CHECKPOINTS = "checkpoints"
-WORKER_FOLDER = re.compile(r"worker-\d+")  # a non-chief worker's own folder in --out (see worker_folder)
+WORKER_FOLDER = re.compile(r"worker-(\d+)")  # a non-chief worker's own folder in --out (see worker_folder)
 
 
 def cluster_spec() -> dict | None:
@@ -244,9 +244,9 @@ def prepare_out(options: TrainOptions, progress=print) -> None:
     out = options.out
     if options.force and not options.resume and out.is_dir():
         if is_chief():
+            workers = [(p, WORKER_FOLDER.fullmatch(p.name)) for p in out.iterdir()]
             gone = [out / name for name in (CHECKPOINTS, *RUN_FILES)] + sorted(out.glob(".*.tmp")) + sorted(
-                p for p in out.iterdir() if WORKER_FOLDER.fullmatch(p.name)
-                and int(p.name.split("-")[1]) >= cluster_size())
+                p for p, match in workers if match and int(match.group(1)) >= cluster_size())
         else:
             gone = [worker_folder(out)]
         for path in gone:

@@ -22,16 +22,12 @@ from apps.camera.decoders import DECODER_CHOICES, Decoder, DecoderError, make_de
 from apps.camera.detections import Detections
 from apps.camera.exporter_metadata import packed_labels, ultralytics_metadata
 from apps.camera.labels import check_count, read_labels
-from apps.camera.preprocess import fit_preprocess, fixed_input, image_layout, prepare, quantized_pixels
+from apps.camera.preprocess import fit_preprocess, fixed_input, image_layout, is_open, prepare, quantized_pixels
 from edge_runtime.metadata import ModelMetadata, Preprocess, ResizeGeometry
 
 # Signature keys some layouts name their outputs by; TFLite files made from Keras name the
 # tensors "StatefulPartitionedCall:0"..., and Model.output_name maps the keys back.
 _KEYS = ("boxes", "scores")
-
-
-def _fixed(dim) -> bool:
-    return isinstance(dim, int) and dim >= 0
 
 
 class Detector:
@@ -123,8 +119,8 @@ class Detector:
         run on a blank input of the fixed input shape, which the decoders need to tell layouts apart."""
         outputs = self.model.outputs
         shapes = [tuple(spec.shape) for spec in outputs]
-        if all(all(_fixed(d) for d in shape[1:]) for shape in shapes):  # an open batch is 1
-            return [tuple(d if _fixed(d) else 1 for d in shape) for shape in shapes]
+        if not any(is_open(d) for shape in shapes for d in shape[1:]):  # an open batch is 1
+            return [tuple(1 if is_open(d) else d for d in shape) for shape in shapes]
         blank = np.zeros(self.input.shape, self.input.dtype)
         try:
             return [tuple(value.shape) for value in self.model.run(blank, raw_inputs=self.input.quantized).ordered]

@@ -33,6 +33,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from apps.camera.preprocess import is_open
 from edge_runtime.metadata import ModelMetadata, Preprocess
 
 ULTRALYTICS_KEYS = ("names", "task", "stride", "end2end", "args", "imgsz")
@@ -135,7 +136,7 @@ def _open_size(model) -> bool:
     """Whether the model's image input leaves its height or width open (a dynamic export)."""
     inputs = getattr(model, "inputs", ())
     shape = tuple(inputs[0].shape) if len(inputs) == 1 else ()
-    return len(shape) == 4 and any(not (isinstance(d, int) and d > 0) for d in shape[1:])
+    return len(shape) == 4 and any(is_open(d) for d in shape[1:])
 
 
 def _imgsz(value) -> tuple[int, int] | None:

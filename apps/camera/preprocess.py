@@ -20,12 +20,16 @@ from edge_runtime.metadata import Preprocess, ResizeGeometry
 from edge_runtime.tensors import TensorSpec
 
 
+def is_open(dim) -> bool:
+    """Whether a tensor dimension is left open by the model (-1 in TFLite, a name in ONNX)."""
+    return not (isinstance(dim, int) and dim > 0)
+
+
 def image_layout(spec: TensorSpec) -> tuple[str, int, int, int]:
     """(``"NHWC"`` or ``"NCHW"``, height, width, channels) of an image input ``[1, H, W, C]`` or
     ``[1, C, H, W]`` with 1 or 3 channels."""
     shape = tuple(spec.shape)
-    fixed = all(isinstance(d, int) and d > 0 for d in shape[1:])
-    if len(shape) == 4 and fixed:
+    if len(shape) == 4 and not any(is_open(d) for d in shape[1:]):
         if shape[3] in (1, 3):
             return "NHWC", shape[1], shape[2], shape[3]
         if shape[1] in (1, 3):
@@ -33,10 +37,6 @@ def image_layout(spec: TensorSpec) -> tuple[str, int, int, int]:
     raise ValueError(f"model input '{spec.name}' has shape {list(shape)}; an image detector needs "
                      "[1, H, W, 3|1] (NHWC) or [1, 3|1, H, W] (NCHW) with a fixed height and width, or "
                      "metadata that gives the size (edgepilot's preprocess size, Ultralytics' imgsz)")
-
-
-def _open(dim) -> bool:
-    return not (isinstance(dim, int) and dim > 0)
 
 
 def fixed_input(spec: TensorSpec, size: tuple[int, int] | None) -> TensorSpec:
@@ -47,18 +47,18 @@ def fixed_input(spec: TensorSpec, size: tuple[int, int] | None) -> TensorSpec:
     shape = list(spec.shape)
     if len(shape) != 4 or spec.fixed_shape:
         return spec
-    if not _open(shape[3]) and shape[3] in (1, 3) and (_open(shape[1]) or _open(shape[2])):
+    if not is_open(shape[3]) and shape[3] in (1, 3) and (is_open(shape[1]) or is_open(shape[2])):
         axes = (1, 2)  # NHWC
-    elif not _open(shape[1]) and shape[1] in (1, 3):
+    elif not is_open(shape[1]) and shape[1] in (1, 3):
         axes = (2, 3)  # NCHW
     else:
         axes = ()
-    if any(_open(shape[a]) for a in axes):
+    if any(is_open(shape[a]) for a in axes):
         if size is None:
             return spec
         for axis, value in zip(axes, size):
-            shape[axis] = int(value) if _open(shape[axis]) else shape[axis]
-    shape[0] = 1 if _open(shape[0]) else shape[0]
+            shape[axis] = int(value) if is_open(shape[axis]) else shape[axis]
+    shape[0] = 1 if is_open(shape[0]) else shape[0]
     return replace(spec, shape=tuple(shape))
 
 

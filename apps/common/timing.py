@@ -84,10 +84,8 @@ class LoopTimer:
     """
 
     def __init__(self, window: int = 65536):
-        if window < 1:
-            raise ValueError(f"window must be >= 1, got {window}")
+        self._latency = Samples(window)  # raises ValueError for a window under 1
         self.window = window
-        self._latency = Samples(window)
         self._interval = Samples(window)
         self.count = 0
         self.dropped = 0

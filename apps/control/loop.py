@@ -221,7 +221,7 @@ class Schedule:
             "jitter_max_us": us(jitter.max),
             "compute_p50_us": us(compute.percentile(50)), "compute_p99_us": us(compute.percentile(99)),
             "compute_max_us": us(compute.max),
-            "percentiles_over_ticks": min(len(jitter), len(jitter.values)),
+            "percentiles_over_ticks": len(jitter.view()),
         }
 
 

@@ -245,7 +245,7 @@ def _loop(policy, backup, robot, layer, rate_hz, period_s, ticks, duration_s, se
         summary.update({"missed": 0, "late_ticks": 0, "skipped_slots": 0, "missed_pct": 0.0, "jitter_p50_us": None,
                         "jitter_p99_us": None, "jitter_max_us": None, "compute_p50_us": compute[0],
                         "compute_p99_us": compute[1], "compute_max_us": compute[2], "slots": n,
-                        "percentiles_over_ticks": min(len(tick_ns), len(tick_ns.values))})
+                        "percentiles_over_ticks": len(tick_ns.view())})
     summary.update({
         "inference_p50_us": inference[0], "inference_p99_us": inference[1], "inference_max_us": inference[2],
         "interventions": layer.report(), "return": round(total, 6), "terminated": int(terminated),
