@@ -342,39 +342,11 @@ class Conversion:
                             batch=self.options.batch or 1, log_path=self.work / "logs" / "debugger.log")
 
     def auto_fix(self) -> ReportCard:
-        """Keep the worst int8 layers in float, one more per step, until int8 is within the budget."""
-        card = self._need(self.card, "validate")
-        result = next((r for r in card.results if r.target == "tflite_int8"), None)
-        if result is None or not result.ok or card.drop(result) is None or card.drop(result) <= card.budget:
-            return card
-        self.progress("auto-fix: ranking layers by quantization error")
-        ranked = [r["tensor"] for r in self.layer_errors() if r["tensor"]]
-        steps = [FixStep((), result.metric(card.labelled), result.size_bytes, result.p50_ms)]
-        reference, labels = self._reference(), self.eval.y
-        best = None
-        for count in range(1, min(self.options.max_fix_steps, len(ranked)) + 1):
-            denylist = tuple(ranked[:count])
-            self.progress(f"auto-fix step {count}: float layers {list(denylist)}")
-            made = self._tflite("tflite_int8", denylist)
-            if not made.ok:
-                self._notes.append(f"auto-fix step {count} ({len(denylist)} float layers) failed to convert: {made.reason}")
-                continue
-            scores = evaluate.compare(evaluate.predict(str(made.path), self.eval.x, self._output_key()),
-                                      reference, labels)
-            metric = scores.get("top1") if card.labelled else scores["agreement"]
-            timing = evaluate.latency(str(made.path), self.options.bench_runs)
-            steps.append(FixStep(denylist, metric, evaluate.file_size(str(made.path)), timing["p50_ms"]))
-            if card.reference_metric() - metric <= card.budget:
-                best = made
-                break
-        self._fix_steps = tuple(steps)
-        if best is None:
-            self._notes.append(f"auto-fix: no denylist of up to {len(steps) - 1} layers brought int8 within the budget")
-        else:
-            final = self.work / self.output_name("tflite_int8")
-            shutil.copyfile(best.path, final)
-            self.produced["tflite_int8"] = Produced("tflite_int8", final, float_layers=best.float_layers)
-        return self.validate()
+        """Keep the worst int8 layers in float, one more per step, until int8 is within the
+        budget (:func:`convert.auto_fix.auto_fix`)."""
+        from convert.auto_fix import auto_fix
+
+        return auto_fix(self)
 
     # ----- export ------------------------------------------------------------------------
     def export(self) -> ReportCard:
