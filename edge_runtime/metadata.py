@@ -89,8 +89,10 @@ class Preprocess:
             rows = x.reshape(-1, width * channels)  # a view: x is a fresh C-contiguous copy
             mean = np.tile(np.broadcast_to(mean, (channels,)), width)
             std = np.tile(np.broadcast_to(std, (channels,)), width)
-        rows -= mean
-        rows /= std
+        if mean.any():  # x - 0 and x / 1 are x itself, bit for bit: skip two passes over the frame
+            rows -= mean
+        if (std != 1).any():
+            rows /= std
         return x
 
     def fit_audio(self, samples: np.ndarray) -> np.ndarray:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from apps.camera.preprocess import image_layout, prepare, quantized_pixels
+from apps.camera.preprocess import image_layout, pixel_codes, prepare, quantized_pixels
 from edge_runtime.metadata import Preprocess
 from edge_runtime.tensors import Quantization, TensorSpec
 
@@ -92,22 +92,27 @@ def test_quantized_inputs_take_pixels_as_codes(dtype, scale, zero):
     assert quantized_pixels(NHWC) is None
 
 
-@pytest.mark.parametrize("dtype, shape, color, mean, std, scale, zero", [
-    (np.int8, (1, 64, 96, 3), "rgb", (0.0,), (1.0,), 1 / 255, -128),  # edgepilot's int8 detector
-    (np.uint8, (1, 64, 96, 3), "bgr", (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), 0.0186, 114),
-    (np.int8, (1, 3, 64, 96), "rgb", (127.5,), (127.5,), 0.0079, 3),  # NCHW
-    (np.int8, (1, 64, 96, 1), "gray", (0.5,), (0.25,), 0.0157, -1),
+@pytest.mark.parametrize("dtype, shape, color, mean, std, scale, zero, kind", [
+    (np.int8, (1, 64, 96, 3), "rgb", (0.0,), (1.0,), 1 / 255, -128, "flip"),  # edgepilot's int8 detector
+    (np.uint8, (1, 64, 96, 3), "rgb", (0.0,), (1.0,), 1 / 255, 0, "same"),
+    (np.uint8, (1, 64, 96, 3), "bgr", (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), 0.0186, 114, "per-channel"),
+    (np.int8, (1, 3, 64, 96), "rgb", (127.5,), (127.5,), 0.0079, 3, "shared"),  # NCHW
+    (np.int8, (1, 64, 96, 1), "gray", (0.5,), (0.25,), 0.0157, -1, "shared"),
 ])
-def test_a_quantized_input_gets_the_codes_run_would_compute(dtype, shape, color, mean, std, scale, zero):
-    """prepare() looks the codes up in a table; they equal what Model.run makes of the float
+def test_a_quantized_input_gets_the_codes_run_would_compute(dtype, shape, color, mean, std, scale, zero, kind):
+    """prepare() looks the codes up in a table, or for the usual recipes takes the pixel bits
+    as they are or flips the top one; either way they equal what Model.run makes of the float
     tensor (same recipe, the model's scale and zero point), pixel for pixel."""
     rng = np.random.default_rng(3)
     frame = rng.integers(0, 256, (150, 200, 3), dtype=np.uint8)
+    before = frame.copy()
     quant = Quantization((scale,), (zero,))
     spec = TensorSpec("image", shape, np.dtype(dtype), quant)
     pre = Preprocess(kind="image", color=color, scale=1 / 255 if mean[0] < 1 else 1.0, mean=mean, std=std,
                      resize="letterbox")
+    assert pixel_codes(pre, spec, shape[1] if shape[1] in (1, 3) else shape[3]).kind == kind
     codes, geometry = prepare(frame, spec, pre)
+    assert np.array_equal(frame, before)  # the caller's frame is left alone
     floats, same_geometry = prepare(frame, TensorSpec("image", shape, np.dtype(np.float32)), pre)
     assert codes.dtype == dtype and codes.shape == shape and geometry == same_geometry
     assert np.array_equal(codes, quant.quantize(floats, np.dtype(dtype)))
