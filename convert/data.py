@@ -38,7 +38,8 @@ Source = Union[str, os.PathLike, Callable[[], Any]]  # a path, or a callable tha
 FASHION_MNIST = "fashion-mnist"  # the name that reads Fashion-MNIST (train.datasets)
 
 _WHAT_TO_PASS = ("a folder of images or WAV files, a .npy array, an .npz archive with an array 'x', a YOLO "
-                 "data.yaml (or its folder), a COCO folder (annotations/instances_<split>.json), "
+                 "data.yaml (or its folder), a COCO folder (annotations/instances_<split>.json or "
+                 "Roboflow's <split>/_annotations.coco.json), "
                  f"'{FASHION_MNIST}', or a callable")
 
 
@@ -71,7 +72,7 @@ def load_dataset(
     * a ``.npy`` array, or an ``.npz`` archive with an array ``x``, an optional ``y`` of class
       indices and an optional ``labels`` array of names.
     * a YOLO ``data.yaml`` (or a folder holding one) or a COCO folder
-      (``annotations/instances_<split>.json``), read by :func:`train.detection_data.load_detection_set`
+      (``annotations/instances_<split>.json``, or Roboflow's ``<split>/_annotations.coco.json``), read by :func:`train.detection_data.load_detection_set`
       (which refuses malformed labels). Images are decoded by OpenCV and fitted with
       :func:`train.detection_data.fit_image`: ``preprocess.resize`` (stretch or letterbox with
       ``pad_value``) to ``input_shape``, then ``color`` and ``normalize``. ``y`` is None;

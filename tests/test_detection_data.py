@@ -102,6 +102,27 @@ def test_yaml_path_key_txt_lists_and_name_lists(tmp_path):
     assert np.allclose(val.boxes[0], [[0, 0, 30, 40]]) and val.background_images == 1
 
 
+def test_roboflow_export_with_parent_relative_splits(tmp_path):
+    """A Roboflow 'YOLOv8' export: data.yaml beside train/ valid/ test/, each with images/ and
+    labels/, and splits written as '../train/images'. Ultralytics drops the '../' when the path
+    as written does not exist; so does the loader. A '../' path that exists is taken as written."""
+    for split, seed in (("train", 0), ("valid", 1)):
+        png(tmp_path / split / "images" / f"{split}.png", picture(seed))
+        (tmp_path / split / "labels").mkdir(parents=True)
+        (tmp_path / split / "labels" / f"{split}.txt").write_text("1 0.5 0.5 0.5 0.5\n")
+    (tmp_path / "data.yaml").write_text("train: ../train/images\nval: ../valid/images\ntest: ../test/images\n"
+                                        "nc: 2\nnames: ['cat', 'dog']\nroboflow:\n  version: 1\n")
+    val = load_detection_set(tmp_path / "data.yaml", split="val")
+    assert [p.name for p in val.images] == ["valid.png"] and val.classes[0].tolist() == [1]
+    with pytest.raises(DetectionDataError, match=r"test split '../test/images' resolves to .*test/images, which is not"):
+        load_detection_set(tmp_path / "data.yaml", split="test")  # neither form exists: named as written
+    elsewhere = tmp_path / "sub"
+    png(tmp_path / "train2" / "images" / "t.png", picture(2))
+    elsewhere.mkdir()
+    (elsewhere / "data.yaml").write_text("train: ../train2/images\nnames: [cat, dog]\n")
+    assert [p.name for p in load_detection_set(elsewhere / "data.yaml", split="train").images] == ["t.png"]
+
+
 @pytest.mark.parametrize(
     "image, label",
     [
@@ -274,6 +295,29 @@ def test_coco_folder(tmp_path):
     assert np.array_equal(ds.read_image(0), picture(3))
     with pytest.raises(DetectionDataError, match=r"has no split 'val'; its splits are \['train2017', 'val2017'\]"):
         load_detection_set(tmp_path, split="val")  # matched literally
+
+
+def test_roboflow_coco_export(tmp_path):
+    """Roboflow's COCO export: <split>/_annotations.coco.json beside the images, and a category
+    id 0 named after the project that only groups the real classes (supercategory) and labels
+    nothing: it is left out, so the classes are the two real ones. COCO's own 'person' category,
+    its own supercategory, stays."""
+    categories = [{"id": 0, "name": "pets", "supercategory": "none"},
+                  {"id": 1, "name": "cat", "supercategory": "pets"},
+                  {"id": 2, "name": "dog", "supercategory": "pets"},
+                  {"id": 3, "name": "person", "supercategory": "person"}]
+    images = [{"id": 0, "file_name": "a_jpg.rf.123.png", "width": W, "height": H}]
+    for split in ("train", "valid"):
+        png(tmp_path / split / images[0]["file_name"], picture(0))
+        annotations = [{"id": 0, "image_id": 0, "category_id": 2, "bbox": [10, 5, 20, 30], "iscrowd": 0},
+                       {"id": 1, "image_id": 0, "category_id": 3, "bbox": [0, 0, 5, 5], "iscrowd": 0}]
+        data = {"images": images, "annotations": annotations, "categories": categories}
+        (tmp_path / split / "_annotations.coco.json").write_text(json.dumps(data))
+    assert detection_splits(tmp_path) == ("train", "valid")
+    ds = load_detection_set(tmp_path)  # no test split: the one split starting with 'val'
+    assert (ds.split, ds.format, ds.names) == ("valid", "coco", ("cat", "dog", "person"))
+    assert ds.classes[0].tolist() == [1, 2] and np.allclose(ds.boxes[0][0], [10, 5, 30, 35])
+    assert ds.source == str(tmp_path) and ds.images[0] == tmp_path / "valid" / "a_jpg.rf.123.png"
 
 
 @pytest.mark.parametrize(

@@ -74,7 +74,8 @@ def add_parsers(sub) -> None:
     p.set_defaults(func=run_train, recipe="classifier")
     p = recipes.add_parser("detector", help="single-shot int8-friendly object detector",
                            description="DATA: a YOLO data.yaml (or its folder) or a COCO folder "
-                                       "(annotations/instances_<split>.json and <split>/ images).",
+                                       "(annotations/instances_<split>.json and <split>/ images, or "
+                                       "Roboflow's <split>/_annotations.coco.json beside them).",
                            epilog="example: edgepilot train detector --data scenes/data.yaml --out runs/det")
     _train_arguments(p, epochs=40, batch=32, lr=3e-3)
     p.add_argument("--average-weights", action="store_true",

@@ -8,8 +8,10 @@
   ``/labels/``, the suffix ``.txt``), one ``class cx cy w h`` line per object, normalized to
   [0, 1]. An image without a label file, or with an empty one, is a background image.
 * **COCO** (COCO's own layout): a folder with ``annotations/instances_<split>.json`` and the
-  images in ``<split>/`` (``instances_val2017.json`` -> ``val2017/``). Categories become class
-  ids 0..C-1 in sorted category-id order. ``iscrowd`` regions are kept apart from the boxes
+  images in ``<split>/`` (``instances_val2017.json`` -> ``val2017/``), or Roboflow's COCO export:
+  ``<split>/_annotations.coco.json`` beside the images. Categories become class ids 0..C-1 in
+  sorted category-id order, leaving out a category that only groups others (named as another's
+  ``supercategory`` and used by no annotation: Roboflow's id 0). ``iscrowd`` regions are kept apart from the boxes
   (they are not objects to learn) and go back into :meth:`DetectionSet.to_coco` as crowd
   regions, so mAP treats them as COCO's own evaluation does.
 
@@ -196,14 +198,15 @@ def fit_image(rgb: np.ndarray, preprocess: Preprocess) -> tuple[np.ndarray, Resi
 
 def detection_format(data: str | os.PathLike) -> str | None:
     """"yolo" for a ``.yaml``/``.yml`` file or a folder holding ``data.yaml``, "coco" for a folder
-    with ``annotations/instances_*.json``, None for anything else."""
+    with ``annotations/instances_*.json`` or Roboflow's ``*/_annotations.coco.json``, None for
+    anything else."""
     path = Path(data)
     if path.is_file():
         return "yolo" if path.suffix.lower() in (".yaml", ".yml") else None
     if path.is_dir():
         if any((path / name).is_file() for name in YAML_NAMES):
             return "yolo"
-        if any((path / "annotations").glob("instances_*.json")):
+        if any((path / "annotations").glob("instances_*.json")) or any(path.glob("*/_annotations.coco.json")):
             return "coco"
     return None
 
@@ -219,7 +222,8 @@ def detection_splits(data: str | os.PathLike) -> tuple[str, ...]:
     if kind == "coco":
         return readers.coco_splits(path)
     raise DetectionDataError(f"{path}: not a detection data set; expected a YOLO data.yaml (or a folder holding one) "
-                             f"or a COCO folder with annotations/instances_<split>.json")
+                             f"or a COCO folder with annotations/instances_<split>.json (or Roboflow's "
+                             f"<split>/_annotations.coco.json)")
 
 
 def load_detection_set(data: str | os.PathLike, split: str | None = None,
@@ -238,7 +242,8 @@ def load_detection_set(data: str | os.PathLike, split: str | None = None,
     if kind is None:
         what = "no such file or folder" if not path.exists() else "not a detection data set"
         raise DetectionDataError(f"{path}: {what}; expected a YOLO data.yaml (or a folder holding one) or a COCO "
-                                 f"folder with annotations/instances_<split>.json")
+                                 f"folder with annotations/instances_<split>.json (or Roboflow's "
+                                 f"<split>/_annotations.coco.json)")
     if kind == "yolo":
         return readers.load_yolo(_yaml_file(path), split, prefer)
     return readers.load_coco(path, split, prefer)

@@ -111,6 +111,10 @@ def _split_images(root: Path, entries: list[str], yaml_path: Path, split: str) -
     images, folders = [], []
     for entry in entries:
         path = Path(entry) if Path(entry).is_absolute() else root / entry
+        if not path.exists() and entry.startswith("../") and (root / entry[3:]).exists():
+            # Roboflow's exports put data.yaml beside train/ valid/ test/ but write 'train:
+            # ../train/images'; Ultralytics reads such an entry without its '../', and so do we
+            path = root / entry[3:]
         if path.is_dir():
             folders.append(path)
             images += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
@@ -210,9 +214,29 @@ def load_yolo(yaml_path: Path, split: str | None, prefer: Sequence[str]) -> Dete
 # COCO
 
 
+ROBOFLOW_COCO = "_annotations.coco.json"  # Roboflow's COCO export: <split>/_annotations.coco.json beside the images
+
+
+def coco_files(folder: Path) -> dict[str, Path]:
+    """split -> its annotation file: COCO's ``annotations/instances_<split>.json``, or Roboflow's
+    ``<split>/_annotations.coco.json``; the images are in ``<split>/`` either way."""
+    files = {p.name[len("instances_"):-len(".json")]: p for p in (folder / "annotations").glob("instances_*.json")}
+    for p in folder.glob(f"*/{ROBOFLOW_COCO}"):
+        files.setdefault(p.parent.name, p)
+    return dict(sorted(files.items()))
+
+
 def coco_splits(folder: Path) -> tuple[str, ...]:
-    files = (folder / "annotations").glob("instances_*.json")
-    return tuple(sorted(p.name[len("instances_"):-len(".json")] for p in files))
+    return tuple(coco_files(folder))
+
+
+def _grouping_categories(data: dict, categories: dict[int, str]) -> set[int]:
+    """Ids of categories that only group others: named as another category's supercategory and
+    used by no annotation. Roboflow's COCO exports add one (id 0, the project's name) above the
+    real classes; as a class it would be one the model is asked to learn and never shown."""
+    groups = {cat.get("supercategory") for cat in data["categories"] if cat.get("name") != cat.get("supercategory")}
+    used = {ann.get("category_id") for ann in data["annotations"] if isinstance(ann, dict)}
+    return {cat_id for cat_id, name in categories.items() if name in groups and cat_id not in used}
 
 
 def _whole(value) -> bool:
@@ -220,8 +244,9 @@ def _whole(value) -> bool:
 
 
 def load_coco(folder: Path, split: str | None, prefer: Sequence[str]) -> DetectionSet:
-    split = choose_split(coco_splits(folder), split, prefer, str(folder))
-    ann_file = folder / "annotations" / f"instances_{split}.json"
+    files = coco_files(folder)
+    split = choose_split(tuple(files), split, prefer, str(folder))
+    ann_file = files[split]
     image_dir = folder / split
     try:
         data = json.loads(ann_file.read_text(encoding="utf-8"))
@@ -239,6 +264,8 @@ def load_coco(folder: Path, split: str | None, prefer: Sequence[str]) -> Detecti
         if not (isinstance(cat, dict) and _whole(cat.get("id")) and isinstance(cat.get("name"), str)):
             raise DetectionDataError(f"{ann_file}: category {cat!r}; expected {{'id': int, 'name': str}}")
         categories[cat["id"]] = cat["name"]
+    for cat_id in _grouping_categories(data, categories) if len(categories) > 1 else ():
+        del categories[cat_id]
     if not categories:
         raise DetectionDataError(f"{ann_file}: 'categories' is empty; expected at least one class")
     class_of = {cat_id: c for c, cat_id in enumerate(sorted(categories))}
