@@ -148,6 +148,19 @@ def test_tolerance_at_the_edges(tmp_path):
     assert ds.boxes[0].tolist() == [[pytest.approx(3e-5, abs=1e-4), 0, 60, 40]]
 
 
+def test_segment_polygons_are_read_as_their_tight_boxes(tmp_path):
+    """A segmentation set's lines ('class x1 y1 x2 y2 x3 y3 ...', normalized) give a detector the
+    tight box of each polygon, as Ultralytics' detection training reads them; box lines beside
+    them stay boxes."""
+    png(tmp_path / "images" / "val" / "a.png", picture(0))
+    (tmp_path / "labels" / "val").mkdir(parents=True)
+    (tmp_path / "labels" / "val" / "a.txt").write_text("1 0.1 0.25 0.5 0.1 0.4 0.75 0.2 0.5\n0 0.5 0.5 0.5 0.5\n")
+    (tmp_path / "data.yaml").write_text("val: images/val\nnames: [a, b]\n")
+    ds = load_detection_set(tmp_path)
+    assert ds.classes[0].tolist() == [1, 0]
+    assert np.allclose(ds.boxes[0], [[0.1 * W, 0.1 * H, 0.5 * W, 0.75 * H], [15, 10, 45, 30]])
+
+
 # ---------------------------------------------------------------------------------------------
 # malformed YOLO sets
 
@@ -168,8 +181,12 @@ def broken_yolo(tmp_path: Path, labels: dict[str, str], yaml_text: str = "val: i
     [
         # a line with a field missing
         ({"a.txt": "0 0.5 0.5 0.2 0.2\n0 0.5 0.5 0.2\n"}, ["a.txt line 2", "expected 5 fields", "got 4"]),
-        # a segmentation polygon in a detection set
-        ({"a.txt": "0 0.1 0.1 0.2 0.1 0.2 0.2\n"}, ["a.txt line 1", "got 7", "segment polygons are not read"]),
+        # a box with an extra field, and a polygon with a lone coordinate
+        ({"a.txt": "0 0.5 0.5 0.2 0.2 1\n"}, ["a.txt line 1", "or a class and 3 or more x y points", "got 6"]),
+        ({"a.txt": "0 0.1 0.1 0.2 0.1 0.2 0.2 0.3\n"}, ["a.txt line 1", "got 8"]),
+        # a segment polygon past the right edge, and one with no area (all points on a line)
+        ({"a.txt": "0 0.1 0.1 1.2 0.1 0.2 0.2\n"}, ["a.txt line 1", "polygon of 3 points is not inside the image"]),
+        ({"a.txt": "1 0.1 0.1 0.1 0.3 0.1 0.5\n"}, ["a.txt line 1", "or has no area"]),
         # a word instead of a number
         ({"a.txt": "0 0.5 half 0.2 0.2\n"}, ["a.txt line 1", "expected numbers", "'0 0.5 half 0.2 0.2'"]),
         # a class past names

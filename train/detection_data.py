@@ -6,7 +6,9 @@
   ``names`` (a list, or an ``{id: name}`` mapping). The labels of ``.../images/<split>/x.jpg``
   are in ``.../labels/<split>/x.txt`` (Ultralytics' rule: the last ``/images/`` becomes
   ``/labels/``, the suffix ``.txt``), one ``class cx cy w h`` line per object, normalized to
-  [0, 1]. An image without a label file, or with an empty one, is a background image.
+  [0, 1]; a segmentation set's ``class x1 y1 x2 y2 x3 y3 ...`` polygon lines are read as their
+  tight boxes, as Ultralytics reads them for detection. An image without a label file, or with
+  an empty one, is a background image.
 * **COCO** (COCO's own layout): a folder with ``annotations/instances_<split>.json`` and the
   images in ``<split>/`` (``instances_val2017.json`` -> ``val2017/``), or Roboflow's COCO export:
   ``<split>/_annotations.coco.json`` beside the images. Categories become class ids 0..C-1 in

@@ -138,7 +138,9 @@ def label_path(image: Path) -> Path:
 
 
 def _read_yolo_labels(path: Path, classes: int, problems: Problems) -> tuple[np.ndarray, np.ndarray]:
-    """Normalized cx, cy, w, h rows and class ids of one label file (an absent file: none)."""
+    """Normalized x1, y1, x2, y2 rows and class ids of one label file (an absent file: none). A
+    line is a box ``class cx cy w h`` or a segment polygon ``class x1 y1 x2 y2 x3 y3 ...``, read as
+    its tight box (Ultralytics trains detectors on segmentation sets the same way)."""
     rows, ids = [], []
     if not path.is_file():
         return np.zeros((0, 4)), np.zeros(0, np.int64)
@@ -152,21 +154,34 @@ def _read_yolo_labels(path: Path, classes: int, problems: Problems) -> tuple[np.
         where = f"{path} line {number}"
         if not fields:
             continue
-        if len(fields) != 5:
-            problems.add(f"{where}: expected 5 fields 'class cx cy w h'; got {len(fields)} "
-                         f"({'segment polygons are not read' if len(fields) > 5 else line.strip()!r})")
+        polygon = len(fields) >= 7 and len(fields) % 2 == 1  # class x1 y1 x2 y2 x3 y3 ...: Ultralytics' segments
+        if len(fields) != 5 and not polygon:
+            problems.add(f"{where}: expected 5 fields 'class cx cy w h' (or a class and 3 or more x y points of a "
+                         f"segment polygon); got {len(fields)}: {line.strip()[:80]!r}")
             continue
         try:
             values = [float(f) for f in fields]
         except ValueError:
-            problems.add(f"{where}: expected numbers 'class cx cy w h'; got {line.strip()!r}")
+            problems.add(f"{where}: expected numbers 'class cx cy w h'; got {line.strip()[:80]!r}")
             continue
-        c, cx, cy, w, h = values
+        c = values[0]
         if not c.is_integer() or not 0 <= c < classes:
             problems.add(f"{where}: class {fields[0]} is not a class id of names (0..{classes - 1})")
             continue
-        x1, y1, x2, y2 = cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2
         tol = NORMALIZED_TOLERANCE
+        if polygon:  # its tight box, as Ultralytics trains a detector on segment labels
+            xs, ys = np.array(values[1::2]), np.array(values[2::2])
+            x1, y1, x2, y2 = xs.min(), ys.min(), xs.max(), ys.max()
+            if not (np.isfinite(values).all() and x2 > x1 and y2 > y1 and min(x1, y1) >= -tol
+                    and max(x2, y2) <= 1 + tol):
+                problems.add(f"{where}: segment polygon of {len(xs)} points is not inside the image or has no "
+                             f"area; expected x, y within [0, 1] (normalized)")
+                continue
+            rows.append((x1, y1, x2, y2))
+            ids.append(int(c))
+            continue
+        _, cx, cy, w, h = values
+        x1, y1, x2, y2 = cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2
         if not (np.isfinite(values).all() and w > 0 and h > 0 and min(x1, y1) >= -tol and max(x2, y2) <= 1 + tol):
             problems.add(f"{where}: box cx={fields[1]} cy={fields[2]} w={fields[3]} h={fields[4]} is not inside the "
                          f"image; expected w, h > 0 and edges within [0, 1] (normalized)")
