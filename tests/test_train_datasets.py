@@ -183,3 +183,25 @@ def test_debian_limit_reads_the_first_images():
     few, _ = load_fashion_mnist("train", limit=3)
     more, _ = load_fashion_mnist("train", limit=10)
     assert np.array_equal(few, more[:3])
+
+
+@pytest.mark.parametrize("val_name", ["val", "valid", "validation"])
+def test_classifier_folder_splits_under_each_validation_name(tmp_path, val_name):
+    """An image-folder set with train/, a validation folder (Roboflow's folder export calls it
+    valid/) and test/: each split is read from its own folder, none held out of train."""
+    pytest.importorskip("tensorflow", reason="decoding image files needs TensorFlow")
+    import cv2
+
+    from train.classifier import load_classification_data
+    from train.options import TrainOptions
+
+    counts = {"train": 4, val_name: 2, "test": 3}
+    for split, n in counts.items():
+        for label in ("cat", "dog"):
+            for i in range(n):
+                path = tmp_path / split / label / f"{i}.png"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                assert cv2.imwrite(str(path), np.full((8, 8, 3), 40 * i, np.uint8))
+    data = load_classification_data(TrainOptions(data=str(tmp_path), out=tmp_path / "run", input_size=(8, 8)))
+    assert (len(data.x_train), len(data.x_val), len(data.x_test)) == (8, 4, 6)
+    assert list(data.labels) == ["cat", "dog"] and data.y_val.tolist() == [0, 0, 1, 1]

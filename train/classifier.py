@@ -6,7 +6,8 @@
     result.metrics["top1"]  # percent, on the held-out split
 
 DATA: a folder with one sub-folder of images per class (what ``image_dataset_from_directory``
-reads; with ``train/``, ``val/`` and ``test/`` sub-folders of that form, those splits are used), an
+reads; with ``train/``, ``val/`` (or ``valid/``, ``validation/``) and ``test/`` sub-folders of that
+form, those splits are used), an
 ``.npz`` with ``x`` and ``y`` (optional ``x_val``/``y_val``, ``x_test``/``y_test`` and ``labels``;
 uint8 pixels are scaled by 1/255, float values are taken as they are), or ``fashion-mnist``.
 Without a validation split, ``val_fraction`` of the training samples is held out (stratified).
@@ -121,16 +122,19 @@ def _from_npz(path: Path, options: TrainOptions) -> ClassificationData:
                               "test" if x_test is not None else "validation")
 
 
+VALIDATION_FOLDERS = ("val", "valid", "validation")  # "valid": Roboflow's folder export
+
+
 def _from_folder(path: Path, options: TrainOptions) -> ClassificationData:
     from convert.data import load_dataset
 
     size = options.input_size or DEFAULT_FOLDER_INPUT
     pre = Preprocess(kind="image", size=tuple(size), color="rgb", scale=1 / 255)
     shape = (*size, 3)
-    splits = {s: path / s for s in ("train", "val", "validation", "test") if (path / s).is_dir()}
+    splits = {s: path / s for s in ("train", *VALIDATION_FOLDERS, "test") if (path / s).is_dir()}
     if "train" in splits:
         train = load_dataset(splits["train"], shape, pre, limit=options.limit, seed=options.seed, what="training")
-        val_dir = splits.get("val") or splits.get("validation")
+        val_dir = next((splits[s] for s in VALIDATION_FOLDERS if s in splits), None)
         val = load_dataset(val_dir, shape, pre, what="validation") if val_dir else None
         test = load_dataset(splits["test"], shape, pre, what="test") if "test" in splits else None
     else:
