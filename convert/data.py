@@ -23,7 +23,15 @@ from typing import Any, Callable, Union
 
 import numpy as np
 
-from convert.data_files import AUDIO_SUFFIXES, IMAGE_SUFFIXES, from_folder, image_input  # noqa: F401  (re-exported)
+from convert.data_files import (  # noqa: F401  (AUDIO_SUFFIXES, IMAGE_SUFFIXES, image_input: re-exported)
+    AUDIO_SUFFIXES,
+    IMAGE_SUFFIXES,
+    choose_split,
+    from_folder,
+    image_input,
+    split_classes,
+    split_folders,
+)
 from convert.dataset import DataError, Dataset, Progress, subset_indices  # noqa: F401  (re-exported)
 from edge_runtime.metadata import Preprocess
 
@@ -63,7 +71,9 @@ def load_dataset(
       does) to ``input_shape``'s (height, width); a last dimension of 3 reads RGB, 1 (or an
       input shape of just (height, width)) reads grayscale. ``preprocess.color == "bgr"``
       reverses the channels, then ``preprocess.normalize`` scales the pixels (its per-channel
-      mean and std are in the model's channel order).
+      mean and std are in the model's channel order). A labeled folder may come in splits:
+      ``train/``, ``val/`` (or ``valid/``, ``validation/``) and ``test/``, each with one
+      sub-folder per class, numbered by the sorted class names of all splits together.
     * a folder of WAV files (PCM, 8/16/24/32-bit, read with the stdlib ``wave``): channels are
       averaged to mono, and a file whose rate differs from ``preprocess.sample_rate_hz`` is
       resampled to it with soxr (high quality, band-limited, as the speech app resamples; from
@@ -72,8 +82,8 @@ def load_dataset(
     * a ``.npy`` array, or an ``.npz`` archive with an array ``x``, an optional ``y`` of class
       indices and an optional ``labels`` array of names.
     * a YOLO ``data.yaml`` (or a folder holding one) or a COCO folder
-      (``annotations/instances_<split>.json``, or Roboflow's ``<split>/_annotations.coco.json``), read by :func:`train.detection_data.load_detection_set`
-      (which refuses malformed labels). Images are decoded by OpenCV and fitted with
+      (``annotations/instances_<split>.json``, or Roboflow's ``<split>/_annotations.coco.json``),
+      read by :func:`train.detection_data.load_detection_set` (which refuses malformed labels). Images are decoded by OpenCV and fitted with
       :func:`train.detection_data.fit_image`: ``preprocess.resize`` (stretch or letterbox with
       ``pad_value``) to ``input_shape``, then ``color`` and ``normalize``. ``y`` is None;
       :attr:`Dataset.detections` and :attr:`Dataset.geometries` carry the boxes for mAP.
@@ -85,8 +95,8 @@ def load_dataset(
       iterable of arrays, each one sample or a batch of samples (or ``[batch]``, as a TFLite
       representative dataset yields them).
 
-    ``split`` names the split of a detection set (matched literally, e.g. ``"val2017"``) or of
-    Fashion-MNIST (``"train"``/``"test"``); None picks the training split for calibration
+    ``split`` names the split of a detection set (matched literally, e.g. ``"val2017"``), of a
+    split image folder or of Fashion-MNIST (``"train"``/``"test"``); None picks the training split for calibration
     (``"train"``, or the one split starting with it, else as for evaluation) and the held-out one
     for evaluation (``"test"``, else ``"val"``). Other sources have no splits and refuse one.
 
@@ -117,6 +127,10 @@ def load_dataset(
         raise DataError(f"{where}: no such file or folder; expected {_WHAT_TO_PASS}")
     if _detection_format(path):  # before the folder rule: a YOLO folder holds images/ and labels/
         return _from_detection_set(path, shape, pre, limit, seed, split, what, where, progress)
+    if path.is_dir() and (splits := split_folders(path)):  # train/ val/ test/, each of class folders
+        chosen = choose_split(splits, split, what, where)
+        return from_folder(splits[chosen], shape, pre, limit, seed, f"{where} ({chosen}/)", progress,
+                           classes=split_classes(splits))
     _no_split(split, where)
     if path.is_dir():
         return from_folder(path, shape, pre, limit, seed, where, progress)

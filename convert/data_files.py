@@ -1,6 +1,12 @@
 """Folders of files as calibration or evaluation data: images (decoded by TensorFlow) or PCM WAV
 files, unlabeled (files directly inside) or labeled (one sub-folder per class), fitted to the
-model input by its :class:`~edge_runtime.metadata.Preprocess` recipe."""
+model input by its :class:`~edge_runtime.metadata.Preprocess` recipe.
+
+A labeled folder may also come in splits: ``train/``, ``val/`` (or ``valid/``, Roboflow's name,
+or ``validation/``) and ``test/``, each with one sub-folder per class (:func:`split_folders`).
+Class indices then follow the sorted class names of all splits together
+(:func:`split_classes`), so a split that lacks a class still numbers the others as the model
+trained on ``train/`` does."""
 from __future__ import annotations
 
 import math
@@ -14,21 +20,61 @@ from edge_runtime.metadata import Preprocess
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 AUDIO_SUFFIXES = (".wav",)
+VALIDATION_FOLDERS = ("val", "valid", "validation")
+SPLIT_NAMES = ("train", *VALIDATION_FOLDERS, "test")
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def split_folders(folder: Path) -> dict[str, Path]:
+    """{split: folder} of a folder laid out in splits (every sub-folder named in SPLIT_NAMES);
+    {} for any other folder. Each split is read as a folder of its own (class sub-folders, or
+    files directly inside for unlabeled data)."""
+    subs = _subfolders(folder)
+    if not subs or any(p.name not in SPLIT_NAMES for p in subs):
+        return {}
+    return {p.name: p for p in subs}
+
+
+def split_classes(splits: dict[str, Path]) -> tuple[str, ...]:
+    """The class names of every split together, sorted: index i is class i in each split."""
+    return tuple(sorted({c.name for folder in splits.values() for c in _subfolders(folder)}))
+
+
+def choose_split(splits: dict[str, Path], split: str | None, what: str, where: str) -> str:
+    """The split to read: ``split`` (``"val"`` also finds ``valid/`` or ``validation/``), else
+    ``train`` for calibration and training, ``test`` then the validation folder for evaluation."""
+    if split is not None:
+        wanted = VALIDATION_FOLDERS if split in VALIDATION_FOLDERS else (split,)
+        found = [s for s in wanted if s in splits]
+        if not found:
+            raise DataError(f"{where}: has no split {split!r}; its splits are {list(splits)}")
+        return found[0]
+    held_out = ("test", *VALIDATION_FOLDERS)
+    for name in (("train", *held_out) if what in ("calibration", "training") else held_out):
+        if name in splits:
+            return name
+    raise DataError(f"{where}: has only the splits {list(splits)}; expected test/ or val/ for {what} data, "
+                    f"or name the split to read")
 
 
 def _supported(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES + AUDIO_SUFFIXES
 
 
-def _scan(folder: Path, where: str) -> tuple[list[Path], list[int] | None, tuple[str, ...]]:
-    """(files, class index per file or None, labels) of a folder, in a fixed order."""
+def _scan(folder: Path, where: str, classes: tuple[str, ...] | None = None
+          ) -> tuple[list[Path], list[int] | None, tuple[str, ...]]:
+    """(files, class index per file or None, labels) of a folder, in a fixed order. ``classes``
+    (a split's: all the splits' names) numbers the class sub-folders instead of their own order."""
     entries = sorted(folder.iterdir())
     if not entries:
         raise DataError(f"{where}: the folder is empty; expected image or WAV files, directly inside "
                         f"(unlabeled) or in one sub-folder per class")
     top = [p for p in entries if _supported(p)]
-    classes = [p for p in entries if p.is_dir() and not p.name.startswith(".")]
-    per_class = [sorted(p for p in c.rglob("*") if _supported(p)) for c in classes]
+    classes_found = [p for p in entries if p.is_dir() and not p.name.startswith(".")]
+    per_class = [sorted(p for p in c.rglob("*") if _supported(p)) for c in classes_found]
     if top and any(per_class):
         raise DataError(f"{where}: holds {len(top)} files at its top level and more in sub-folders; expected "
                         f"either only files (unlabeled) or only class sub-folders (labeled)")
@@ -36,20 +82,21 @@ def _scan(folder: Path, where: str) -> tuple[list[Path], list[int] | None, tuple
         return top, None, ()
     if any(per_class):
         files = [f for group in per_class for f in group]
-        index = [i for i, group in enumerate(per_class) for _ in group]
-        return files, index, tuple(c.name for c in classes)
+        names = classes if classes is not None else tuple(c.name for c in classes_found)
+        index = [names.index(c.name) for c, group in zip(classes_found, per_class) for _ in group]
+        return files, index, names
     suffixes = sorted({p.suffix.lower() or "(none)" for p in folder.rglob("*") if p.is_file()})
     raise DataError(f"{where}: has no supported files (expected {', '.join(IMAGE_SUFFIXES + AUDIO_SUFFIXES)}); "
                     f"found files with suffixes {suffixes}")
 
 
 def from_folder(folder: Path, shape: tuple, pre: Preprocess, limit: int | None, seed: int, where: str,
-                 progress: Progress | None) -> Dataset:
+                progress: Progress | None, classes: tuple[str, ...] | None = None) -> Dataset:
     if (folder / "images").is_dir() and (folder / "labels").is_dir():
         raise DataError(f"{where}: holds images/ and labels/ as a YOLO data set does, but no data.yaml; write one "
                         f"naming the splits and classes (train: images/train, val: images/val, names: [...]) "
                         f"rather than reading images/ and labels/ as two classes")
-    files, index, labels = _scan(folder, where)
+    files, index, labels = _scan(folder, where, classes)
     audio = [f.suffix.lower() in AUDIO_SUFFIXES for f in files]
     if any(audio) and not all(audio):
         raise DataError(f"{where}: holds both images ({audio.count(False)}) and WAV files ({audio.count(True)}); "

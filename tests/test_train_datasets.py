@@ -205,3 +205,28 @@ def test_classifier_folder_splits_under_each_validation_name(tmp_path, val_name)
     data = load_classification_data(TrainOptions(data=str(tmp_path), out=tmp_path / "run", input_size=(8, 8)))
     assert (len(data.x_train), len(data.x_val), len(data.x_test)) == (8, 4, 6)
     assert list(data.labels) == ["cat", "dog"] and data.y_val.tolist() == [0, 0, 1, 1]
+
+
+def test_classifier_folder_splits_number_classes_across_splits_and_need_training_images(tmp_path):
+    """A test/ split without 'dog' keeps 'emu' at index 2, as the model trained on train/ numbers
+    it; a class whose folder is only in test/ has no training images and is refused."""
+    pytest.importorskip("tensorflow", reason="decoding image files needs TensorFlow")
+    import cv2
+
+    from train.classifier import load_classification_data
+    from train.options import TrainOptions
+
+    def write_set(root, layout):
+        for split, classes in layout.items():
+            for label, n in classes.items():
+                for i in range(n):
+                    path = root / split / label / f"{i}.png"
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    assert cv2.imwrite(str(path), np.full((8, 8, 3), 30 * i, np.uint8))
+        return TrainOptions(data=str(root), out=tmp_path / "run", input_size=(8, 8))
+
+    data = load_classification_data(write_set(tmp_path / "a", {"train": {"cat": 2, "dog": 2, "emu": 2},
+                                                                "test": {"cat": 1, "emu": 1}}))
+    assert list(data.labels) == ["cat", "dog", "emu"] and data.y_test.tolist() == [0, 2]
+    with pytest.raises(ValueError, match="class 'emu' has no training images; every class needs some"):
+        load_classification_data(write_set(tmp_path / "b", {"train": {"cat": 2, "dog": 2}, "test": {"emu": 1}}))

@@ -122,25 +122,28 @@ def _from_npz(path: Path, options: TrainOptions) -> ClassificationData:
                               "test" if x_test is not None else "validation")
 
 
-VALIDATION_FOLDERS = ("val", "valid", "validation")  # "valid": Roboflow's folder export
-
-
 def _from_folder(path: Path, options: TrainOptions) -> ClassificationData:
     from convert.data import load_dataset
+    from convert.data_files import VALIDATION_FOLDERS, split_folders
 
     size = options.input_size or DEFAULT_FOLDER_INPUT
     pre = Preprocess(kind="image", size=tuple(size), color="rgb", scale=1 / 255)
     shape = (*size, 3)
-    splits = {s: path / s for s in ("train", *VALIDATION_FOLDERS, "test") if (path / s).is_dir()}
+    splits = split_folders(path)  # train/ val/ test/ of class folders, numbered by all their classes
     if "train" in splits:
-        train = load_dataset(splits["train"], shape, pre, limit=options.limit, seed=options.seed, what="training")
-        val_dir = next((splits[s] for s in VALIDATION_FOLDERS if s in splits), None)
-        val = load_dataset(val_dir, shape, pre, what="validation") if val_dir else None
-        test = load_dataset(splits["test"], shape, pre, what="test") if "test" in splits else None
+        train = load_dataset(path, shape, pre, limit=options.limit, seed=options.seed, what="training", split="train")
+        val_name = next((s for s in VALIDATION_FOLDERS if s in splits), None)
+        val = load_dataset(path, shape, pre, what="validation", split=val_name) if val_name else None
+        test = load_dataset(path, shape, pre, what="test", split="test") if "test" in splits else None
     else:
         train, val, test = load_dataset(path, shape, pre, limit=options.limit, seed=options.seed, what="training"), None, None
     if train.y is None:
         raise ValueError(f"--data {path}: the images need one sub-folder per class (the folder name is the label)")
+    missing = [name for i, name in enumerate(train.labels) if not np.any(train.y == i)]
+    if missing:  # an empty class folder, one that only another split has, or one --limit drew nothing from
+        drawn = f" among the {options.limit} that --limit drew" if options.limit else ""
+        raise ValueError(f"--data {path}: class {missing[0]!r} has no training images{drawn}; every class "
+                         f"needs some (a class folder only in val/ or test/, or an empty one, has none)")
     x_train, y_train = train.x, train.y
     if val is None:
         keep, held = _holdout(y_train, options.val_fraction, options.seed)
