@@ -153,7 +153,7 @@ def load_dataset(
 def _no_split(split: str | None, where: str):
     if split is not None:
         raise DataError(f"{where}: has no splits, so split={split!r} cannot be chosen; splits exist in YOLO and "
-                        f"COCO detection sets and '{FASHION_MNIST}'")
+                        f"COCO detection sets, image folders in train/ val/ test/, and '{FASHION_MNIST}'")
 
 
 def _detection_format(path: Path) -> str | None:

@@ -29,13 +29,20 @@ def _subfolders(folder: Path) -> list[Path]:
 
 
 def split_folders(folder: Path) -> dict[str, Path]:
-    """{split: folder} of a folder laid out in splits (every sub-folder named in SPLIT_NAMES);
-    {} for any other folder. Each split is read as a folder of its own (class sub-folders, or
-    files directly inside for unlabeled data)."""
+    """{split: folder} of a folder laid out in splits (a sub-folder named in SPLIT_NAMES); {} for
+    any other folder. Each split is read as a folder of its own (class sub-folders, or files
+    directly inside for unlabeled data). Other sub-folders, or image or WAV files beside the
+    splits, are an error: read as classes they would silently turn the split names into labels."""
     subs = _subfolders(folder)
-    if not subs or any(p.name not in SPLIT_NAMES for p in subs):
+    splits = {p.name: p for p in subs if p.name in SPLIT_NAMES}
+    if not splits:
         return {}
-    return {p.name: p for p in subs}
+    others = [p.name for p in subs if p.name not in SPLIT_NAMES] + [p.name for p in folder.iterdir() if _supported(p)]
+    if others:
+        raise DataError(f"{folder}: holds the splits {', '.join(s + '/' for s in splits)} and also {sorted(others)[:5]}; "
+                        f"expected only train/, val/ (or valid/, validation/) and test/ there (move the rest out, "
+                        f"or pass one split's folder)")
+    return splits
 
 
 def split_classes(splits: dict[str, Path]) -> tuple[str, ...]:
@@ -54,10 +61,10 @@ def choose_split(splits: dict[str, Path], split: str | None, what: str, where: s
         return found[0]
     held_out = ("test", *VALIDATION_FOLDERS)
     for name in (("train", *held_out) if what in ("calibration", "training") else held_out):
-        if name in splits:
+        if name in splits and any(p.is_file() for p in splits[name].rglob("*")):  # an empty split is passed over
             return name
-    raise DataError(f"{where}: has only the splits {list(splits)}; expected test/ or val/ for {what} data, "
-                    f"or name the split to read")
+    raise DataError(f"{where}: has the splits {list(splits)}, none of them with files for {what} data; expected "
+                    f"files in test/ or val/ (or valid/, validation/), or name the split to read")
 
 
 def _supported(path: Path) -> bool:

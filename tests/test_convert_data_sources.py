@@ -320,5 +320,9 @@ def test_split_image_folders_pick_the_split_and_number_classes_across_splits(tmp
     with pytest.raises(DataError, match=r"set: has no split 'dev'; its splits are \['test', 'train', 'valid'\]"):
         load_dataset(root, (4, 6, 1), split="dev")
     only_train = split_image_folder(tmp_path / "t", {"train": {"cat": 1}})
-    with pytest.raises(DataError, match=r"has only the splits \['train'\]; expected test/ or val/ for evaluation"):
+    (only_train / "test" / "cat").mkdir(parents=True)  # an empty split is passed over
+    with pytest.raises(DataError, match=r"has the splits \['test', 'train'\], none of them with files for evaluation"):
         load_dataset(only_train, (4, 6, 1), what="evaluation")
+    (root / "__MACOSX").mkdir()  # anything else beside the splits would become a class: refused
+    with pytest.raises(DataError, match=r"set: holds the splits test/, train/, valid/ and also \['__MACOSX'\]"):
+        load_dataset(root, (4, 6, 1))

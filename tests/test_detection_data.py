@@ -316,25 +316,32 @@ def test_coco_folder(tmp_path):
 
 def test_roboflow_coco_export(tmp_path):
     """Roboflow's COCO export: <split>/_annotations.coco.json beside the images, and a category
-    id 0 named after the project that only groups the real classes (supercategory) and labels
-    nothing: it is left out, so the classes are the two real ones. COCO's own 'person' category,
-    its own supercategory, stays."""
-    categories = [{"id": 0, "name": "pets", "supercategory": "none"},
-                  {"id": 1, "name": "cat", "supercategory": "pets"},
-                  {"id": 2, "name": "dog", "supercategory": "pets"},
-                  {"id": 3, "name": "person", "supercategory": "person"}]
+    id 0 named after the project, the supercategory of every real class, that labels nothing: it
+    is left out, so the classes are the real ones. A grouping category that does label objects,
+    or one that groups only some of the classes, stays a class."""
+    pets = [{"id": 0, "name": "pets", "supercategory": "none"},
+            {"id": 1, "name": "cat", "supercategory": "pets"},
+            {"id": 2, "name": "dog", "supercategory": "pets"}]
     images = [{"id": 0, "file_name": "a_jpg.rf.123.png", "width": W, "height": H}]
-    for split in ("train", "valid"):
-        png(tmp_path / split / images[0]["file_name"], picture(0))
-        annotations = [{"id": 0, "image_id": 0, "category_id": 2, "bbox": [10, 5, 20, 30], "iscrowd": 0},
-                       {"id": 1, "image_id": 0, "category_id": 3, "bbox": [0, 0, 5, 5], "iscrowd": 0}]
-        data = {"images": images, "annotations": annotations, "categories": categories}
-        (tmp_path / split / "_annotations.coco.json").write_text(json.dumps(data))
-    assert detection_splits(tmp_path) == ("train", "valid")
-    ds = load_detection_set(tmp_path)  # no test split: the one split starting with 'val'
-    assert (ds.split, ds.format, ds.names) == ("valid", "coco", ("cat", "dog", "person"))
-    assert ds.classes[0].tolist() == [1, 2] and np.allclose(ds.boxes[0][0], [10, 5, 30, 35])
-    assert ds.source == str(tmp_path) and ds.images[0] == tmp_path / "valid" / "a_jpg.rf.123.png"
+    box = {"id": 0, "image_id": 0, "category_id": 2, "bbox": [10, 5, 20, 30], "iscrowd": 0}
+
+    def write(root, categories, annotations):
+        for split in ("train", "valid"):
+            png(root / split / images[0]["file_name"], picture(0))
+            data = {"images": images, "annotations": annotations, "categories": categories}
+            (root / split / "_annotations.coco.json").write_text(json.dumps(data))
+        return root
+
+    root = write(tmp_path / "a", pets, [box])
+    assert detection_format(root) == "coco" and detection_splits(root) == ("train", "valid")
+    ds = load_detection_set(root)  # no test split: the one split starting with 'val'
+    assert (ds.split, ds.format, ds.names) == ("valid", "coco", ("cat", "dog"))
+    assert ds.classes[0].tolist() == [1] and np.allclose(ds.boxes[0][0], [10, 5, 30, 35])
+    assert ds.source == str(root) and ds.images[0] == root / "valid" / "a_jpg.rf.123.png"
+    used = write(tmp_path / "b", pets, [box, {**box, "id": 1, "category_id": 0}])  # 'pets' labels an object
+    assert load_detection_set(used).names == ("pets", "cat", "dog")
+    partial = write(tmp_path / "c", pets + [{"id": 3, "name": "person", "supercategory": "person"}], [box])
+    assert load_detection_set(partial).names == ("pets", "cat", "dog", "person")  # 'pets' groups only two
 
 
 @pytest.mark.parametrize(
@@ -460,3 +467,18 @@ def test_fit_image_orders_and_normalizes_channels():
     assert np.allclose(x[0, 0], [-1, -2, -3])  # the padding is normalized too
     with pytest.raises(ValueError, match=r"RGB uint8 image \[height, width, 3\], got float64\(4, 4\)"):
         fit_image(np.zeros((4, 4)), Preprocess(kind="image", size=(8, 8)))
+
+
+def test_detector_refuses_splits_that_name_other_classes_before_training(tmp_path):
+    """COCO splits each carry their own categories: a validation file whose classes differ from
+    the training file's would number the boxes differently, so training stops before it starts."""
+    pytest.importorskip("keras", reason="the detector recipe needs Keras")
+    from train.detector import train_detector
+    from train.options import TrainOptions
+
+    coco_set(tmp_path / "set", GOOD[:1], split="train2017")
+    coco_set(tmp_path / "set", [], split="val2017", categories=[{"id": 18, "name": "dog"}])
+    with pytest.raises(ValueError, match=r"split 'val2017' has the classes \['dog'\] but 'train2017' has "
+                                         r"\['person', 'dog'\]; expected the same classes in every split"):
+        train_detector(TrainOptions(data=str(tmp_path / "set"), out=tmp_path / "run", epochs=1), progress=lambda *a: None)
+    assert not (tmp_path / "run").exists()  # nothing written

@@ -199,10 +199,10 @@ def test_classifier_folder_splits_under_each_validation_name(tmp_path, val_name)
     for split, n in counts.items():
         for label in ("cat", "dog"):
             for i in range(n):
-                path = tmp_path / split / label / f"{i}.png"
+                path = tmp_path / "set" / split / label / f"{i}.png"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 assert cv2.imwrite(str(path), np.full((8, 8, 3), 40 * i, np.uint8))
-    data = load_classification_data(TrainOptions(data=str(tmp_path), out=tmp_path / "run", input_size=(8, 8)))
+    data = load_classification_data(TrainOptions(data=str(tmp_path / "set"), out=tmp_path / "run", input_size=(8, 8)))
     assert (len(data.x_train), len(data.x_val), len(data.x_test)) == (8, 4, 6)
     assert list(data.labels) == ["cat", "dog"] and data.y_val.tolist() == [0, 0, 1, 1]
 
@@ -230,3 +230,5 @@ def test_classifier_folder_splits_number_classes_across_splits_and_need_training
     assert list(data.labels) == ["cat", "dog", "emu"] and data.y_test.tolist() == [0, 2]
     with pytest.raises(ValueError, match="class 'emu' has no training images; every class needs some"):
         load_classification_data(write_set(tmp_path / "b", {"train": {"cat": 2, "dog": 2}, "test": {"emu": 1}}))
+    with pytest.raises(ValueError, match=r"has the splits \['test', 'val'\] but no train/"):
+        load_classification_data(write_set(tmp_path / "c", {"val": {"cat": 1}, "test": {"cat": 1}}))

@@ -135,6 +135,9 @@ def _from_folder(path: Path, options: TrainOptions) -> ClassificationData:
         val_name = next((s for s in VALIDATION_FOLDERS if s in splits), None)
         val = load_dataset(path, shape, pre, what="validation", split=val_name) if val_name else None
         test = load_dataset(path, shape, pre, what="test", split="test") if "test" in splits else None
+    elif splits:
+        raise ValueError(f"--data {path}: has the splits {list(splits)} but no train/; expected train/ with one "
+                         f"sub-folder per class")
     else:
         train, val, test = load_dataset(path, shape, pre, limit=options.limit, seed=options.seed, what="training"), None, None
     if train.y is None:

@@ -246,12 +246,15 @@ def coco_splits(folder: Path) -> tuple[str, ...]:
 
 
 def _grouping_categories(data: dict, categories: dict[int, str]) -> set[int]:
-    """Ids of categories that only group others: named as another category's supercategory and
-    used by no annotation. Roboflow's COCO exports add one (id 0, the project's name) above the
-    real classes; as a class it would be one the model is asked to learn and never shown."""
-    groups = {cat.get("supercategory") for cat in data["categories"] if cat.get("name") != cat.get("supercategory")}
-    used = {ann.get("category_id") for ann in data["annotations"] if isinstance(ann, dict)}
-    return {cat_id for cat_id, name in categories.items() if name in groups and cat_id not in used}
+    """Ids of a category that only groups the others, as Roboflow's COCO exports add one (id 0,
+    the project's name): the ``supercategory`` of every other category, and used by no
+    annotation. As a class it would be one the model is asked to learn and never shown."""
+    supers = {cat["id"]: cat.get("supercategory") for cat in data["categories"]}
+    used = {ann.get("category_id") for ann in data["annotations"]
+            if isinstance(ann, dict) and _whole(ann.get("category_id"))}
+    groups = {cat_id for cat_id, name in categories.items()
+              if cat_id not in used and all(supers[other] == name for other in categories if other != cat_id)}
+    return groups if len(groups) == 1 else set()
 
 
 def _whole(value) -> bool:

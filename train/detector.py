@@ -176,6 +176,12 @@ def train_detector(options: TrainOptions, progress=print) -> TrainResult:
         order = np.random.default_rng(options.seed).permutation(len(train_set))
         cut = max(1, int(round(len(train_set) * options.val_fraction)))
         val_set, train_set = train_set.subset(sorted(order[:cut])), train_set.subset(sorted(order[cut:]))
+    test_set = load_detection_set(options.data, test_split) if test_split else None
+    for other in (val_set, test_set):  # COCO splits name their classes each in its own file
+        if other is not None and other.names != train_set.names:
+            raise ValueError(f"{options.data}: split {other.split!r} has the classes {list(other.names)} but "
+                             f"{train_set.split!r} has {list(train_set.names)}; expected the same classes in "
+                             f"every split, in the same order")
     size = options.input_size or DEFAULT_INPUT
     spec = DetectorSpec(size, len(train_set.names), options.width, options.head)
     meta = detector_metadata(train_set.names, size, options.head)
@@ -215,7 +221,7 @@ def train_detector(options: TrainOptions, progress=print) -> TrainResult:
                   epochs=options.epochs, verbose=options.verbose)
     history = fit.read_history(options)
     epochs_run = len(next(iter(history.values()), [])) or options.epochs
-    final_set = load_detection_set(options.data, test_split) if test_split else val_set
+    final_set = test_set if test_set is not None else val_set
     final_fit = fitted_val if final_set is val_set else FittedImages(final_set, pre)
     outputs = model.predict(np.stack([pre.normalize(i) for i in final_fit.images]), batch_size=options.batch_size,
                             verbose=0)
