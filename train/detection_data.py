@@ -12,8 +12,8 @@
 * **COCO** (COCO's own layout): a folder with ``annotations/instances_<split>.json`` and the
   images in ``<split>/`` (``instances_val2017.json`` -> ``val2017/``), or Roboflow's COCO export:
   ``<split>/_annotations.coco.json`` beside the images. Categories become class ids 0..C-1 in
-  sorted category-id order, leaving out a category that only groups others (named as another's
-  ``supercategory`` and used by no annotation: Roboflow's id 0). ``iscrowd`` regions are kept apart from the boxes
+  sorted category-id order, leaving out a category that only groups the others (the
+  ``supercategory`` of every other category, used by no annotation: Roboflow's id 0). ``iscrowd`` regions are kept apart from the boxes
   (they are not objects to learn) and go back into :meth:`DetectionSet.to_coco` as crowd
   regions, so mAP treats them as COCO's own evaluation does.
 
