@@ -382,8 +382,20 @@ def test_coco_missing_image_and_folder(tmp_path):
     (tmp_path / "c" / "annotations").mkdir(parents=True)
     empty = {"images": [], "annotations": [], "categories": []}
     (tmp_path / "c" / "annotations" / "instances_val.json").write_text(json.dumps(empty))
-    with pytest.raises(DetectionDataError, match="but no image folder val/"):
+    with pytest.raises(DetectionDataError, match=r"but no image folder for split 'val'; expected its images in "
+                                                 r"val/, images/val/, images/"):
         load_detection_set(tmp_path / "c")
+
+
+@pytest.mark.parametrize("images_in", ["images/val2017", "images"])
+def test_coco_images_where_cvat_and_datumaro_put_them(tmp_path, images_in):
+    """CVAT's and Datumaro's COCO exports keep annotations/instances_<split>.json but put the
+    images in images/<split>/, or (one split, CVAT's 'default') in images/."""
+    coco_set(tmp_path / "set", GOOD)
+    (tmp_path / "set" / images_in).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "set" / "val2017").rename(tmp_path / "set" / images_in)
+    ds = load_detection_set(tmp_path / "set")
+    assert ds.images[0] == tmp_path / "set" / images_in / "a.png" and ds.num_boxes == 3
 
 
 # ---------------------------------------------------------------------------------------------

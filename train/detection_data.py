@@ -10,7 +10,8 @@
   tight boxes, as Ultralytics reads them for detection. An image without a label file, or with
   an empty one, is a background image.
 * **COCO** (COCO's own layout): a folder with ``annotations/instances_<split>.json`` and the
-  images in ``<split>/`` (``instances_val2017.json`` -> ``val2017/``), or Roboflow's COCO export:
+  images in ``<split>/`` (``instances_val2017.json`` -> ``val2017/``; CVAT's and Datumaro's
+  exports: ``images/<split>/`` or ``images/``), or Roboflow's COCO export:
   ``<split>/_annotations.coco.json`` beside the images. Categories become class ids 0..C-1 in
   sorted category-id order, leaving out a category that only groups the others (the
   ``supercategory`` of every other category, used by no annotation: Roboflow's id 0). ``iscrowd`` regions are kept apart from the boxes

@@ -265,7 +265,11 @@ def load_coco(folder: Path, split: str | None, prefer: Sequence[str]) -> Detecti
     files = coco_files(folder)
     split = choose_split(tuple(files), split, prefer, str(folder))
     ann_file = files[split]
-    image_dir = folder / split
+    # COCO's own layout puts a split's images in <split>/; CVAT and Datumaro exports use
+    # images/<split>/, and single-split exports (CVAT's 'default') images/
+    candidates = [ann_file.parent] if ann_file.name == ROBOFLOW_COCO else [
+        folder / split, folder / "images" / split, folder / "images"]
+    image_dir = next((d for d in candidates if d.is_dir()), candidates[0])
     try:
         data = json.loads(ann_file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
@@ -275,8 +279,9 @@ def load_coco(folder: Path, split: str | None, prefer: Sequence[str]) -> Detecti
         raise DetectionDataError(f"{ann_file}: expected a COCO object with lists 'images', 'annotations' and "
                                  f"'categories'")
     if not image_dir.is_dir():
-        raise DetectionDataError(f"{folder}: has {ann_file.name} but no image folder {split}/; expected the images "
-                                 f"of split {split!r} in {image_dir}")
+        tried = ", ".join(f"{d.relative_to(folder)}/" for d in candidates)
+        raise DetectionDataError(f"{folder}: has {ann_file.name} but no image folder for split {split!r}; expected "
+                                 f"its images in {tried}")
     categories = {}
     for cat in data["categories"]:
         if not (isinstance(cat, dict) and _whole(cat.get("id")) and isinstance(cat.get("name"), str)):
