@@ -1,6 +1,6 @@
-"""Real media files written byte by byte for the data-loading tests: PNG, BMP and GIF encoded
-by hand, JPEG with TensorFlow, WAV with the stdlib (PCM of any width, and an IEEE-float one the
-loader refuses)."""
+"""Real media files for the data-loading tests: PNG, BMP and GIF encoded by hand, JPEG with
+TensorFlow, WAV with the stdlib (PCM of any width, and an IEEE-float one the loader refuses),
+and random pictures written as PNG by OpenCV (:func:`picture`, :func:`png`)."""
 from __future__ import annotations
 
 import struct
@@ -93,3 +93,20 @@ def float_wav_bytes(samples: np.ndarray, rate_hz: int) -> bytes:
     fmt = struct.pack("<HHIIHH", 3, 1, rate_hz, rate_hz * 4, 4, 32)
     return (b"RIFF" + struct.pack("<I", 4 + 8 + len(fmt) + 8 + len(data)) + b"WAVE" + b"fmt "
             + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data)
+
+
+H, W = 40, 60  # the size of a picture() unless told
+
+
+def picture(seed: int, height: int = H, width: int = W) -> np.ndarray:
+    """Random RGB pixels, the same for the same seed."""
+    return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+def png(path: Path, rgb: np.ndarray) -> Path:
+    """``rgb`` written as a PNG by OpenCV (lossless: it reads back as the very pixels)."""
+    import cv2
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    return path

@@ -1,5 +1,6 @@
-"""Decoders of every layout, run through the real runtime on tiny models built here that emit
-known boxes, and checked after decoding, in pixels of the original frame."""
+"""Decoders of every layout, run through the real runtime on tiny models that emit known boxes
+(tests/camera_models.py), and checked after decoding, in pixels of the original frame. Other
+exporters' metadata (Ultralytics) is in test_camera_exporter_metadata.py."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,49 +8,8 @@ import pytest
 
 from apps.camera.decoders import DecoderError, make_decoder, recognize
 from apps.camera.detector import Detector
-from edge_runtime.metadata import ModelMetadata, Preprocess
-
-onnx = pytest.importorskip("onnx", reason="building the test models needs the onnx package")
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
-
-
-def constant_model(path, outputs: dict[str, np.ndarray], input_shape=(1, 64, 96, 3), metadata=None, props=None,
-                   output_shapes=None):
-    """An ONNX model whose outputs are the given constants (plus 0 x the input's mean, so the
-    input is really read): a detector that always 'sees' the same boxes. ``output_shapes``
-    declares other output shapes than the constants' (names for open dimensions)."""
-    nodes = [helper.make_node("ReduceMean", ["image"], ["mean"], keepdims=0),
-             helper.make_node("Mul", ["mean", "zero"], ["nothing"])]
-    inits = [numpy_helper.from_array(np.zeros((), np.float32), "zero")]
-    outs = []
-    for i, (name, value) in enumerate(outputs.items()):
-        inits.append(numpy_helper.from_array(value.astype(np.float32), f"const{i}"))
-        nodes.append(helper.make_node("Add", [f"const{i}", "nothing"], [name]))
-        declared = (output_shapes or {}).get(name, value.shape)
-        outs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, list(declared)))
-    graph = helper.make_graph(nodes, "constant", [helper.make_tensor_value_info("image", TensorProto.FLOAT,
-                                                                                list(input_shape))], outs, inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    if metadata is not None or props:
-        helper.set_model_props(model, {**({"edgepilot": metadata.to_json()} if metadata is not None else {}),
-                                       **(props or {})})
-    onnx.checker.check_model(model)
-    path.write_bytes(model.SerializeToString())
-    return path
-
-
-def meta(resize="letterbox", decoder="edgepilot", labels=("person", "car", "dog"), size=(64, 96)):
-    return ModelMetadata(task="detection", labels=labels,
-                         preprocess=Preprocess(kind="image", size=size, color="rgb", scale=1 / 255, resize=resize),
-                         thresholds={"score": 0.3, "iou": 0.5}, extra={"decoder": decoder})
-
-
-FRAME = np.full((150, 400, 3), 90, np.uint8)  # h=150, w=400: letterboxed into 64x96 leaves bands top and bottom
-# Boxes in pixels of FRAME, what the model should report after decoding.
-TRUTH = np.array([[20, 10, 120, 140], [200, 30, 260, 90], [300, 100, 390, 148]], np.float64)
-CLASSES = np.array([0, 1, 2])
-SCORES = np.array([0.9, 0.8, 0.7])
+from camera_models import CLASSES, FRAME, SCORES, TRUTH, constant_model, end2end_rows, meta, yolo_raw
+from edge_runtime.metadata import Preprocess
 
 
 def _edgepilot_outputs(resize, extra_rows=True):
@@ -127,31 +87,10 @@ def test_edgepilot_layout_with_four_classes_needs_names():
         make_decoder("edgepilot", [("a", (1, 10, 4)), ("b", (1, 10, 4))], None)
 
 
-def _yolo_raw(normalized: bool, objectness: bool):
-    """TRUTH boxes as YOLO predicts them (cx, cy, w, h in input pixels or fractions) among 40 anchors."""
-    geometry = Preprocess(kind="image", size=(64, 96), resize="letterbox").geometry(*FRAME.shape[:2])
-    b = geometry.to_input(TRUTH)
-    cxcywh = np.concatenate([(b[:, :2] + b[:, 2:]) / 2, b[:, 2:] - b[:, :2]], axis=1)
-    if normalized:
-        cxcywh = cxcywh / [96, 64, 96, 64]
-    rows = np.zeros((40, 4 + int(objectness) + 3))
-    rows[:, :4] = cxcywh[0]  # background anchors: low scores
-    rows[:, 4:] = 0.05
-    for i, (box, c, s) in enumerate(zip(cxcywh, CLASSES, SCORES)):
-        rows[5 * i, :4] = box
-        rows[5 * i, 4:] = 0.01
-        if objectness:
-            rows[5 * i, 4] = s
-            rows[5 * i, 5 + c] = 1.0
-        else:
-            rows[5 * i, 4 + c] = s
-    return rows[None] if objectness else rows.T[None]
-
-
 @pytest.mark.parametrize("normalized", [False, True], ids=["pixels", "fractions"])
 @pytest.mark.parametrize("objectness", [False, True], ids=["v8", "v5"])
 def test_yolo_layouts(tmp_path, normalized, objectness):
-    raw = _yolo_raw(normalized, objectness)
+    raw = yolo_raw(normalized, objectness)
     path = constant_model(tmp_path / "yolo.onnx", {"output0": raw}, metadata=meta(decoder="yolo"))
     det = Detector(path, decoder="auto", score=0.25)
     assert det.decoder_name == ("yolov5" if objectness else "yolov8")
@@ -165,7 +104,7 @@ def test_yolo_layouts(tmp_path, normalized, objectness):
 
 def test_yolo_without_metadata_on_an_nchw_input(tmp_path):
     """No metadata: YOLO's own recipe (letterbox, RGB / 255) and labels left empty (null)."""
-    path = constant_model(tmp_path / "yolo.onnx", {"output0": _yolo_raw(False, False)}, input_shape=(1, 3, 64, 96))
+    path = constant_model(tmp_path / "yolo.onnx", {"output0": yolo_raw(False, False)}, input_shape=(1, 3, 64, 96))
     det = Detector(path)
     assert (det.decoder_name, det.resize, det.preprocess_source) == ("yolov8", "letterbox", "default for yolo")
     dets = det.detect(FRAME)
@@ -210,24 +149,9 @@ def test_ssd_postprocessed_layout(tmp_path, names):
     assert later.class_ids.tolist() == [0, 1]
 
 
-def _end2end_rows(normalized: bool, rows: int = 300) -> np.ndarray:
-    """TRUTH as an end-to-end YOLO head reports it: x1, y1, x2, y2, score, class per row, best
-    first, then rows under any threshold (Ultralytics pads to max_det rows)."""
-    geometry = Preprocess(kind="image", size=(64, 96), resize="letterbox").geometry(*FRAME.shape[:2])
-    xyxy = geometry.to_input(TRUTH)
-    if normalized:
-        xyxy = xyxy / [96, 64, 96, 64]
-    out = np.zeros((rows, 6))
-    out[:3, :4], out[:3, 4], out[:3, 5] = xyxy, SCORES, CLASSES
-    # a box overlapping the first, same class: the model already chose to keep it, so no NMS removes it
-    out[3, :4], out[3, 4], out[3, 5] = xyxy[0] * 1.01, 0.6, 0
-    out[4, :4], out[4, 4], out[4, 5] = xyxy[1], 0.1, 2  # under the threshold
-    return out[None]
-
-
 @pytest.mark.parametrize("normalized", [False, True], ids=["pixels", "fractions"])
 def test_yolo_end2end_layout_yolov10_yolo26_and_nms_exports(tmp_path, normalized):
-    path = constant_model(tmp_path / "yolo26.onnx", {"output0": _end2end_rows(normalized)})
+    path = constant_model(tmp_path / "yolo26.onnx", {"output0": end2end_rows(normalized)})
     det = Detector(path, score=0.25, iou=0.1)
     assert det.decoder_name == "yolo-end2end" and det.preprocess_source == "default for yolo"
     dets = det.detect(FRAME)
@@ -255,7 +179,7 @@ def test_one_class_yolov5_is_told_from_end2end_by_the_anchor_count():
 
 
 def test_end2end_rows_without_class_ids_are_an_error_naming_the_output(tmp_path):
-    rows = _end2end_rows(False)
+    rows = end2end_rows(False)
     rows[0, :3, 5] = [0.37, 0.52, 0.91]  # class probabilities, not ids: not this layout
     path = constant_model(tmp_path / "not_e2e.onnx", {"output0": rows})
     det = Detector(path, decoder="yolo-end2end")
@@ -263,141 +187,6 @@ def test_end2end_rows_without_class_ids_are_an_error_naming_the_output(tmp_path)
         det.detect(FRAME)
     message = str(info.value)
     assert str(path) in message and "output0" in message and "--decoder yolov5" in message and "\n" not in message
-
-
-ULTRALYTICS_PROPS = {"author": "Ultralytics", "task": "detect", "stride": "32", "batch": "1", "imgsz": "[64, 96]",
-                     "names": "{0: 'person', 1: 'car', 2: 'dog'}"}
-
-
-def test_ultralytics_onnx_export_labels_boxes_from_its_metadata(tmp_path):
-    """An Ultralytics ONNX export stores names and task as str() of Python values in metadata_props."""
-    path = constant_model(tmp_path / "yolo11n.onnx", {"output0": _yolo_raw(False, False)}, input_shape=(1, 3, 64, 96),
-                          props=ULTRALYTICS_PROPS)
-    det = Detector(path)
-    assert (det.decoder_name, det.labels, det.preprocess_source) == ("yolov8", ("person", "car", "dog"),
-                                                                     "ultralytics metadata")
-    assert det.resize == "letterbox" and det.preprocess.scale == 1 / 255 and det.preprocess.color == "rgb"
-    dets = det.detect(FRAME)
-    assert sorted(dets.labels) == ["car", "dog", "person"]
-
-
-@pytest.mark.parametrize("props", [{"end2end": "True"}, {"args": "{'batch': 1, 'nms': True, 'imgsz': [64, 96]}"}],
-                         ids=["end2end", "nms-export"])
-def test_ultralytics_metadata_says_end_to_end(tmp_path, props):
-    path = constant_model(tmp_path / "yolo26n.onnx", {"output0": _end2end_rows(False, rows=378)},
-                          props={**ULTRALYTICS_PROPS, **props})  # 378 rows: YOLOv5's count for 64x96, yet end-to-end
-    det = Detector(path)
-    assert det.decoder_name == "yolo-end2end" and det.labels == ("person", "car", "dog")
-    assert det.detect(FRAME).labels == ("person", "car", "dog", "person")
-
-
-def test_dynamic_ultralytics_export_takes_its_size_from_imgsz(tmp_path):
-    """``export(dynamic=True)`` leaves batch, height, width and the anchor count open; the input
-    size is then Ultralytics' imgsz, and the output shapes those of a run at that size."""
-    path = constant_model(tmp_path / "yolo11n_dynamic.onnx", {"output0": _yolo_raw(False, False)},
-                          input_shape=("batch", 3, "height", "width"), props=ULTRALYTICS_PROPS,
-                          output_shapes={"output0": ("batch", 7, "anchors")})
-    det = Detector(path)
-    assert det.input_size == (64, 96) and det.decoder_name == "yolov8" and det.labels == ("person", "car", "dog")
-    dets = det.detect(FRAME)
-    i = np.argsort(-dets.scores)
-    np.testing.assert_allclose(dets.xyxy[i], TRUTH, atol=2e-3)
-    assert [dets.labels[j] for j in i] == ["person", "car", "dog"]  # CLASSES 0, 1, 2 in score order
-    # without a size anywhere, a one-line error names the input and what would fix it
-    bare = constant_model(tmp_path / "bare_dynamic.onnx", {"output0": _yolo_raw(False, False)},
-                          input_shape=("batch", 3, "height", "width"), output_shapes={"output0": ("batch", 7, "anchors")})
-    with pytest.raises(ValueError, match=r"bare_dynamic.onnx: model input 'image' has shape \[-1, 3, -1, -1\].*imgsz"):
-        Detector(bare)
-
-
-@pytest.mark.parametrize("imgsz", ["[64, 96]", "64"], ids=["list", "int"])
-def test_dynamic_nhwc_input_sized_by_metadata(tmp_path, imgsz):
-    """A dynamic NHWC input (the layout TFLite files use) takes its size from edgepilot's
-    preprocess size, or from Ultralytics' imgsz, a list or one number for a square."""
-    dims = (-1, -1, -1, 3)
-    ours = constant_model(tmp_path / "ours.onnx", {"output0": _yolo_raw(False, False)}, input_shape=("n", "h", "w", 3),
-                          metadata=meta(decoder="yolo", size=(64, 96)))
-    det = Detector(ours)
-    assert det.model.inputs[0].shape == dims and det.input.shape == (1, 64, 96, 3)
-    np.testing.assert_allclose(np.sort(det.detect(FRAME).xyxy, axis=0), np.sort(TRUTH, axis=0), atol=2e-3)
-    theirs = constant_model(tmp_path / "theirs.onnx", {"output0": _yolo_raw(False, False)}, input_shape=("n", "h", "w", 3),
-                            props={**ULTRALYTICS_PROPS, "imgsz": imgsz})
-    assert Detector(theirs).input_size == ((64, 96) if imgsz.startswith("[") else (64, 64))
-
-
-def test_fixed_models_ignore_imgsz_and_are_never_probed(tmp_path, monkeypatch):
-    """A fixed input keeps its own size whatever imgsz says; outputs whose only open dimension
-    is the batch are read as batch 1 without running the model."""
-    import edge_runtime
-
-    path = constant_model(tmp_path / "fixed.onnx", {"output0": _yolo_raw(False, False)}, input_shape=(1, 3, 64, 96),
-                          props={**ULTRALYTICS_PROPS, "imgsz": "[640, 640]"}, output_shapes={"output0": ("batch", 7, 40)})
-    model = edge_runtime.load(path, device="cpu")
-
-    def no_run(*args, **kwargs):
-        raise AssertionError("the model was run while loading")
-
-    monkeypatch.setattr(model, "run", no_run)
-    det = Detector(model)
-    assert det.input_size == (64, 96) and det.decoder_name == "yolov8" and det.decoder.classes == 3
-
-
-def test_yolov5_repository_onnx_names_without_a_task(tmp_path):
-    """The yolov5 repository's export.py stores stride and names (a list or a dict), no task."""
-    raw = _yolo_raw(False, True)
-    path = constant_model(tmp_path / "yolov5s.onnx", {"output0": raw},
-                          props={"stride": "32", "names": "['person', 'car', 'dog']"})
-    det = Detector(path)
-    assert det.decoder_name == "yolov5" and det.labels == ("person", "car", "dog")
-
-
-def test_an_ultralytics_pose_model_is_refused_naming_its_task(tmp_path):
-    """YOLOv8-pose's [1, 56, N] would otherwise read as a 52-class detector."""
-    raw = np.zeros((1, 56, 40))
-    path = constant_model(tmp_path / "yolo11n-pose.onnx", {"output0": raw}, props={**ULTRALYTICS_PROPS, "task": "pose"})
-    with pytest.raises(ValueError, match=r"yolo11n-pose.onnx: an Ultralytics pose model \(keypoints"):
-        Detector(path)
-
-
-@pytest.mark.parametrize("names", ["{0: __import__('os').getcwd()}", "{1: 'car'}", "not a dict", "{0: 7}"])
-def test_malformed_ultralytics_names_are_ignored_never_run(tmp_path, names):
-    path = constant_model(tmp_path / "odd.onnx", {"output0": _yolo_raw(False, False)},
-                          props={**ULTRALYTICS_PROPS, "names": names})
-    det = Detector(path)
-    assert det.labels == () and det.preprocess_source == "default for yolo"
-
-
-def test_ultralytics_tflite_metadata_in_an_appended_zip(tmp_path, asset):
-    """Ultralytics appends a zip holding metadata.json to each .tflite; the interpreter ignores it."""
-    import io
-    import json
-    import zipfile
-
-    import edge_runtime
-    from apps.camera.exporter_metadata import ultralytics_metadata
-
-    path = tmp_path / "face_yolo.tflite"
-    archive = io.BytesIO()
-    with zipfile.ZipFile(archive, "w") as zf:
-        zf.writestr("metadata.json", json.dumps({"task": "detect", "names": {"0": "face"}, "imgsz": [128, 128]}))
-    path.write_bytes(asset("blazeface_short_range.tflite").read_bytes() + archive.getvalue())
-    meta_read = ultralytics_metadata(edge_runtime.load(path, device="cpu"))
-    assert meta_read.labels == ("face",) and meta_read.preprocess.resize == "letterbox"
-    det = Detector(path, decoder="blazeface", device="cpu")
-    assert det.labels == ("face",) and det.preprocess_source == "ultralytics metadata"
-    det.detect(FRAME)  # the file with its archive still runs
-    plain = tmp_path / "plain.tflite"
-    plain.write_bytes(asset("blazeface_short_range.tflite").read_bytes())
-    assert ultralytics_metadata(edge_runtime.load(plain, device="cpu")) is None
-    # a damaged archive (a deflated member cut short and overwritten) is no metadata, not a crash
-    damaged = tmp_path / "damaged.tflite"
-    archive = io.BytesIO()
-    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("metadata.json", json.dumps({"task": "detect", "names": {str(i): f"c{i}" for i in range(200)}}))
-    data = bytearray(archive.getvalue())
-    data[50:130] = bytes(80)  # inside the compressed stream (after the 43-byte local header): zlib.error
-    damaged.write_bytes(plain.read_bytes() + bytes(data))
-    assert ultralytics_metadata(edge_runtime.load(damaged, device="cpu")) is None
 
 
 @pytest.mark.parametrize("specs, layout", [
@@ -449,19 +238,3 @@ def test_edgepilot_layout_in_int8_tflite_from_keras_uses_signature_keys(tmp_path
     assert dets.class_ids[np.argsort(-dets.scores)].tolist() == [0, 1, 2]
     # int8 steps of 1/256 of the input width (96 px -> 150/64 frame px per input px): within 2 px
     np.testing.assert_allclose(dets.xyxy[np.argsort(-dets.scores)], TRUTH, atol=2.0)
-
-
-def test_eval_compares_an_ultralytics_exports_classes_with_the_data_set(tmp_path):
-    """`edgepilot eval` on a file without an edgepilot sidecar reads the export's own class names."""
-    from test_detection_data import yolo_set  # cat, dog, emu
-
-    from train.evaluate import evaluate
-
-    data = yolo_set(tmp_path / "set")
-    renamed = constant_model(tmp_path / "renamed.onnx", {"output0": _yolo_raw(False, False)}, props=ULTRALYTICS_PROPS)
-    result = evaluate(renamed, str(data), split="test")
-    assert result["label_mismatch"] == {"model": ["person", "car", "dog"], "data": ["cat", "dog", "emu"]}
-    two = constant_model(tmp_path / "two.onnx", {"output0": _yolo_raw(False, False)},
-                         props={**ULTRALYTICS_PROPS, "names": "{0: 'cat', 1: 'dog'}"})
-    with pytest.raises(ValueError, match=r"two.onnx: the model has 2 classes \(cat, dog\) but .* names 3"):
-        evaluate(two, str(data), split="test")

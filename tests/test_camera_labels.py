@@ -57,11 +57,11 @@ def test_binary_or_missing_file(tmp_path):
 
 
 def test_labels_replace_the_models_own_and_must_match_its_class_count(tmp_path):
-    from test_camera_decoders import CLASSES, FRAME, _yolo_raw, constant_model, meta
+    from camera_models import CLASSES, FRAME, constant_model, meta, yolo_raw
 
     from apps.camera.detector import Detector
 
-    path = constant_model(tmp_path / "yolo.onnx", {"output0": _yolo_raw(False, False)},
+    path = constant_model(tmp_path / "yolo.onnx", {"output0": yolo_raw(False, False)},
                           metadata=meta(decoder="yolo", labels=("a", "b", "c")))
     det = Detector(path, labels=write(tmp_path, "cat\ndog\nbird\n"))
     dets = det.detect(FRAME)
@@ -81,7 +81,7 @@ def test_labels_replace_the_models_own_and_must_match_its_class_count(tmp_path):
 def test_tf_labelmap_on_an_ssd_model_skips_the_background_line(tmp_path):
     """TF1 SSD post-processing numbers classes from 0 without the background that labelmap.txt
     lists first as ???: class 0 is the file's second line."""
-    from test_camera_decoders import FRAME, constant_model
+    from camera_models import FRAME, constant_model
 
     from apps.camera.detector import Detector
 
@@ -141,13 +141,13 @@ def test_a_label_file_packed_into_a_tflite_names_its_classes(tmp_path, asset):
 def test_packed_labels_the_outputs_contradict_are_ignored(tmp_path, monkeypatch):
     """A packed list with another count than the outputs' classes is not this model's: ignored,
     as malformed metadata is. --labels given by the user replaces it and drops its source."""
-    from test_camera_decoders import _yolo_raw, constant_model
+    from camera_models import constant_model, yolo_raw
 
     import apps.camera.detector as detector_module
     from apps.camera.detector import Detector
     from edge_runtime.metadata import ModelMetadata
 
-    path = constant_model(tmp_path / "yolo.onnx", {"output0": _yolo_raw(False, False)}, input_shape=(1, 3, 64, 96))
+    path = constant_model(tmp_path / "yolo.onnx", {"output0": yolo_raw(False, False)}, input_shape=(1, 3, 64, 96))
     packed = {"list": ("a", "b")}
     monkeypatch.setattr(detector_module, "packed_labels", lambda model: ModelMetadata(
         task="detection", labels=packed["list"], extra={"labels_from": "labelmap.txt"}))
