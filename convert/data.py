@@ -83,9 +83,10 @@ def load_dataset(
       indices and an optional ``labels`` array of names.
     * a YOLO ``data.yaml`` (or a folder holding one) or a COCO folder
       (``annotations/instances_<split>.json``, or Roboflow's ``<split>/_annotations.coco.json``),
-      read by :func:`train.detection_data.load_detection_set` (which refuses malformed labels). Images are decoded by OpenCV and fitted with
-      :func:`train.detection_data.fit_image`: ``preprocess.resize`` (stretch or letterbox with
-      ``pad_value``) to ``input_shape``, then ``color`` and ``normalize``. ``y`` is None;
+      read by :func:`train.detection_data.load_detection_set` (which refuses malformed labels).
+      Images are decoded by OpenCV and fitted with :func:`train.detection_data.fit_image`:
+      ``preprocess.resize`` (stretch or letterbox with ``pad_value``) to ``input_shape``, then
+      ``color`` and ``normalize``. ``y`` is None;
       :attr:`Dataset.detections` and :attr:`Dataset.geometries` carry the boxes for mAP.
     * the name ``"fashion-mnist"`` (a ``str``; pass ``./fashion-mnist`` for a folder of that
       name): :func:`train.datasets.load_fashion_mnist`, 28x28 uint8 pixels made float and
@@ -96,9 +97,9 @@ def load_dataset(
       representative dataset yields them).
 
     ``split`` names the split of a detection set (matched literally, e.g. ``"val2017"``), of a
-    split image folder or of Fashion-MNIST (``"train"``/``"test"``); None picks the training split for calibration
-    (``"train"``, or the one split starting with it, else as for evaluation) and the held-out one
-    for evaluation (``"test"``, else ``"val"``). Other sources have no splits and refuse one.
+    split image folder or of Fashion-MNIST (``"train"``/``"test"``); None picks the training
+    split for calibration (``"train"``, or the one split starting with it, else as for
+    evaluation) and the held-out one for evaluation (``"test"``, else ``"val"``). Other sources have no splits and refuse one.
 
     Folders: files directly inside are unlabeled; files in sub-folders (searched recursively)
     are labeled by sub-folder name, with every sub-folder a label in sorted order, as Keras

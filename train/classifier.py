@@ -132,8 +132,8 @@ def _from_folder(path: Path, options: TrainOptions) -> ClassificationData:
     splits = split_folders(path)  # train/ val/ test/ of class folders, numbered by all their classes
     if "train" in splits:
         train = load_dataset(path, shape, pre, limit=options.limit, seed=options.seed, what="training", split="train")
-        val_name = next((s for s in VALIDATION_FOLDERS if s in splits), None)
-        val = load_dataset(path, shape, pre, what="validation", split=val_name) if val_name else None
+        has_val = any(s in splits for s in VALIDATION_FOLDERS)
+        val = load_dataset(path, shape, pre, what="validation", split="val") if has_val else None  # or valid/, validation/
         test = load_dataset(path, shape, pre, what="test", split="test") if "test" in splits else None
     elif splits:
         raise ValueError(f"--data {path}: has the splits {list(splits)} but no train/; expected train/ with one "

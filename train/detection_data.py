@@ -199,6 +199,10 @@ def fit_image(rgb: np.ndarray, preprocess: Preprocess) -> tuple[np.ndarray, Resi
 # finding and loading
 
 
+_LAYOUTS = ("a YOLO data.yaml (or a folder holding one) or a COCO folder with annotations/instances_<split>.json "
+            "(or Roboflow's <split>/_annotations.coco.json)")
+
+
 def detection_format(data: str | os.PathLike) -> str | None:
     """"yolo" for a ``.yaml``/``.yml`` file or a folder holding ``data.yaml``, "coco" for a folder
     with ``annotations/instances_*.json`` or Roboflow's ``*/_annotations.coco.json``, None for
@@ -209,7 +213,9 @@ def detection_format(data: str | os.PathLike) -> str | None:
     if path.is_dir():
         if any((path / name).is_file() for name in YAML_NAMES):
             return "yolo"
-        if any((path / "annotations").glob("instances_*.json")) or any(path.glob("*/_annotations.coco.json")):
+        from train import detection_readers as readers  # it imports this module: import it when called
+
+        if readers.coco_files(path):
             return "coco"
     return None
 
@@ -224,9 +230,7 @@ def detection_splits(data: str | os.PathLike) -> tuple[str, ...]:
         return tuple(readers.yolo_config(_yaml_file(path))[2])
     if kind == "coco":
         return readers.coco_splits(path)
-    raise DetectionDataError(f"{path}: not a detection data set; expected a YOLO data.yaml (or a folder holding one) "
-                             f"or a COCO folder with annotations/instances_<split>.json (or Roboflow's "
-                             f"<split>/_annotations.coco.json)")
+    raise DetectionDataError(f"{path}: not a detection data set; expected {_LAYOUTS}")
 
 
 def load_detection_set(data: str | os.PathLike, split: str | None = None,
@@ -244,9 +248,7 @@ def load_detection_set(data: str | os.PathLike, split: str | None = None,
     kind = detection_format(path)
     if kind is None:
         what = "no such file or folder" if not path.exists() else "not a detection data set"
-        raise DetectionDataError(f"{path}: {what}; expected a YOLO data.yaml (or a folder holding one) or a COCO "
-                                 f"folder with annotations/instances_<split>.json (or Roboflow's "
-                                 f"<split>/_annotations.coco.json)")
+        raise DetectionDataError(f"{path}: {what}; expected {_LAYOUTS}")
     if kind == "yolo":
         return readers.load_yolo(_yaml_file(path), split, prefer)
     return readers.load_coco(path, split, prefer)

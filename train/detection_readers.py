@@ -168,23 +168,21 @@ def _read_yolo_labels(path: Path, classes: int, problems: Problems) -> tuple[np.
         if not c.is_integer() or not 0 <= c < classes:
             problems.add(f"{where}: class {fields[0]} is not a class id of names (0..{classes - 1})")
             continue
-        tol = NORMALIZED_TOLERANCE
         if polygon:  # its tight box, as Ultralytics trains a detector on segment labels
             xs, ys = np.array(values[1::2]), np.array(values[2::2])
             x1, y1, x2, y2 = xs.min(), ys.min(), xs.max(), ys.max()
-            if not (np.isfinite(values).all() and x2 > x1 and y2 > y1 and min(x1, y1) >= -tol
-                    and max(x2, y2) <= 1 + tol):
-                problems.add(f"{where}: segment polygon of {len(xs)} points is not inside the image or has no "
-                             f"area; expected x, y within [0, 1] (normalized)")
-                continue
-            rows.append((x1, y1, x2, y2))
-            ids.append(int(c))
-            continue
-        _, cx, cy, w, h = values
-        x1, y1, x2, y2 = cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2
-        if not (np.isfinite(values).all() and w > 0 and h > 0 and min(x1, y1) >= -tol and max(x2, y2) <= 1 + tol):
-            problems.add(f"{where}: box cx={fields[1]} cy={fields[2]} w={fields[3]} h={fields[4]} is not inside the "
-                         f"image; expected w, h > 0 and edges within [0, 1] (normalized)")
+            has_area = x2 > x1 and y2 > y1
+            problem = (f"segment polygon of {len(xs)} points is not inside the image or has no area; expected x, y "
+                       f"within [0, 1] (normalized)")
+        else:
+            _, cx, cy, w, h = values
+            x1, y1, x2, y2 = cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2
+            has_area = w > 0 and h > 0
+            problem = (f"box cx={fields[1]} cy={fields[2]} w={fields[3]} h={fields[4]} is not inside the image; "
+                       f"expected w, h > 0 and edges within [0, 1] (normalized)")
+        tol = NORMALIZED_TOLERANCE
+        if not (np.isfinite(values).all() and has_area and min(x1, y1) >= -tol and max(x2, y2) <= 1 + tol):
+            problems.add(f"{where}: {problem}")
             continue
         rows.append((x1, y1, x2, y2))
         ids.append(int(c))

@@ -92,14 +92,10 @@ class PixelCodes(NamedTuple):
             return pixels
         if self.kind == "flip":
             return np.bitwise_xor(pixels, 0x80, out=pixels).view(np.int8)
+        import cv2
+
         table = self.table[:, :, :1] if self.kind == "shared" else self.table  # a 1-channel table: half the cost
-        return cv2_lut(pixels, table)
-
-
-def cv2_lut(pixels: np.ndarray, table: np.ndarray) -> np.ndarray:
-    import cv2
-
-    return cv2.LUT(pixels, table).reshape(pixels.shape)  # LUT drops a single channel's axis
+        return cv2.LUT(pixels, table).reshape(pixels.shape)  # LUT drops a single channel's axis
 
 
 def pixel_codes(preprocess: Preprocess, model_input: TensorSpec, channels: int) -> PixelCodes:
@@ -119,10 +115,10 @@ def _pixel_codes(scale, mean, std, q_scales, q_zeros, dtype, channels) -> PixelC
     codes = Quantization(q_scales, q_zeros).quantize(floats, np.dtype(dtype))
     codes = np.ascontiguousarray(codes.reshape(256, 1, channels))
     codes.flags.writeable = False  # shared by every call
-    pixel = np.arange(256)[:, None, None]
-    if np.array_equal(codes.astype(np.int64), np.broadcast_to(pixel, codes.shape)) and codes.dtype == np.uint8:
+    offset = codes.astype(np.int64) - np.arange(256)[:, None, None]  # code - pixel value
+    if codes.dtype == np.uint8 and not offset.any():
         kind = "same"
-    elif np.array_equal(codes.astype(np.int64), np.broadcast_to(pixel - 128, codes.shape)) and codes.dtype == np.int8:
+    elif codes.dtype == np.int8 and (offset == -128).all():
         kind = "flip"
     elif (codes == codes[:, :, :1]).all():
         kind = "shared"
