@@ -126,7 +126,9 @@ def long_run(model, frames: int, every: int = 25) -> LongRun:
     first: list[float] = []  # RSS samples of frames 100 to 1,000
     samples: list[tuple[int, float]] = []  # (frame, RSS) from frame 1,000 on
     hwm = False
-    for result in detect_stream(model, VIDEO, DetectOptions(max_frames=frames, loop=True, device="cpu"), track=True):
+    # one stream: --streams auto may add an interpreter at any frame, a step in RSS that is no leak
+    options = DetectOptions(max_frames=frames, loop=True, device="cpu", streams=1)
+    for result in detect_stream(model, VIDEO, options, track=True):
         result.detections.to_dicts()
         n += 1
         if n == 100:

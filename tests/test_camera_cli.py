@@ -75,7 +75,7 @@ def test_image_folder_and_max_frames(model, tmp_path, capsys):
     (["--source", "IMAGES", "--serve", "localhost"], "expected HOST:PORT"),
     (["--source", "IMAGES", "--mqtt", "tcp://x/y"], "expected mqtt://HOST[:PORT]/TOPIC"),
     (["--source", "IMAGES", "--save", "out.gif"], "expected a video file ending in"),
-    (["--source", "IMAGES", "--streams", "0"], "--streams must be a positive integer, got 0"),
+    (["--source", "IMAGES", "--streams", "0"], "--streams must be a positive integer or 'auto', got 0"),
 ])
 def test_errors_are_one_line_and_exit_1(model, tmp_path, capsys, monkeypatch, args, message):
     monkeypatch.delenv("DISPLAY", raising=False)
@@ -102,9 +102,13 @@ def test_two_streams_give_the_same_rows_in_the_same_order(model, face_video, cap
 
     one, summary_one = rows("1")
     two, summary_two = rows("2")
-    assert len(two) == 45 and two == one  # detections, track ids and events frame by frame
+    auto, summary_auto = rows("auto")
+    assert len(two) == 45 and two == one == auto  # detections, track ids and events frame by frame
     assert (summary_one["streams"], summary_two["streams"]) == (1, 2)
     assert summary_two["frames"] == 45 and summary_two["dropped"] == 0
+    # a number asked for leaves nothing to explain; auto says what it did (45 frames: too few to measure)
+    assert summary_one["streams_auto"] is None and summary_two["streams_auto"] is None
+    assert summary_auto["streams_auto"] == f"auto: {summary_auto['streams']} (too few frames to measure)"
 
 
 def test_save_refuses_to_overwrite_without_force(model, face_video, tmp_path, capsys):
@@ -158,3 +162,10 @@ def test_a_camera_index_without_a_camera_is_one_line(model, capfd):
     err = capfd.readouterr().err  # the process's own stderr, where OpenCV's C++ warnings would go
     assert "edgepilot detect: error: --source 0: cannot be opened; expected a camera OpenCV can open (V4L2)\n" in err
     assert "WARN" not in err
+
+
+def test_streams_takes_a_number_or_auto(model, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["detect", model, "--source", "x.mp4", "--streams", "two"])
+    assert stopped.value.code == 2
+    assert "argument --streams: expected a positive integer or 'auto', got 'two'" in capsys.readouterr().err

@@ -204,7 +204,7 @@ def test_live_results_never_go_back_in_time(blazeface, face_video):
 def test_streams_option_is_checked(blazeface, face_video):
     source = open_source(str(face_video))
     try:
-        with pytest.raises(ValueError, match="--streams must be a positive integer, got 0"):
+        with pytest.raises(ValueError, match="--streams must be a positive integer or 'auto', got 0"):
             Pipeline(blazeface, source, streams=0)
         with pytest.raises(ValueError, match="--streams 2 needs the threaded pipeline"):
             Pipeline(blazeface, source, threaded=False, streams=2)

@@ -30,9 +30,10 @@ def add_parsers(sub) -> None:
     p.add_argument("--iou", type=float, default=None, help="NMS IoU threshold (default: the model's, else 0.45)")
     p.add_argument("--device", default="auto", help="auto, cpu, gpu, edgetpu ... (default auto)")
     p.add_argument("--threads", type=int, default=None, help="inference threads (default 1)")
-    p.add_argument("--streams", type=int, default=1, metavar="N",
-                   help="run N interpreters of the model side by side, taking frames in turn (default 1); "
-                        "results stay in capture order (docs/camera.md)")
+    p.add_argument("--streams", type=_streams, default="auto", metavar="N|auto",
+                   help="run N interpreters of the model side by side, taking frames in turn; results stay in "
+                        "capture order. auto (default): start with one and add one while the model is the "
+                        "bottleneck and a CPU idles; the summary says what it did (docs/camera.md)")
     p.add_argument("--pin", action="store_true",
                    help="pin the inference thread to one CPU, capture and prepare to the others (Linux, "
                         "--threads 1); the summary says what was done")
@@ -49,6 +50,16 @@ def add_parsers(sub) -> None:
     p.add_argument("--no-track", action="store_true", help="no track ids and appear/leave events")
     p.add_argument("--quiet", action="store_true", help="no progress line on stderr")
     p.set_defaults(func=run_detect)
+
+
+def _streams(text: str) -> int | str:
+    """--streams: 'auto' or an integer (its range is checked with the other options)."""
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'auto', got {text!r}") from None
 
 
 def run_detect(args) -> int:

@@ -16,7 +16,9 @@ Iterating a :class:`Pipeline` yields :class:`Result` objects (frame, detections,
 capture order; decoding runs in the consumer's thread so that everything that follows
 (tracking, drawing, outputs) works on plain objects.
 
-Inference streams (``streams=N``, ``--streams``): N interpreters of the same model, each on
+Inference streams (``streams=N``, ``--streams``; ``"auto"``, the default, starts with one and
+adds more while the model is the bottleneck and a CPU idles: :mod:`apps.camera.streams`): N
+interpreters of the same model, each on
 its own thread, take prepared frames in turn (OpenVINO calls these throughput streams). One
 single-threaded interpreter caps the pipeline at the model's own speed even when a core is idle;
 one interpreter on two threads waits at every layer for its slower half, which stalls whenever
@@ -37,6 +39,7 @@ from dataclasses import dataclass
 
 from apps.camera.detections import Detections
 from apps.camera.sources import Frame, FrameSource
+from apps.camera.streams import AUTO, AutoStreams
 
 QUEUE_SIZE = 2  # per hand-over for files: enough to keep each stage busy, little memory
 
@@ -111,12 +114,12 @@ def pin_plan(inference_threads: int) -> tuple[dict[str, set[int]] | None, str]:
     return plan, f"inference on CPU {cpus[-1]}, capture and prepare on CPU {','.join(map(str, cpus[:-1]))}"
 
 
-def check_counts(max_frames: int | None, streams: int) -> None:
+def check_counts(max_frames: int | None, streams: int | str) -> None:
     """ValueError naming the option when ``--max-frames`` or ``--streams`` is out of range."""
     if max_frames is not None and max_frames < 1:
         raise ValueError(f"--max-frames must be >= 1, got {max_frames}")
-    if not isinstance(streams, int) or streams < 1:
-        raise ValueError(f"--streams must be a positive integer, got {streams!r}")
+    if streams != AUTO and (not isinstance(streams, int) or isinstance(streams, bool) or streams < 1):
+        raise ValueError(f"--streams must be a positive integer or 'auto', got {streams!r}")
 
 
 @dataclass(frozen=True)
@@ -141,11 +144,19 @@ class Pipeline:
         threaded: False runs the same stages one after the other in the caller's thread (the
             baseline the benchmark compares against).
         pin: pin the stage threads to CPUs (:func:`pin_plan`); ``pinning`` says what was done.
+        streams: inference streams, or ``"auto"`` (see the module docstring); ``streams_note``
+            says what auto decided.
     """
 
     def __init__(self, detector, source: FrameSource, max_frames: int | None = None, threaded: bool = True,
-                 pin: bool = False, streams: int = 1):
+                 pin: bool = False, streams: int | str = 1):
         check_counts(max_frames, streams)
+        self._auto: AutoStreams | None = None
+        self._auto_off: str | None = None  # why auto stays at one stream from the start
+        if streams == AUTO:
+            self._auto_off = _auto_off(detector, threaded, pin)
+            self._auto = AutoStreams() if self._auto_off is None else None
+            streams = 1
         if streams > 1 and not threaded:
             raise ValueError(f"--streams {streams} needs the threaded pipeline; the sequential loop runs one")
         self.detector, self.source, self.max_frames, self.threaded = detector, source, max_frames, threaded
@@ -189,6 +200,31 @@ class Pipeline:
     @property
     def streams(self) -> int:
         return len(self.detectors)
+
+    @property
+    def streams_note(self) -> str | None:
+        """What ``streams="auto"`` decided and why (None when a number was asked for)."""
+        if self._auto is not None:
+            return self._auto.note(self.streams)
+        return f"auto: 1 ({self._auto_off})" if self._auto_off else None
+
+    def _add_stream(self) -> None:
+        """Another inference stream, started at once (called by the consumer, which alone counts
+        the streams' ends, so the count it compares with includes the new one from here on)."""
+        try:
+            detector = self.detector.replica()
+        except ValueError as exc:  # e.g. the second interpreter would run elsewhere: stay as we are
+            self._auto.stop(f"no more streams: {exc}")
+            return
+        with self._shown:
+            self.detectors.append(detector)
+            self._ahead = 2 * self.streams + QUEUE_SIZE
+        with self._inferred._cond:
+            self._inferred.size += 1
+            self._inferred._cond.notify_all()
+        thread = threading.Thread(target=self._stream, args=(detector,), name=f"infer-{self.streams - 1}", daemon=True)
+        self._threads.append(thread)
+        thread.start()
 
     # ----- stages ------------------------------------------------------------------------
     def _capture(self) -> None:
@@ -328,7 +364,20 @@ class Pipeline:
                 frame, outputs, geometry, inference_s = item
                 detections = self.detector.decode(outputs, geometry)
                 self.frames += 1
+                if self._auto is not None and self._auto.observe(inference_s, self.streams, self.frames):
+                    self._add_stream()
                 yield Result(frame, detections, time.monotonic() - frame.t, inference_s)
         finally:
             self.close()
 
+
+def _auto_off(detector, threaded: bool, pin: bool) -> str | None:
+    """Why ``--streams auto`` keeps one stream from the start, or None when it may add more."""
+    model = detector.model
+    if not threaded:
+        return "the sequential loop runs one"
+    if pin:
+        return "--pin keeps inference on one thread"
+    if not str(model.device).startswith("cpu"):
+        return f"the model runs on {model.accelerator}, not on the CPU's cores"
+    return None

@@ -43,7 +43,7 @@ class DetectOptions:
     summary_every_s: float = 10.0  # MQTT summary period
     threaded: bool = True  # False: the plain sequential loop (for comparison)
     pin: bool = False  # inference thread alone on one CPU, capture and prepare on the others
-    streams: int = 1  # interpreters running frames side by side (see apps.camera.pipeline)
+    streams: int | str = "auto"  # interpreters running frames side by side, or "auto" (apps.camera.streams)
     progress: bool = True  # status line on stderr
     labels: str | None = None  # a label file whose names replace the model's own
 
@@ -81,7 +81,8 @@ class RunSummary:
     served: str | None = None
     mqtt: dict | None = None
     pinning: str = "not requested"
-    streams: int = 1
+    streams: int = 1  # inference streams at the end of the run
+    streams_auto: str | None = None  # with --streams auto: what it decided and on which measurement
     skipped: int = 0  # images of a folder or glob that OpenCV could not read (each named on stderr)
 
     def to_dict(self) -> dict:
@@ -192,7 +193,7 @@ class _Run:
             detections=dict(sorted(self.counts.items())), tracks=self.tracker.total if self.tracker else 0,
             stopped=self.stopped, served=outputs.server.url if outputs.server else None,
             mqtt=outputs.mqtt.stats() if outputs.mqtt else None, pinning=self.pipeline.pinning,
-            streams=self.pipeline.streams, skipped=self.source.skipped)
+            streams=self.pipeline.streams, streams_auto=self.pipeline.streams_note, skipped=self.source.skipped)
 
     def handle(self, result: Result) -> bool:
         """Track, count and send one result everywhere asked; False when the user closed the window."""
