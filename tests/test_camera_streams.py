@@ -35,6 +35,7 @@ def _feed(auto: AutoStreams, clocks: Clocks, frames: int, frame_s: float, infere
     for n in range(1, frames + 1):
         clocks.tick(frame_s / streams, frame_s / streams * cpus_busy)
         if auto.observe(inference_s, streams, n):
+            auto.added()
             added.append(n)
             streams += 1
     return added
@@ -129,20 +130,40 @@ def test_the_pipeline_adds_a_stream_when_inference_holds_everything_up(asset, fa
     if len(auto_streams.usable_cpus()) < 2:
         pytest.skip("a second stream needs two usable CPUs")
     monkeypatch.setattr(auto_streams, "busy_cpu_seconds", lambda cpus: (time.process_time(), "process"))
-
-    class Slow(Detector):
-        def infer(self, x):
-            time.sleep(0.012)
-            return super().infer(x)
-
     path = asset("blazeface_short_range.tflite")
     plain = [r.detections.xyxy for r in _run(Detector(path), face_video, 45, threaded=False)[1]]
-    pipeline, out = _run(Slow(path), face_video, 200, streams="auto")
+    pipeline, out = _run(_slow(Detector)(path), face_video, 200, streams="auto")
     assert pipeline.streams >= 2, pipeline.streams_note
     assert " -> 2 at frame " in pipeline.streams_note
     assert [r.frame.index for r in out] == list(range(200)) and pipeline.dropped == 0
     for r in out:
         np.testing.assert_array_equal(r.detections.xyxy, plain[r.frame.index % 45])
+
+
+def test_a_second_interpreter_that_cannot_be_made_leaves_the_run_on_one_stream(asset, face_video, monkeypatch):
+    from apps.camera.detector import Detector
+
+    if len(auto_streams.usable_cpus()) < 2:
+        pytest.skip("a second stream needs two usable CPUs")
+    monkeypatch.setattr(auto_streams, "busy_cpu_seconds", lambda cpus: (time.process_time(), "process"))
+
+    class NoRoom(_slow(Detector)):
+        def replica(self):
+            raise MemoryError("no room for a second interpreter")
+
+    pipeline, out = _run(NoRoom(asset("blazeface_short_range.tflite")), face_video, 150, streams="auto")
+    assert len(out) == 150 and pipeline.streams == 1
+    assert pipeline.streams_note == "auto: 1 (no more streams: no room for a second interpreter)"
+
+
+def _slow(detector_class):
+    """The real detector with each inference made 12 ms slower by a sleep (the CPUs stay idle)."""
+    class Slow(detector_class):
+        def infer(self, x):
+            time.sleep(0.012)
+            return super().infer(x)
+
+    return Slow
 
 
 def test_the_pipeline_keeps_one_stream_when_frames_arrive_slower_than_the_model(asset, face_video, monkeypatch):

@@ -213,7 +213,7 @@ class Pipeline:
         the streams' ends, so the count it compares with includes the new one from here on)."""
         try:
             detector = self.detector.replica()
-        except ValueError as exc:  # e.g. the second interpreter would run elsewhere: stay as we are
+        except Exception as exc:  # noqa: BLE001 - e.g. it would run elsewhere, or memory ran out: a live run goes on
             self._auto.stop(f"no more streams: {exc}")
             return
         with self._shown:
@@ -225,6 +225,7 @@ class Pipeline:
         thread = threading.Thread(target=self._stream, args=(detector,), name=f"infer-{self.streams - 1}", daemon=True)
         self._threads.append(thread)
         thread.start()
+        self._auto.added()
 
     # ----- stages ------------------------------------------------------------------------
     def _capture(self) -> None:

@@ -97,7 +97,8 @@ class AutoStreams:
         self._frames = 0
         self._inference_s = 0.0
         self.last: Window | None = None
-        self.changes: list[str] = []
+        self.changes: list[str] = []  # each stream added, with the measurement that asked for it
+        self._pending = ""
         self.stopped: str | None = None
 
     def observe(self, inference_s: float, streams: int, frame: int) -> bool:
@@ -122,12 +123,16 @@ class AutoStreams:
         if not self.last.wants_stream():
             self._since_change = WARMUP_FRAMES  # measure the next window straight away
             return False
-        self.changes.append(f"{streams} -> {streams + 1} at frame {frame} ({self.last.describe()})")
+        self._pending = f"{streams} -> {streams + 1} at frame {frame} ({self.last.describe()})"
         self._since_change = 0
         return True
 
+    def added(self) -> None:
+        """The stream asked for by the last True of :meth:`observe` is running."""
+        self.changes.append(self._pending)
+
     def stop(self, reason: str) -> None:
-        """No more streams (e.g. a second interpreter could not be made the same way)."""
+        """No more streams (e.g. a second interpreter could not be made)."""
         self.stopped = reason
 
     def note(self, streams: int) -> str:
