@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from apps.camera import streams as auto_streams
-from apps.camera.streams import AutoStreams, Window, busy_cpu_seconds
+from apps.camera.streams import AutoStreams, Window, busy_cpu_seconds, cpu_quota
 
 pytest.importorskip("cv2")
 
@@ -28,22 +28,25 @@ class Clocks:
 
 
 def _feed(auto: AutoStreams, clocks: Clocks, frames: int, frame_s: float, inference_s: float, cpus_busy: float,
-          streams: int = 1) -> list[int]:
-    """Frames that take ``frame_s`` each on one stream (N streams finish N times as many), with the
-    CPUs ``cpus_busy`` busy; the frames at which auto said yes."""
-    added = []
+          streams: int = 1, scales: bool = True, drop_every: int = 0) -> list[int]:
+    """Frames that take ``frame_s`` each on one stream (N streams finish N times as many, unless
+    not ``scales``), with the CPUs ``cpus_busy`` busy and a frame dropped before inference every
+    ``drop_every`` frames; the frames at which auto said yes."""
+    added, dropped = [], 0
     for n in range(1, frames + 1):
-        clocks.tick(frame_s / streams, frame_s / streams * cpus_busy)
-        if auto.observe(inference_s, streams, n):
+        step = frame_s / streams if scales else frame_s
+        clocks.tick(step, step * cpus_busy)
+        dropped += 1 if drop_every and n % drop_every == 0 else 0
+        if auto.observe(inference_s, streams, n, dropped):
             auto.added()
             added.append(n)
             streams += 1
     return added
 
 
-def _auto(cpus=(0, 1)):
+def _auto(cpus=(0, 1), **kwargs):
     clocks = Clocks()
-    return AutoStreams(cpus, clock=lambda: clocks.wall, busy_clock=lambda _: (clocks.busy, "test")), clocks
+    return AutoStreams(cpus, clock=lambda: clocks.wall, busy_clock=lambda _: (clocks.busy, "system"), **kwargs), clocks
 
 
 def test_a_stream_is_added_when_the_model_is_the_bottleneck_and_a_cpu_idles():
@@ -53,14 +56,14 @@ def test_a_stream_is_added_when_the_model_is_the_bottleneck_and_a_cpu_idles():
     # the first window starts after the warm-up and lasts 50 frames and half a second
     window_frames = max(auto_streams.WINDOW_FRAMES, round(auto_streams.WINDOW_S / 0.010))
     assert added == [auto_streams.WARMUP_FRAMES + window_frames]
-    note = auto.note(2)
-    assert note.startswith(f"auto: 2 (1 -> 2 at frame {added[0]} (inference busy 98%, 0.9 of 2 CPUs idle))")
+    assert auto.note(2) == (f"auto: 2 (1 -> 2 at frame {added[0]} (inference busy 98%, 0.9 of 2 CPUs idle "
+                            "(/proc/stat), 100 FPS))")
 
 
 def test_no_stream_when_the_cpus_are_already_busy_or_the_model_waits_for_frames():
     auto, clocks = _auto()
     assert _feed(auto, clocks, 300, 0.010, 0.0098, cpus_busy=1.8) == []  # the model is slow, but no CPU idles
-    assert auto.note(1) == "auto: 1 (last window: inference busy 98%, 0.2 of 2 CPUs idle)"
+    assert auto.note(1) == "auto: 1 (last window: inference busy 98%, 0.2 of 2 CPUs idle (/proc/stat), 100 FPS)"
     auto, clocks = _auto()
     assert _feed(auto, clocks, 300, 0.010, 0.004, cpus_busy=0.5) == []  # a CPU idles, but frames come slowly
     assert "inference busy 40%" in auto.note(1)
@@ -74,6 +77,29 @@ def test_streams_stop_at_the_cpus_and_at_the_limit():
     assert len(added) == auto_streams.MAX_STREAMS - 1
     # after each new stream it waits out a warm-up before measuring again
     assert all(b - a >= auto_streams.WARMUP_FRAMES + auto_streams.WINDOW_FRAMES for a, b in zip(added, added[1:]))
+
+
+def test_a_stream_that_gained_too_little_stops_auto():
+    auto, clocks = _auto(cpus=tuple(range(8)))
+    # the frame rate stays at 100 FPS with a second stream (memory-bound, say): no third one
+    added = _feed(auto, clocks, 1000, 0.010, 0.0098, cpus_busy=0.2, scales=False)
+    assert len(added) == 1
+    assert auto.stopped == "stream 2 gained too little (100 -> 100 FPS)"
+
+
+def test_streams_and_their_threads_must_fit_the_cpus():
+    auto, clocks = _auto(cpus=(0, 1, 2), threads=2)  # a second stream of 2 threads would need 4 CPUs
+    assert _feed(auto, clocks, 300, 0.010, 0.0098, cpus_busy=0.2) == []
+    auto, clocks = _auto(cpus=tuple(range(8)), quota=2.0)  # docker --cpus=2 on an 8-CPU host
+    assert len(_feed(auto, clocks, 2000, 0.010, 0.0098, cpus_busy=0.2)) == 1
+
+
+def test_a_live_source_gets_a_stream_only_while_frames_are_dropped():
+    auto, clocks = _auto(live=True)  # the model keeps up with the camera: nothing dropped
+    assert _feed(auto, clocks, 300, 0.010, 0.0098, cpus_busy=0.5) == []
+    auto, clocks = _auto(live=True)  # one frame in ten dropped before inference
+    added = _feed(auto, clocks, 300, 0.010, 0.0098, cpus_busy=0.5, drop_every=10)
+    assert len(added) == 1 and "dropped" in auto.note(2)
 
 
 def test_a_short_run_and_a_stopped_auto_say_so():
@@ -104,6 +130,22 @@ def test_busy_cpu_seconds_reads_the_usable_cpus_from_proc_stat(tmp_path):
     assert busy_cpu_seconds((1,), stat) == (pytest.approx(650 / ticks), "system")
     seconds, where = busy_cpu_seconds((0,), tmp_path / "missing")
     assert where == "process" and seconds == pytest.approx(time.process_time(), abs=0.5)
+    # a container that numbers its CPUs 0.. while the affinity mask names the host's: not all found
+    assert busy_cpu_seconds((0, 7), stat)[1] == "process"
+
+
+def test_cpu_quota_reads_cgroup_v2_and_v1(tmp_path):
+    (tmp_path / "cpu.max").write_text("150000 100000\n")
+    assert cpu_quota(tmp_path) == 1.5
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert cpu_quota(tmp_path) is None
+    v1 = tmp_path / "v1"
+    (v1 / "cpu").mkdir(parents=True)
+    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("200000\n")
+    (v1 / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert cpu_quota(v1) == 2.0
+    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")
+    assert cpu_quota(v1) is None and cpu_quota(tmp_path / "none") is None
 
 
 # ----- in the pipeline, on a real model and video ------------------------------------------------
@@ -132,12 +174,38 @@ def test_the_pipeline_adds_a_stream_when_inference_holds_everything_up(asset, fa
     monkeypatch.setattr(auto_streams, "busy_cpu_seconds", lambda cpus: (time.process_time(), "process"))
     path = asset("blazeface_short_range.tflite")
     plain = [r.detections.xyxy for r in _run(Detector(path), face_video, 45, threaded=False)[1]]
-    pipeline, out = _run(_slow(Detector)(path), face_video, 200, streams="auto")
+    threads = []
+    pipeline, out = _run(_slow(Detector, threads)(path), face_video, 200, streams="auto")
     assert pipeline.streams >= 2, pipeline.streams_note
     assert " -> 2 at frame " in pipeline.streams_note
+    assert threads.count("infer-1") >= 20  # the new stream really took frames
     assert [r.frame.index for r in out] == list(range(200)) and pipeline.dropped == 0
     for r in out:
         np.testing.assert_array_equal(r.detections.xyxy, plain[r.frame.index % 45])
+
+
+def test_a_stream_added_mid_file_ends_with_the_file(asset, face_video, monkeypatch):
+    """No loop, no --max-frames: the 45-frame file ends with two streams running, and every frame
+    comes out once, in order (windows made short so that the decision comes early)."""
+    from apps.camera.detector import Detector
+    from apps.camera.pipeline import Pipeline
+    from apps.camera.sources import open_source
+
+    if len(auto_streams.usable_cpus()) < 2:
+        pytest.skip("a second stream needs two usable CPUs")
+    monkeypatch.setattr(auto_streams, "busy_cpu_seconds", lambda cpus: (time.process_time(), "process"))
+    monkeypatch.setattr(auto_streams, "WARMUP_FRAMES", 3)
+    monkeypatch.setattr(auto_streams, "WINDOW_FRAMES", 8)
+    monkeypatch.setattr(auto_streams, "WINDOW_S", 0.05)
+    threads = []
+    source = open_source(str(face_video))
+    try:
+        pipeline = Pipeline(_slow(Detector, threads)(asset("blazeface_short_range.tflite")), source, streams="auto")
+        out = list(pipeline)
+    finally:
+        source.close()
+    assert pipeline.streams == 2 and "infer-1" in threads, pipeline.streams_note
+    assert [r.frame.index for r in out] == list(range(45)) and pipeline.dropped == 0
 
 
 def test_a_second_interpreter_that_cannot_be_made_leaves_the_run_on_one_stream(asset, face_video, monkeypatch):
@@ -151,16 +219,20 @@ def test_a_second_interpreter_that_cannot_be_made_leaves_the_run_on_one_stream(a
         def replica(self):
             raise MemoryError("no room for a second interpreter")
 
-    pipeline, out = _run(NoRoom(asset("blazeface_short_range.tflite")), face_video, 150, streams="auto")
-    assert len(out) == 150 and pipeline.streams == 1
+    pipeline, out = _run(NoRoom(asset("blazeface_short_range.tflite")), face_video, 120, streams="auto")
+    assert len(out) == 120 and pipeline.streams == 1
     assert pipeline.streams_note == "auto: 1 (no more streams: no room for a second interpreter)"
 
 
-def _slow(detector_class):
-    """The real detector with each inference made 12 ms slower by a sleep (the CPUs stay idle)."""
+def _slow(detector_class, threads: list | None = None):
+    """The real detector with each inference made 30 ms slower by a sleep (the CPUs stay idle,
+    and reading and preparing a frame stay far quicker even on a loaded machine); ``threads``
+    collects the name of the thread of each inference."""
     class Slow(detector_class):
         def infer(self, x):
-            time.sleep(0.012)
+            if threads is not None:
+                threads.append(__import__("threading").current_thread().name)
+            time.sleep(0.030)
             return super().infer(x)
 
     return Slow
@@ -192,8 +264,19 @@ def test_auto_keeps_one_stream_where_more_cannot_help(asset, face_video):
     try:
         assert Pipeline(detector, source, threaded=False, streams="auto").streams_note == \
             "auto: 1 (the sequential loop runs one)"
-        assert Pipeline(detector, source, pin=True, streams="auto").streams_note == \
-            "auto: 1 (--pin keeps inference on one thread)"
+        assert Pipeline(detector, source, pin=True, streams="auto").streams_note == "auto: 1 (off with --pin)"
         assert Pipeline(detector, source, streams=2).streams_note is None  # a number asked for: nothing to say
     finally:
         source.close()
+
+
+def test_auto_keeps_one_stream_for_a_model_off_the_cpu_or_too_wide_for_it():
+    """A GPU or an Edge TPU cannot be had here: a stand-in model object says where it runs."""
+    from types import SimpleNamespace
+
+    from apps.camera.pipeline import _auto_off
+
+    on_gpu = SimpleNamespace(model=SimpleNamespace(device="gpu", accelerator="gpu/opencl delegate", threads=1))
+    assert _auto_off(on_gpu, True, False, None) == "the model runs on gpu/opencl delegate, not on the CPU's cores"
+    wide = SimpleNamespace(model=SimpleNamespace(device="cpu", accelerator="cpu/xnnpack x2 threads", threads=2))
+    assert _auto_off(wide, True, False, 1.5) == "a second stream of 2 thread(s) would not fit 1.5 usable CPU(s)"

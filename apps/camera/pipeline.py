@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 from apps.camera.detections import Detections
 from apps.camera.sources import Frame, FrameSource
-from apps.camera.streams import AUTO, AutoStreams
+from apps.camera.streams import AUTO, AutoStreams, cpu_quota, usable_cpus
 
 QUEUE_SIZE = 2  # per hand-over for files: enough to keep each stage busy, little memory
 
@@ -154,8 +154,10 @@ class Pipeline:
         self._auto: AutoStreams | None = None
         self._auto_off: str | None = None  # why auto stays at one stream from the start
         if streams == AUTO:
-            self._auto_off = _auto_off(detector, threaded, pin)
-            self._auto = AutoStreams() if self._auto_off is None else None
+            quota = cpu_quota()
+            self._auto_off = _auto_off(detector, threaded, pin, quota)
+            if self._auto_off is None:
+                self._auto = AutoStreams(threads=detector.model.threads, live=source.spec.live, quota=quota)
             streams = 1
         if streams > 1 and not threaded:
             raise ValueError(f"--streams {streams} needs the threaded pipeline; the sequential loop runs one")
@@ -365,20 +367,25 @@ class Pipeline:
                 frame, outputs, geometry, inference_s = item
                 detections = self.detector.decode(outputs, geometry)
                 self.frames += 1
-                if self._auto is not None and self._auto.observe(inference_s, self.streams, self.frames):
-                    self._add_stream()
-                yield Result(frame, detections, time.monotonic() - frame.t, inference_s)
+                result = Result(frame, detections, time.monotonic() - frame.t, inference_s)
+                upstream = self._captured.dropped + self._prepared.dropped
+                if self._auto is not None and self._auto.observe(inference_s, self.streams, frame.index, upstream):
+                    self._add_stream()  # after the result's latency is taken: loading takes a moment
+                yield result
         finally:
             self.close()
 
 
-def _auto_off(detector, threaded: bool, pin: bool) -> str | None:
+def _auto_off(detector, threaded: bool, pin: bool, quota: float | None) -> str | None:
     """Why ``--streams auto`` keeps one stream from the start, or None when it may add more."""
     model = detector.model
+    cpus = len(usable_cpus()) if quota is None else min(len(usable_cpus()), quota)
     if not threaded:
         return "the sequential loop runs one"
     if pin:
-        return "--pin keeps inference on one thread"
+        return "off with --pin"
     if not str(model.device).startswith("cpu"):
         return f"the model runs on {model.accelerator}, not on the CPU's cores"
+    if 2 * max(1, model.threads) > cpus:
+        return f"a second stream of {model.threads} thread(s) would not fit {cpus:g} usable CPU(s)"
     return None
