@@ -16,6 +16,8 @@ LAYERS = {  # name -> (input shape, layer factory)
     "stem 3x3 conv, 1 -> 32 channels, 28x28": ((28, 28, 1), lambda k: k.layers.Conv2D(32, 3, padding="same")),
     "stem as 3x3 depthwise, multiplier 32, 28x28": ((28, 28, 1),
                                                     lambda k: k.layers.DepthwiseConv2D(3, depth_multiplier=32, padding="same")),
+    "the recipe's stem: 3x3 conv after space-to-depth, 4 -> 32 channels, 14x14": (
+        (14, 14, 4), lambda k: k.layers.Conv2D(32, 3, padding="same")),
     "3x3 conv, 8 -> 32 channels, 28x28": ((28, 28, 8), lambda k: k.layers.Conv2D(32, 3, padding="same")),
     "3x3 conv, 16 -> 32 channels, 28x28": ((28, 28, 16), lambda k: k.layers.Conv2D(32, 3, padding="same")),
     "1x1 conv, 32 -> 32, 28x28": ((28, 28, 32), lambda k: k.layers.Conv2D(32, 1)),

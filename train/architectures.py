@@ -141,13 +141,25 @@ def classifier(k, input_shape: tuple[int, int, int], num_classes: int, width: fl
     that halve the grid twice for small inputs such as 28x28 (four times for 64 px and more),
     global average pooling, dropout, softmax.
 
-    About 70k parameters at width 1 on 28x28x1 (Fashion-MNIST); input values as the metadata's
+    Small inputs (under 64 px) start with a space-to-depth stem (:func:`_space_to_depth_stem`):
+    each 2x2 block of pixels becomes one position with 4x the channels, then the 3x3 stem runs
+    at half the resolution. It drops no pixel (the 3x3 convolution sees a 6x6 window of the
+    input), and it is what makes the int8 model faster than the float one: int8 convolution
+    kernels pad the input channels to a multiple of 4 to 16, so a 1- or 3-channel stem at full
+    resolution costs as much as a 16-channel one, five times its float time (docs/benchmarks.md,
+    classifier section). TPUs use the same transform for their first layer. Larger inputs get a
+    stride-2 stem, as MobileNet's.
+
+    About 75k parameters at width 1 on 28x28x1 (Fashion-MNIST); input values as the metadata's
     preprocessing gives them (pixels / 255)."""
     h, w, c = input_shape
     x = inputs = k.Input(input_shape, name="image")
-    small = min(h, w) < 64  # e.g. 28x28: keep the stem at full resolution, halve right after
-    x = _conv_bn(k, x, _channels(32, width), 3, 1 if small else 2, "stem")
-    plan = [(64, 2), (64, 1), (128, 2), (128, 1), (256, 1)] if small else \
+    small = min(h, w) < 64  # e.g. 28x28: space-to-depth, then the stem at 14x14
+    if small:
+        x = _space_to_depth_stem(k, x, _channels(32, width))
+    else:
+        x = _conv_bn(k, x, _channels(32, width), 3, 2, "stem")
+    plan = [(64, 1), (64, 1), (128, 2), (128, 1), (256, 1)] if small else \
         [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1)]
     for i, (filters, stride) in enumerate(plan):
         x = _separable(k, x, _channels(filters, width), stride, f"block{i}")
@@ -155,6 +167,22 @@ def classifier(k, input_shape: tuple[int, int, int], num_classes: int, width: fl
     x = k.layers.Dropout(dropout, name="dropout")(x)
     outputs = k.layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
     return k.Model(inputs, outputs, name="edgepilot_classifier")
+
+
+def _space_to_depth_stem(k, x, filters: int):
+    """[B, H, W, C] -> [B, H/2, W/2, 4C] (each 2x2 block of pixels side by side in the channels;
+    an odd height or width first gets one row or column of zeros), then the 3x3 stem.
+
+    Written as Reshape + Permute + Reshape (RESHAPE and TRANSPOSE in TFLite, which XNNPACK runs
+    in fp32 and int8, and tfmot's QAT passes through): Keras 3 has no space-to-depth layer."""
+    _, h, w, c = x.shape
+    if h % 2 or w % 2:
+        x = k.layers.ZeroPadding2D(((0, h % 2), (0, w % 2)), name="stem_pad")(x)
+        h, w = h + h % 2, w + w % 2
+    x = k.layers.Reshape((h // 2, 2, w // 2, 2 * c), name="stem_blocks")(x)  # rows in pairs; (col pair, C) flat
+    x = k.layers.Permute((1, 3, 2, 4), name="stem_gather")(x)                 # [H/2, W/2, 2, 2C]
+    x = k.layers.Reshape((h // 2, w // 2, 4 * c), name="stem_s2d")(x)
+    return _conv_bn(k, x, filters, 3, 1, "stem")
 
 
 def detector(k, spec: DetectorSpec, decode_layer):
