@@ -67,22 +67,10 @@ def test_the_classifier_converts_to_one_xnnpack_partition_with_its_stem_inside(t
     import keras
 
     import edge_runtime
-    from convert.quiet import import_tensorflow
+    from tflite_files import fp32_and_int8
     from train.architectures import classifier
 
-    tf = import_tensorflow()
-    rng = np.random.default_rng(2)
-    model = classifier(keras, (28, 28, 1), 10)
-    image = keras.Input((28, 28, 1), batch_size=1)
-    batch1 = keras.Model(image, model(image))  # as `convert --batch 1` writes it
-    for int8 in (False, True):
-        converter = tf.lite.TFLiteConverter.from_keras_model(batch1)
-        if int8:
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.representative_dataset = lambda: ([rng.random((1, 28, 28, 1), np.float32)] for _ in range(4))
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        path = tmp_path / f"cls_{'int8' if int8 else 'fp32'}.tflite"
-        path.write_bytes(converter.convert())
+    for int8, path in fp32_and_int8(classifier(keras, (28, 28, 1), 10), (28, 28, 1), tmp_path, "cls").items():
         delegation = edge_runtime.load(path, device="cpu").delegation
         # XNNPACK has no int8 softmax: it runs on the built-in kernel between the partition of everything
         # before it and the output's DEQUANTIZE (float output) after it

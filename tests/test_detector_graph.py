@@ -121,26 +121,15 @@ def test_detector_converts_to_ops_xnnpack_and_the_edge_tpu_take(tmp_path):
     import keras
 
     import edge_runtime
-    from convert.quiet import import_tensorflow
+    from tflite_files import fp32_and_int8
     from train.architectures import DetectorSpec, detector
     from train.layers import decode_factory
 
-    tf = import_tensorflow()
     model = detector(keras, DetectorSpec((96, 128), 3), decode_factory(keras))
     p5 = np.random.default_rng(0).normal(size=(1, 3, 4, 64)).astype(np.float32)
     up = keras.Model(model.get_layer("up5_w").input[0], model.get_layer("up5_h_flat").output)
     np.testing.assert_array_equal(np.asarray(up(p5)), np.repeat(np.repeat(p5, 2, axis=1), 2, axis=2))
 
-    rng = np.random.default_rng(1)
-    image = keras.Input((96, 128, 3), batch_size=1)
-    batch1 = keras.Model(image, model(image))  # as `convert --batch 1` writes it (an open batch adds shape ops)
-    for int8 in (False, True):
-        converter = tf.lite.TFLiteConverter.from_keras_model(batch1)
-        if int8:
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.representative_dataset = lambda: ([rng.random((1, 96, 128, 3), np.float32)] for _ in range(4))
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        path = tmp_path / f"det_{'int8' if int8 else 'fp32'}.tflite"
-        path.write_bytes(converter.convert())
+    for path in fp32_and_int8(model, (96, 128, 3), tmp_path, "det").values():
         delegation = edge_runtime.load(path, device="cpu").delegation
         assert delegation.full and delegation.partitions == 1, str(delegation)
