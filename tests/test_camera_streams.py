@@ -280,3 +280,18 @@ def test_auto_keeps_one_stream_for_a_model_off_the_cpu_or_too_wide_for_it():
     assert _auto_off(on_gpu, True, False, None) == "the model runs on gpu/opencl delegate, not on the CPU's cores"
     wide = SimpleNamespace(model=SimpleNamespace(device="cpu", accelerator="cpu/xnnpack x2 threads", threads=2))
     assert _auto_off(wide, True, False, 1.5) == "a second stream of 2 thread(s) would not fit 1.5 usable CPU(s)"
+
+
+def test_no_replica_of_a_model_file_that_changed_since_it_was_loaded(asset, tmp_path):
+    import shutil
+
+    from apps.camera.detector import Detector
+
+    path = tmp_path / "face.tflite"
+    shutil.copy(asset("blazeface_short_range.tflite"), path)
+    detector = Detector(path)
+    assert detector.replica().model.path == detector.model.path  # unchanged: a second interpreter
+    info = os.stat(path)
+    os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns + 10**9))  # replaced by a deployment, say
+    with pytest.raises(ValueError, match="changed on disk since it was loaded"):
+        detector.replica()

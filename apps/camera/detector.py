@@ -62,6 +62,7 @@ class Detector:
         if isinstance(model, (str, os.PathLike)):
             model = edge_runtime.load(Path(model), device=device, threads=threads)
         self.model = model
+        self._file = _stamp(model.path)  # a replica made later must read the same file
         if len(model.inputs) != 1:
             raise ValueError(f"{model.path}: a detector takes one image input; this model has "
                              f"{[s.name for s in model.inputs]}")
@@ -195,7 +196,9 @@ class Detector:
         classes, which sets the same keys whichever thread makes it; the pipeline decodes on one
         thread anyway). Load options beyond those (a GPU delegate's options, a model
         loaded without XNNPACK) are not carried over: the replica must then report the same
-        runtime and accelerator as this one, or ValueError says how they differ."""
+        runtime and accelerator as this one, or ValueError says how they differ. ValueError too when
+        the file changed on disk since this detector loaded it (``--streams auto`` may ask for a
+        replica long into a run)."""
         import copy
 
         import edge_runtime
@@ -204,6 +207,9 @@ class Detector:
         if self.model.device.startswith("edgetpu"):
             raise ValueError(f"--streams: {self.model.path} runs on an Edge TPU ({self.model.accelerator}), "
                              "which runs one model at a time; use --streams 1")
+        if _stamp(self.model.path) != self._file:
+            raise ValueError(f"--streams: {self.model.path} changed on disk since it was loaded; a second "
+                             "interpreter would run another model")
         other = copy.copy(self)
         model = self.model
         interpreter = model.runtime if model.runtime in deps.TFLITE_MODULES else None
@@ -226,3 +232,12 @@ class Detector:
     def __repr__(self) -> str:
         return (f"<Detector {self.model.path} decoder={self.decoder_name} resize={self.resize} "
                 f"score={self.score} iou={self.iou}>")
+
+
+def _stamp(path) -> tuple[int, int] | None:
+    """(size, modification time in ns) of a model file, or None when it cannot be read."""
+    try:
+        info = os.stat(path)
+    except (OSError, TypeError):
+        return None
+    return info.st_size, info.st_mtime_ns
