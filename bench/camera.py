@@ -151,7 +151,9 @@ def stage_ms(detector, frames: int) -> dict:
 
 def _cores() -> int:
     """The CPUs this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    from apps.camera.streams import usable_cpus
+
+    return len(usable_cpus())
 
 
 def pipeline_summary(model, frames: int, threads: int, source: str = VIDEO, pin: bool = False,

@@ -277,7 +277,7 @@ def test_auto_keeps_one_stream_for_a_model_off_the_cpu_or_too_wide_for_it():
     from apps.camera.pipeline import _auto_off
 
     on_gpu = SimpleNamespace(model=SimpleNamespace(device="gpu", accelerator="gpu/opencl delegate", threads=1))
-    assert _auto_off(on_gpu, True, False, None) == "the model runs on gpu/opencl delegate, not on the CPU's cores"
+    assert _auto_off(on_gpu, True, False, 2.0) == "the model runs on gpu/opencl delegate, not on the CPU's cores"
     wide = SimpleNamespace(model=SimpleNamespace(device="cpu", accelerator="cpu/xnnpack x2 threads", threads=2))
     assert _auto_off(wide, True, False, 1.5) == "a second stream of 2 thread(s) would not fit 1.5 usable CPU(s)"
 

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 from apps.camera.detections import Detections
 from apps.camera.sources import Frame, FrameSource
-from apps.camera.streams import AUTO, AutoStreams, cpu_quota, usable_cpus
+from apps.camera.streams import AUTO, AutoStreams, cpu_quota
 
 QUEUE_SIZE = 2  # per hand-over for files: enough to keep each stage busy, little memory
 
@@ -154,10 +154,9 @@ class Pipeline:
         self._auto: AutoStreams | None = None
         self._auto_off: str | None = None  # why auto stays at one stream from the start
         if streams == AUTO:
-            quota = cpu_quota()
-            self._auto_off = _auto_off(detector, threaded, pin, quota)
-            if self._auto_off is None:
-                self._auto = AutoStreams(threads=detector.model.threads, live=source.spec.live, quota=quota)
+            auto = AutoStreams(threads=detector.model.threads, live=source.spec.live, quota=cpu_quota())
+            self._auto_off = _auto_off(detector, threaded, pin, auto.capacity)
+            self._auto = auto if self._auto_off is None else None
             streams = 1
         if streams > 1 and not threaded:
             raise ValueError(f"--streams {streams} needs the threaded pipeline; the sequential loop runs one")
@@ -368,18 +367,18 @@ class Pipeline:
                 detections = self.detector.decode(outputs, geometry)
                 self.frames += 1
                 result = Result(frame, detections, time.monotonic() - frame.t, inference_s)
-                upstream = self._captured.dropped + self._prepared.dropped
-                if self._auto is not None and self._auto.observe(inference_s, self.streams, frame.index, upstream):
+                if self._auto is not None and self._auto.observe(inference_s, self.streams, frame.index,
+                                                                 self._captured.dropped + self._prepared.dropped):
                     self._add_stream()  # after the result's latency is taken: loading takes a moment
                 yield result
         finally:
             self.close()
 
 
-def _auto_off(detector, threaded: bool, pin: bool, quota: float | None) -> str | None:
-    """Why ``--streams auto`` keeps one stream from the start, or None when it may add more."""
+def _auto_off(detector, threaded: bool, pin: bool, cpus: float) -> str | None:
+    """Why ``--streams auto`` keeps one stream from the start, or None when it may add more
+    (``cpus``: the usable CPUs, or the cgroup quota if lower)."""
     model = detector.model
-    cpus = len(usable_cpus()) if quota is None else min(len(usable_cpus()), quota)
     if not threaded:
         return "the sequential loop runs one"
     if pin:

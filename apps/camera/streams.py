@@ -81,6 +81,11 @@ def busy_cpu_seconds(cpus: tuple[int, ...], stat: Path = Path("/proc/stat")) -> 
             return busy / ticks, "system"
     except (OSError, ValueError, IndexError, AttributeError):  # AttributeError: no os.sysconf (Windows)
         pass
+    return _own_cpu_seconds(cpus)
+
+
+def _own_cpu_seconds(cpus: tuple[int, ...]) -> tuple[float, str]:
+    """This process's CPU time, all its threads (``cpus`` unused: the same call as :func:`busy_cpu_seconds`)."""
     return time.process_time(), "process"
 
 
@@ -129,8 +134,9 @@ class AutoStreams:
                  threads: int = 1, live: bool = False, quota: float | None = None):
         self.cpus = cpus or usable_cpus()
         self.capacity = min(len(self.cpus), quota) if quota else float(len(self.cpus))
-        self.quota = quota
         self.threads, self.live = max(1, threads), live
+        if busy_clock is None and self.capacity < len(self.cpus):  # the quota binds before the CPUs idle
+            busy_clock = _own_cpu_seconds
         self._clock, self._busy_clock = clock, busy_clock or busy_cpu_seconds
         self._since_change = 0
         self._start: tuple[float, float, str, int] | None = None
@@ -142,11 +148,6 @@ class AutoStreams:
         self._before: Window | None = None  # the window that asked for the last stream
         self.stopped: str | None = None
 
-    def _busy(self) -> tuple[float, str]:
-        if self.quota is not None and self.quota < len(self.cpus):  # the quota binds before the CPUs idle
-            return time.process_time(), "process"
-        return self._busy_clock(self.cpus)
-
     def observe(self, inference_s: float, streams: int, frame: int, dropped: int = 0) -> bool:
         """Count one result (``frame``: its capture index; ``dropped``: frames dropped before
         inference so far); True when a stream should be added now."""
@@ -156,7 +157,7 @@ class AutoStreams:
         if self._since_change < WARMUP_FRAMES:
             return False
         if self._start is None:
-            self._start = (self._clock(), *self._busy(), dropped)
+            self._start = (self._clock(), *self._busy_clock(self.cpus), dropped)
             self._frames, self._inference_s = 0, 0.0
             return False
         self._frames += 1
@@ -164,7 +165,7 @@ class AutoStreams:
         now = self._clock()
         if self._frames < WINDOW_FRAMES or now - self._start[0] < WINDOW_S:
             return False
-        busy_s, source = self._busy()
+        busy_s, source = self._busy_clock(self.cpus)
         start_s, start_busy, start_source, start_dropped = self._start
         self._start = None
         if source != start_source:  # the reading changed kind mid-window: measure again
