@@ -224,6 +224,48 @@ def test_a_second_interpreter_that_cannot_be_made_leaves_the_run_on_one_stream(a
     assert pipeline.streams_note == "auto: 1 (no more streams: no room for a second interpreter)"
 
 
+def test_results_keep_coming_while_the_new_stream_loads(asset, face_video, monkeypatch):
+    """Loading a second interpreter may take seconds for a big model: it happens on a thread of
+    its own. Here loading does not finish until 15 more results have come out, which could
+    never happen if it ran on the consumer's thread (it would then give up after 10 s and the
+    run would stay on one stream); then the stream starts and takes frames."""
+    import threading
+
+    from apps.camera.detector import Detector
+
+    if len(auto_streams.usable_cpus()) < 2:
+        pytest.skip("a second stream needs two usable CPUs")
+    monkeypatch.setattr(auto_streams, "busy_cpu_seconds", lambda cpus: (time.process_time(), "process"))
+    shown, threads, during = [0], [], []
+
+    class SlowToLoad(_slow(Detector, threads)):
+        def replica(self):
+            start = shown[0]
+            deadline = time.monotonic() + 10
+            while shown[0] < start + 15 and time.monotonic() < deadline:
+                time.sleep(0.005)
+            during.append((threading.current_thread().name, shown[0] - start))
+            if shown[0] < start + 15:
+                raise TimeoutError("no results came while loading")
+            return super().replica()
+
+    from apps.camera.pipeline import Pipeline
+    from apps.camera.sources import open_source
+
+    source = open_source(str(face_video), loop=True)
+    try:
+        pipeline = Pipeline(SlowToLoad(asset("blazeface_short_range.tflite")), source, 200, streams="auto")
+        out = []
+        for result in pipeline:
+            out.append(result)
+            shown[0] += 1
+    finally:
+        source.close()
+    assert during and during[0][0] == "load-stream" and during[0][1] >= 15, during
+    assert pipeline.streams == 2 and threads.count("infer-1") >= 20, pipeline.streams_note
+    assert [r.frame.index for r in out] == list(range(200)) and pipeline.dropped == 0
+
+
 def _slow(detector_class, threads: list | None = None):
     """The real detector with each inference made 30 ms slower by a sleep (the CPUs stay idle,
     and reading and preparing a frame stay far quicker even on a loaded machine); ``threads``
@@ -274,12 +316,12 @@ def test_auto_keeps_one_stream_for_a_model_off_the_cpu_or_too_wide_for_it():
     """A GPU or an Edge TPU cannot be had here: a stand-in model object says where it runs."""
     from types import SimpleNamespace
 
-    from apps.camera.pipeline import _auto_off
-
-    on_gpu = SimpleNamespace(model=SimpleNamespace(device="gpu", accelerator="gpu/opencl delegate", threads=1))
-    assert _auto_off(on_gpu, True, False, 2.0) == "the model runs on gpu/opencl delegate, not on the CPU's cores"
-    wide = SimpleNamespace(model=SimpleNamespace(device="cpu", accelerator="cpu/xnnpack x2 threads", threads=2))
-    assert _auto_off(wide, True, False, 1.5) == "a second stream of 2 thread(s) would not fit 1.5 usable CPU(s)"
+    on_gpu = SimpleNamespace(device="gpu", accelerator="gpu/opencl delegate", threads=1)
+    assert auto_streams.why_one_stream(on_gpu, True, False, 2.0) == \
+        "the model runs on gpu/opencl delegate, not on the CPU's cores"
+    wide = SimpleNamespace(device="cpu", accelerator="cpu/xnnpack x2 threads", threads=2)
+    assert auto_streams.why_one_stream(wide, True, False, 1.5) == \
+        "a second stream of 2 thread(s) would not fit 1.5 usable CPU(s)"
 
 
 def test_no_replica_of_a_model_file_that_changed_since_it_was_loaded(asset, tmp_path):

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 from apps.camera.detections import Detections
 from apps.camera.sources import Frame, FrameSource
-from apps.camera.streams import AUTO, AutoStreams, cpu_quota
+from apps.camera.streams import AUTO, AutoStreams, cpu_quota, why_one_stream
 
 QUEUE_SIZE = 2  # per hand-over for files: enough to keep each stage busy, little memory
 
@@ -155,7 +155,7 @@ class Pipeline:
         self._auto_off: str | None = None  # why auto stays at one stream from the start
         if streams == AUTO:
             auto = AutoStreams(threads=detector.model.threads, live=source.spec.live, quota=cpu_quota())
-            self._auto_off = _auto_off(detector, threaded, pin, auto.capacity)
+            self._auto_off = why_one_stream(detector.model, threaded, pin, auto.capacity)
             self._auto = auto if self._auto_off is None else None
             streams = 1
         if streams > 1 and not threaded:
@@ -179,6 +179,8 @@ class Pipeline:
         self._shown = threading.Condition()  # notified when _next_out moves on
         self._error: BaseException | None = None  # the first stage error, raised by the consumer
         self._threads: list[threading.Thread] = []
+        self._loading: threading.Thread | None = None  # making another stream's interpreter (auto)
+        self._loaded: list = []  # what the loading thread made: the replica, or the error it raised
         self.frames = 0
         self._plan: dict[str, set[int]] | None = None
         self.pinning = "not requested"
@@ -209,13 +211,26 @@ class Pipeline:
             return self._auto.note(self.streams)
         return f"auto: 1 ({self._auto_off})" if self._auto_off else None
 
+    def _load_stream(self) -> None:
+        """Make the interpreter of the stream auto asked for on a thread of its own (loading a
+        model takes from milliseconds to seconds), so that results keep flowing meanwhile."""
+        def load():
+            try:
+                self._loaded.append(self.detector.replica())
+            except Exception as exc:  # noqa: BLE001 - e.g. it would run elsewhere, or memory ran out: a live run goes on
+                self._loaded.append(exc)
+
+        self._loading = threading.Thread(target=load, name="load-stream", daemon=True)
+        self._loading.start()
+
     def _add_stream(self) -> None:
-        """Another inference stream, started at once (called by the consumer, which alone counts
-        the streams' ends, so the count it compares with includes the new one from here on)."""
-        try:
-            detector = self.detector.replica()
-        except Exception as exc:  # noqa: BLE001 - e.g. it would run elsewhere, or memory ran out: a live run goes on
-            self._auto.stop(f"no more streams: {exc}")
+        """Start the stream :meth:`_load_stream` made (called by the consumer once loading ended;
+        the consumer alone counts the streams' ends, so the count it compares with includes the
+        new one from here on)."""
+        self._loading = None
+        detector = self._loaded.pop()
+        if isinstance(detector, BaseException):
+            self._auto.stop(f"no more streams: {detector}")
             return
         with self._shown:
             self.detectors.append(detector)
@@ -325,7 +340,7 @@ class Pipeline:
             with handoff._cond:
                 handoff._items.clear()
                 handoff._cond.notify_all()
-        for thread in self._threads:
+        for thread in self._threads + ([self._loading] if self._loading else []):
             thread.join(timeout=10)
 
     def _next_inferred(self):
@@ -353,6 +368,16 @@ class Pipeline:
             self._shown.notify_all()
         return self._pending.pop(self._next_out - 1)
 
+    def _auto_step(self, inference_s: float, index: int) -> None:
+        """Count one result for ``--streams auto``; start loading a stream when it asks for one,
+        and start that stream once loaded (no measuring meanwhile: auto measures what the new
+        stream gained from the moment it runs)."""
+        if self._loading is not None:
+            if not self._loading.is_alive():
+                self._add_stream()
+        elif self._auto.observe(inference_s, self.streams, index, self._captured.dropped + self._prepared.dropped):
+            self._load_stream()
+
     def __iter__(self):
         self.start()
         try:
@@ -367,24 +392,9 @@ class Pipeline:
                 detections = self.detector.decode(outputs, geometry)
                 self.frames += 1
                 result = Result(frame, detections, time.monotonic() - frame.t, inference_s)
-                if self._auto is not None and self._auto.observe(inference_s, self.streams, frame.index,
-                                                                 self._captured.dropped + self._prepared.dropped):
-                    self._add_stream()  # after the result's latency is taken: loading takes a moment
+                if self._auto is not None:
+                    self._auto_step(inference_s, frame.index)
                 yield result
         finally:
             self.close()
 
-
-def _auto_off(detector, threaded: bool, pin: bool, cpus: float) -> str | None:
-    """Why ``--streams auto`` keeps one stream from the start, or None when it may add more
-    (``cpus``: the usable CPUs, or the cgroup quota if lower)."""
-    model = detector.model
-    if not threaded:
-        return "the sequential loop runs one"
-    if pin:
-        return "off with --pin"
-    if not str(model.device).startswith("cpu"):
-        return f"the model runs on {model.accelerator}, not on the CPU's cores"
-    if 2 * max(1, model.threads) > cpus:
-        return f"a second stream of {model.threads} thread(s) would not fit {cpus:g} usable CPU(s)"
-    return None

@@ -187,8 +187,10 @@ class AutoStreams:
         return True
 
     def added(self) -> None:
-        """The stream asked for by the last True of :meth:`observe` is running."""
+        """The stream asked for by the last True of :meth:`observe` is running (it may have taken
+        a while to load: the warm-up before the next window counts from here)."""
         self.changes.append(self._pending)
+        self._since_change = 0
 
     def stop(self, reason: str) -> None:
         """No more streams (a second interpreter could not be made, or the last one gained little)."""
@@ -205,3 +207,16 @@ class AutoStreams:
             parts.append("too few frames to measure")
         return f"auto: {streams} ({'; '.join(parts)})"
 
+
+def why_one_stream(model, threaded: bool, pin: bool, cpus: float) -> str | None:
+    """Why ``--streams auto`` keeps one stream from the start, or None when it may add more
+    (``model``: an :class:`edge_runtime.Model`; ``cpus``: the usable CPUs, or the cgroup quota if lower)."""
+    if not threaded:
+        return "the sequential loop runs one"
+    if pin:
+        return "off with --pin"
+    if not str(model.device).startswith("cpu"):
+        return f"the model runs on {model.accelerator}, not on the CPU's cores"
+    if 2 * max(1, model.threads) > cpus:
+        return f"a second stream of {model.threads} thread(s) would not fit {cpus:g} usable CPU(s)"
+    return None
