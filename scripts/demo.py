@@ -140,6 +140,10 @@ def camera_demo(blazeface: str, detector: Path) -> None:
     edgepilot("detect", detector, "--source", scenes, "--max-frames", 50, "--save", out / "scenes_detector.mp4",
               "--force")
     print(f"annotated videos are in {out}")
+    print("Now on your own video or camera (from this folder; the venv holds the edgepilot command):\n"
+          "  . .venv/bin/activate\n"
+          f"  edgepilot detect {detector} --source my_video.mp4 --save boxes.mp4\n"
+          f"  edgepilot detect {blazeface} --source 0 --serve 0.0.0.0:8080    # camera 0, watch on http://DEVICE:8080/")
 
 
 def control_demo() -> None:
