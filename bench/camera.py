@@ -156,7 +156,7 @@ def _cores() -> int:
     return len(usable_cpus())
 
 
-def pipeline_summary(model, frames: int, threads: int, source: str = VIDEO, pin: bool = False,
+def pipeline_summary(model, frames: int, threads: int, source: str = VIDEO, pin: bool | None = None,
                      streams: int | str = 1):
     from apps.camera import DetectOptions, run
 
@@ -193,7 +193,7 @@ def run(models: list[tuple[str, str]], frames: int = 795, long_frames: int = 50_
             # two single-threaded streams: the model alone on both, then the pipeline
             streams2, s2 = model_streams_fps(pair, runs=max(100, frames // 2)), pipeline_summary(path, frames, 1, streams=2)
             auto = pipeline_summary(path, frames, 1, streams="auto")  # the default: streams as measured
-            rounds.append({"auto": auto.fps, "auto_note": auto.streams_auto, "streams2": streams2, "s2": s2.fps, "model": model_fps, "plain": plain, "p1": p1.fps, "pinned": pinned.fps,
+            rounds.append({"auto": auto.fps, "auto_note": f"{auto.streams_auto}; pinning: {auto.pinning}", "streams2": streams2, "s2": s2.fps, "model": model_fps, "plain": plain, "p1": p1.fps, "pinned": pinned.fps,
                            "latency": (p1.latency_ms_p50, p1.latency_ms_p99), "pinning": pinned.pinning,
                            "bound": stages["bound_fps"], "stages": stages, "sbound": stages["streams_bound_fps"],
                            "model2": model2, "plain2": plain2, "p2": p2.fps})
@@ -280,10 +280,11 @@ pipeline. The plain loops are those of the tables above (1 and 2 interpreter thr
 |---|---|---|---|---|---|---|---|---|---|
 {chr(10).join(stream_rows)}
 
-The default, `--streams auto`: the pipeline starts with one single-threaded stream and adds
-one while the model is the bottleneck and a CPU idles (`apps/camera/streams.py`), so on a
-{frames}-frame file the first part always runs on one stream. The last column is what the run's
-summary said (`streams_auto`) in the middle round.
+The default, `--streams auto`: the pipeline starts with one single-threaded stream, pinned as
+`--pin` does (`apps/camera/pinning.py`), and adds a stream while the model is the bottleneck and
+a CPU idles (`apps/camera/streams.py`), releasing the pinning then; so on a {frames}-frame file
+the first part always runs on one pinned stream. The last column is what the run's summary said
+(`streams_auto` and `pinning`) in the middle round.
 
 | model | pipeline FPS (auto) | pipeline / model (1 thr) | pipeline / plain (1 thr) | pipeline / plain (2 thr) | what auto did |
 |---|---|---|---|---|---|

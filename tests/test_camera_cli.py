@@ -169,3 +169,21 @@ def test_streams_takes_a_number_or_auto(model, capsys):
         main(["detect", model, "--source", "x.mp4", "--streams", "two"])
     assert stopped.value.code == 2
     assert "argument --streams: expected a positive integer or 'auto', got 'two'" in capsys.readouterr().err
+
+
+def test_pin_no_pin_and_the_default_say_what_was_done(model, face_video, capsys):
+    """--no-pin never pins; the default pins only while --streams auto runs one stream; --pin
+    also with --streams 1. The summary's pinning says which."""
+    if not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("pinning needs Linux and two usable CPUs")
+    last = max(os.sched_getaffinity(0))
+
+    def pinning(*options):
+        assert main(["detect", model, "--source", str(face_video), "--json", "--quiet", *options]) == 0
+        return lines(capsys)[0][-1]["summary"]["pinning"]
+
+    assert pinning() == f"auto: inference on CPU {last}, capture and prepare on CPU " \
+        f"{','.join(map(str, sorted(os.sched_getaffinity(0) - {last})))} while one stream runs"
+    assert pinning("--no-pin") == "not requested"
+    assert pinning("--streams", "1") == "not requested"
+    assert pinning("--streams", "1", "--pin").startswith(f"inference on CPU {last}, ")

@@ -43,7 +43,7 @@ def test_threaded_equals_sequential_frame_by_frame(blazeface, face_video):
 def test_pinned_stages_run_where_the_plan_says_and_give_the_same_results(blazeface, face_video, monkeypatch):
     import os
 
-    from apps.camera.pipeline import pin_plan
+    from apps.camera.pinning import pin_plan
 
     if not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2:
         pytest.skip("pinning needs Linux and two CPUs")

@@ -337,3 +337,35 @@ def test_no_replica_of_a_model_file_that_changed_since_it_was_loaded(asset, tmp_
     os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns + 10**9))  # replaced by a deployment, say
     with pytest.raises(ValueError, match="changed on disk since it was loaded"):
         detector.replica()
+
+
+def test_auto_pins_the_one_stream_and_releases_every_pinned_thread_for_the_second(asset, face_video, monkeypatch):
+    """By default (pin=None) auto pins inference to the last CPU while it runs one stream; when
+    it adds a stream, the first stream's thread goes back to every CPU and the new one is not
+    pinned. Affinity is read in the inference threads themselves, as they infer."""
+    import threading
+
+    from apps.camera.detector import Detector
+
+    cpus = auto_streams.usable_cpus()
+    if not hasattr(os, "sched_setaffinity") or len(cpus) < 2:
+        pytest.skip("pinning needs Linux and two usable CPUs")
+    monkeypatch.setattr(auto_streams, "busy_cpu_seconds", lambda cpus: (time.process_time(), "process"))
+    seen = []  # (thread name, its CPUs) per inference
+
+    class Watched(_slow(Detector)):
+        def infer(self, x):
+            seen.append((threading.current_thread().name, os.sched_getaffinity(0)))
+            return super().infer(x)
+
+    caller = os.sched_getaffinity(0)
+    pipeline, out = _run(Watched(asset("blazeface_short_range.tflite")), face_video, 200, streams="auto")
+    assert pipeline.streams == 2 and len(out) == 200, pipeline.streams_note
+    first_new = next(i for i, (name, _) in enumerate(seen) if name == "infer-1")
+    before = {frozenset(c) for name, c in seen[:first_new] if name == "infer-0"}
+    assert before == {frozenset({cpus[-1]})}  # pinned while alone
+    assert all(c == set(cpus) for name, c in seen[first_new:]), seen[first_new:]  # both streams on every CPU
+    assert pipeline.pinning.startswith(f"auto: inference on CPU {cpus[-1]}, capture and prepare on CPU ")
+    assert pipeline.pinning.endswith(" while one stream runs; released at frame "
+                                     f"{pipeline.pinning.rsplit('frame ', 1)[1].split()[0]} for stream 2")
+    assert os.sched_getaffinity(0) == caller

@@ -34,9 +34,10 @@ def add_parsers(sub) -> None:
                    help="run N interpreters of the model side by side, taking frames in turn; results stay in "
                         "capture order. auto (default): start with one and add one while the model is the "
                         "bottleneck and a CPU idles; the summary says what it did (docs/camera.md)")
-    p.add_argument("--pin", action="store_true",
+    p.add_argument("--pin", action=argparse.BooleanOptionalAction, default=None,
                    help="pin the inference thread to one CPU, capture and prepare to the others (Linux, "
-                        "--threads 1); the summary says what was done")
+                        "--threads 1). Default: only while --streams auto runs one stream; --no-pin never "
+                        "(a device busy with other work); the summary says what was done")
     p.add_argument("--max-frames", type=int, default=None, help="stop after N processed frames")
     p.add_argument("--loop", action="store_true", help="replay a video file or image folder endlessly")
     p.add_argument("--json", action="store_true", help="one JSON object per frame on stdout, then a summary")

@@ -31,13 +31,13 @@ so a stalled stream cannot make the others pile up finished frames.
 """
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass
 
 from apps.camera.detections import Detections
+from apps.camera.pinning import Pinning
 from apps.camera.sources import Frame, FrameSource
 from apps.camera.streams import AUTO, AutoStreams, cpu_quota, why_one_stream
 
@@ -97,23 +97,6 @@ class Handoff:
             return item
 
 
-def pin_plan(inference_threads: int) -> tuple[dict[str, set[int]] | None, str]:
-    """CPUs per stage for ``pin``: the inference thread on the last CPU this process may use,
-    capture and prepare on the others. The caller's thread (decoding, tracking, outputs) and any
-    thread a library starts are left as they are, so they may still share the inference CPU. Why:
-    on a small CPU the scheduler spreads four busy threads evenly, so inference, the slowest
-    stage, gets only part of a core; keeping capture and prepare off its CPU leaves it more. Returns ``(plan, description)``; the plan is None when pinning cannot help."""
-    if not hasattr(os, "sched_setaffinity"):
-        return None, "not pinned: this OS has no sched_setaffinity (Linux only)"
-    cpus = sorted(os.sched_getaffinity(0))
-    if len(cpus) < 2:
-        return None, f"not pinned: this process may use only CPU {cpus}"
-    if inference_threads != 1:
-        return None, f"not pinned: inference runs on {inference_threads} threads (pinning needs --threads 1)"
-    plan = {"infer": {cpus[-1]}, "capture": set(cpus[:-1]), "prepare": set(cpus[:-1])}
-    return plan, f"inference on CPU {cpus[-1]}, capture and prepare on CPU {','.join(map(str, cpus[:-1]))}"
-
-
 def check_counts(max_frames: int | None, streams: int | str) -> None:
     """ValueError naming the option when ``--max-frames`` or ``--streams`` is out of range."""
     if max_frames is not None and max_frames < 1:
@@ -143,21 +126,23 @@ class Pipeline:
         max_frames: stop after this many results (None: until the source ends).
         threaded: False runs the same stages one after the other in the caller's thread (the
             baseline the benchmark compares against).
-        pin: pin the stage threads to CPUs (:func:`pin_plan`); ``pinning`` says what was done.
+        pin: pin the stage threads to CPUs: True, False, or None (the default): only while
+            ``streams="auto"`` runs one stream (:mod:`apps.camera.pinning`); ``pinning`` says what was done.
         streams: inference streams, or ``"auto"`` (see the module docstring); ``streams_note``
             says what auto decided.
     """
 
     def __init__(self, detector, source: FrameSource, max_frames: int | None = None, threaded: bool = True,
-                 pin: bool = False, streams: int | str = 1):
+                 pin: bool | None = None, streams: int | str = 1):
         check_counts(max_frames, streams)
         self._auto: AutoStreams | None = None
         self._auto_off: str | None = None  # why auto stays at one stream from the start
+        auto_capacity = None  # usable CPUs (or the quota) with streams="auto"
         if streams == AUTO:
             auto = AutoStreams(threads=detector.model.threads, live=source.spec.live, quota=cpu_quota())
-            self._auto_off = why_one_stream(detector.model, threaded, pin, auto.capacity)
+            self._auto_off = why_one_stream(detector.model, threaded, pin is True, auto.capacity)
             self._auto = auto if self._auto_off is None else None
-            streams = 1
+            streams, auto_capacity = 1, auto.capacity
         if streams > 1 and not threaded:
             raise ValueError(f"--streams {streams} needs the threaded pipeline; the sequential loop runs one")
         self.detector, self.source, self.max_frames, self.threaded = detector, source, max_frames, threaded
@@ -182,18 +167,12 @@ class Pipeline:
         self._loading: threading.Thread | None = None  # making another stream's interpreter (auto)
         self._loaded: list = []  # what the loading thread made: the replica, or the error it raised
         self.frames = 0
-        self._plan: dict[str, set[int]] | None = None
-        self.pinning = "not requested"
-        if pin and threaded and streams > 1:
-            self.pinning = f"not pinned: {streams} inference streams share the CPUs"
-        elif pin and threaded:
-            self._plan, self.pinning = pin_plan(getattr(detector.model, "threads", 1))
-        elif pin:
-            self.pinning = "not pinned: the sequential loop has one thread"
+        self._pinning = Pinning.choose(pin, threaded, streams, auto_capacity, detector.model)
 
-    def _pin(self, stage: str) -> None:
-        if self._plan is not None:
-            os.sched_setaffinity(0, self._plan[stage])  # 0: the calling thread
+    @property
+    def pinning(self) -> str:
+        """Where the stage threads ran (:mod:`apps.camera.pinning`), or why they were not pinned."""
+        return self._pinning.text
 
     @property
     def dropped(self) -> int:
@@ -232,6 +211,7 @@ class Pipeline:
         if isinstance(detector, BaseException):
             self._auto.stop(f"no more streams: {detector}")
             return
+        self._pinning.release(f"at frame {self.frames} for stream {self.streams + 1}")
         with self._shown:
             self.detectors.append(detector)
             self._ahead = 2 * self.streams + QUEUE_SIZE
@@ -246,7 +226,7 @@ class Pipeline:
     # ----- stages ------------------------------------------------------------------------
     def _capture(self) -> None:
         try:
-            self._pin("capture")
+            self._pinning.apply("capture")
             while not self._stop.is_set():
                 frame = self.source.read()
                 if frame is None:
@@ -259,7 +239,7 @@ class Pipeline:
 
     def _stage(self, inbox: Handoff, outbox: Handoff, work, name: str) -> None:
         try:
-            self._pin(name)
+            self._pinning.apply(name)
             while True:
                 item = inbox.get()
                 if isinstance(item, _End):
@@ -296,7 +276,7 @@ class Pipeline:
         ``(number, result)``. The end of the input is left in the queue for the other streams;
         each stream ends with its own ``_End``, which the consumer counts."""
         try:
-            self._pin("infer")
+            self._pinning.apply("infer")
             while True:
                 with self._take:
                     with self._shown:  # no further ahead of the consumer than _ahead frames

@@ -1,0 +1,92 @@
+"""Pinning the pipeline's stage threads to CPUs: ``--pin``, and by default while ``--streams
+auto`` runs one stream.
+
+Why: on a small CPU the scheduler spreads the pipeline's busy threads (capture, prepare,
+inference, the caller's decoding) evenly over the cores, so inference, the slowest stage, gets
+only part of one. With one inference stream, keeping capture and prepare off the inference CPU
+gives it a core of its own: on 2 cores BlazeFace on vtest.avi went from 0.86x to 0.94x of the
+model's own speed (docs/benchmarks.md). Once auto adds a second stream the streams need every
+CPU, so the pinning is released then.
+
+``pin``: True pins (``--pin``), False never does (``--no-pin``), None (the default) pins only
+while ``--streams auto`` runs one single-threaded stream on the CPU with at least 2 usable CPUs
+(and a cgroup quota of at least 2). :attr:`Pinning.text` says what was done, or why not, for
+the run's summary.
+"""
+from __future__ import annotations
+
+import os
+import threading
+
+AUTO_PREFIX = "auto: "
+
+
+def pin_plan(inference_threads: int) -> tuple[dict[str, set[int]] | None, str]:
+    """CPUs per stage: the inference thread on the last CPU this process may use, capture and
+    prepare on the others. The caller's thread (decoding, tracking, outputs) and any thread a
+    library starts are left as they are, so they may still share the inference CPU. Returns
+    ``(plan, description)``; the plan is None when pinning cannot help."""
+    if not hasattr(os, "sched_setaffinity"):
+        return None, "not pinned: this OS has no sched_setaffinity (Linux only)"
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return None, f"not pinned: this process may use only CPU {cpus}"
+    if inference_threads != 1:
+        return None, f"not pinned: inference runs on {inference_threads} threads (pinning needs --threads 1)"
+    plan = {"infer": {cpus[-1]}, "capture": set(cpus[:-1]), "prepare": set(cpus[:-1])}
+    return plan, f"inference on CPU {cpus[-1]}, capture and prepare on CPU {','.join(map(str, cpus[:-1]))}"
+
+
+class Pinning:
+    """Where the stage threads run. Each stage thread calls :meth:`apply` as it starts;
+    :meth:`release` puts every pinned thread back on all the CPUs it had."""
+
+    def __init__(self, plan: dict[str, set[int]] | None, text: str):
+        self.plan, self.text = plan, text
+        self._all = os.sched_getaffinity(0) if plan is not None else set()
+        self._pinned: list[int] = []  # native thread ids
+        self._lock = threading.Lock()
+
+    @classmethod
+    def choose(cls, pin: bool | None, threaded: bool, streams: int, auto_capacity: float | None,
+               model) -> "Pinning":
+        """``auto_capacity``: the usable CPUs (or quota) when ``--streams auto`` runs, else None;
+        ``model``: an :class:`edge_runtime.Model`."""
+        if pin is False or (pin is None and auto_capacity is None):
+            return cls(None, "not requested")
+        if not threaded:
+            return cls(None, "not pinned: the sequential loop has one thread")
+        if pin and streams > 1:
+            return cls(None, f"not pinned: {streams} inference streams share the CPUs")
+        threads = getattr(model, "threads", 1)
+        if pin:
+            return cls(*pin_plan(threads))
+        # the default with --streams auto: pin while one stream runs, where that can help
+        if not str(getattr(model, "device", "cpu")).startswith("cpu"):
+            return cls(None, f"{AUTO_PREFIX}not pinned: the model runs on {model.accelerator}")
+        if auto_capacity < 2:
+            return cls(None, f"{AUTO_PREFIX}not pinned: {auto_capacity:g} usable CPU(s) (CPUs or cgroup quota)")
+        plan, text = pin_plan(threads)
+        return cls(plan, AUTO_PREFIX + text + (" while one stream runs" if plan else ""))
+
+    def apply(self, stage: str) -> None:
+        """Pin the calling thread as the plan says for ``stage`` (nothing once released)."""
+        with self._lock:
+            if self.plan is None:
+                return
+            os.sched_setaffinity(0, self.plan[stage])  # 0: the calling thread
+            self._pinned.append(threading.get_native_id())
+
+    def release(self, why: str) -> None:
+        """Put the pinned threads back on every CPU they had (those that ended are skipped) and
+        pin no more; ``why`` is added to :attr:`text`."""
+        with self._lock:
+            if self.plan is None:
+                return
+            for tid in self._pinned:
+                try:
+                    os.sched_setaffinity(tid, self._all)
+                except ProcessLookupError:  # that thread has ended
+                    pass
+            self.plan, self._pinned = None, []
+            self.text += f"; released {why}"

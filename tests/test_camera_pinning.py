@@ -1,0 +1,70 @@
+"""When the pipeline pins its stage threads (apps/camera/pinning.py): ``--pin``, ``--no-pin``,
+and the default, which pins while ``--streams auto`` runs one stream. The model objects here are
+stand-ins saying where a model runs (a GPU cannot be had on this machine); the pinning itself
+is exercised on a real pipeline in test_camera_pipeline.py and test_camera_streams.py."""
+from __future__ import annotations
+
+import os
+from types import SimpleNamespace
+
+import pytest
+
+from apps.camera.pinning import Pinning, pin_plan
+
+CPU = SimpleNamespace(device="cpu", accelerator="cpu/xnnpack x1 threads", threads=1)
+GPU = SimpleNamespace(device="gpu", accelerator="gpu/opencl delegate", threads=1)
+
+
+def _two_cpus():
+    if not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("pinning needs Linux and two usable CPUs")
+    return sorted(os.sched_getaffinity(0))
+
+
+def test_nothing_is_pinned_unless_asked_or_auto_runs():
+    assert Pinning.choose(False, True, 1, 2.0, CPU).text == "not requested"  # --no-pin, even with auto
+    assert Pinning.choose(None, True, 1, None, CPU).text == "not requested"  # --streams 1: default off
+    assert Pinning.choose(None, True, 1, None, CPU).plan is None
+    assert Pinning.choose(True, False, 1, None, CPU).text == "not pinned: the sequential loop has one thread"
+    assert Pinning.choose(None, False, 1, 2.0, CPU).text == "not pinned: the sequential loop has one thread"
+    assert Pinning.choose(True, True, 2, None, CPU).text == "not pinned: 2 inference streams share the CPUs"
+
+
+def test_auto_pins_a_single_threaded_cpu_model_where_two_cpus_can_be_had():
+    cpus = _two_cpus()
+    auto = Pinning.choose(None, True, 1, 2.0, CPU)
+    assert auto.plan == pin_plan(1)[0] and auto.plan["infer"] == {cpus[-1]}
+    assert auto.text == f"auto: {pin_plan(1)[1]} while one stream runs"
+    assert Pinning.choose(True, True, 1, None, CPU).text == pin_plan(1)[1]  # --pin with --streams 1
+    quota = Pinning.choose(None, True, 1, 1.5, CPU)  # docker --cpus 1.5 on a bigger machine
+    assert quota.plan is None and quota.text == "auto: not pinned: 1.5 usable CPU(s) (CPUs or cgroup quota)"
+    gpu = Pinning.choose(None, True, 1, 2.0, GPU)
+    assert gpu.plan is None and gpu.text == "auto: not pinned: the model runs on gpu/opencl delegate"
+    wide = Pinning.choose(None, True, 1, 2.0, SimpleNamespace(device="cpu", accelerator="cpu", threads=2))
+    assert wide.plan is None and "--threads 1" in wide.text
+
+
+def test_release_puts_a_pinned_thread_back_and_pins_no_more():
+    import threading
+
+    cpus = _two_cpus()
+    pinning = Pinning.choose(None, True, 1, 2.0, CPU)
+    pinned, released, go = [], [], threading.Event()
+
+    def stage():
+        pinning.apply("infer")
+        pinned.append(os.sched_getaffinity(0))
+        go.wait(10)
+        released.append(os.sched_getaffinity(0))
+
+    thread = threading.Thread(target=stage)
+    thread.start()
+    while not pinned and thread.is_alive():
+        thread.join(0.01)
+    pinning.release("at frame 7 for stream 2")
+    go.set()
+    thread.join()
+    assert pinned == [{cpus[-1]}] and released == [set(cpus)]
+    assert pinning.text.endswith("while one stream runs; released at frame 7 for stream 2")
+    pinning.apply("capture")  # after the release: nothing happens to the caller
+    assert os.sched_getaffinity(0) == set(cpus)
