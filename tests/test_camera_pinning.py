@@ -26,7 +26,7 @@ def test_nothing_is_pinned_unless_asked_or_auto_runs():
     assert Pinning.choose(None, True, 1, None, CPU).text == "not requested"  # --streams 1: default off
     assert Pinning.choose(None, True, 1, None, CPU).plan is None
     assert Pinning.choose(True, False, 1, None, CPU).text == "not pinned: the sequential loop has one thread"
-    assert Pinning.choose(None, False, 1, 2.0, CPU).text == "not pinned: the sequential loop has one thread"
+    assert Pinning.choose(None, False, 1, 2.0, CPU).text == "not requested"  # sequential: nothing to pin
     assert Pinning.choose(True, True, 2, None, CPU).text == "not pinned: 2 inference streams share the CPUs"
 
 
@@ -68,3 +68,55 @@ def test_release_puts_a_pinned_thread_back_and_pins_no_more():
     assert pinning.text.endswith("while one stream runs; released at frame 7 for stream 2")
     pinning.apply("capture")  # after the release: nothing happens to the caller
     assert os.sched_getaffinity(0) == set(cpus)
+
+
+def test_a_pin_the_os_refuses_stops_the_run_with_pin_and_not_by_default(monkeypatch):
+    """The OS may refuse (the allowed CPUs shrank since the plan was made, a seccomp profile):
+    --pin fails the run with the OS's error; the default goes on unpinned and says why."""
+    _two_cpus()
+    real = os.sched_setaffinity
+
+    def refuse(pid, cpus):
+        if pid == 0:
+            raise OSError(22, "Invalid argument")
+        real(pid, cpus)
+
+    asked, auto = Pinning.choose(True, True, 1, None, CPU), Pinning.choose(None, True, 1, 2.0, CPU)
+    monkeypatch.setattr(os, "sched_setaffinity", refuse)
+    with pytest.raises(OSError, match="Invalid argument"):
+        asked.apply("infer")
+    auto.apply("prepare")
+    assert auto.plan is None
+    assert auto.text == "auto: not pinned: the prepare thread could not be pinned ([Errno 22] Invalid argument)"
+
+
+def test_release_also_frees_threads_a_pinned_thread_started():
+    """A thread starts on its creator's CPUs: a video decoder's worker started by the pinned
+    capture thread (reopening a file in --loop, a reconnect) is put back too."""
+    import threading
+
+    cpus = _two_cpus()
+    pinning = Pinning.choose(None, True, 1, 2.0, CPU)
+    child_cpus, go, started = [], threading.Event(), threading.Event()
+
+    def child():
+        started.set()
+        go.wait(10)
+        child_cpus.append(os.sched_getaffinity(0))
+
+    def capture():
+        pinning.apply("capture")
+        worker = threading.Thread(target=child)
+        worker.start()
+        started.wait(10)
+        pinning.done()  # the capture thread ends; its worker lives on
+        return worker
+
+    holder = []
+    thread = threading.Thread(target=lambda: holder.append(capture()))
+    thread.start()
+    thread.join()
+    pinning.release("at frame 3 for stream 2")
+    go.set()
+    holder[0].join()
+    assert child_cpus == [set(cpus)]

@@ -135,17 +135,39 @@ def test_busy_cpu_seconds_reads_the_usable_cpus_from_proc_stat(tmp_path):
 
 
 def test_cpu_quota_reads_cgroup_v2_and_v1(tmp_path):
+    top = tmp_path / "proc-top"
+    top.write_text("0::/\n")
     (tmp_path / "cpu.max").write_text("150000 100000\n")
-    assert cpu_quota(tmp_path) == 1.5
+    assert cpu_quota(tmp_path, top) == 1.5
     (tmp_path / "cpu.max").write_text("max 100000\n")
-    assert cpu_quota(tmp_path) is None
+    assert cpu_quota(tmp_path, top) is None
     v1 = tmp_path / "v1"
     (v1 / "cpu").mkdir(parents=True)
     (v1 / "cpu" / "cpu.cfs_quota_us").write_text("200000\n")
     (v1 / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
-    assert cpu_quota(v1) == 2.0
+    assert cpu_quota(v1, top) == 2.0
     (v1 / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")
-    assert cpu_quota(v1) is None and cpu_quota(tmp_path / "none") is None
+    assert cpu_quota(v1, top) is None and cpu_quota(tmp_path / "none", top) is None
+
+
+def test_cpu_quota_is_the_lowest_on_the_process_cgroup_and_its_ancestors(tmp_path):
+    """A quota set on a nested cgroup (systemd CPUQuota=, a container without its own cgroup
+    namespace) binds as one on the root does; the lowest along the path wins."""
+    own = tmp_path / "proc-cgroup"
+    own.write_text("0::/system.slice/edge.service\n")
+    (tmp_path / "system.slice" / "edge.service").mkdir(parents=True)
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    (tmp_path / "system.slice" / "cpu.max").write_text("300000 100000\n")
+    (tmp_path / "system.slice" / "edge.service" / "cpu.max").write_text("max 100000\n")
+    assert cpu_quota(tmp_path, own) == 3.0
+    (tmp_path / "system.slice" / "edge.service" / "cpu.max").write_text("125000 100000\n")
+    assert cpu_quota(tmp_path, own) == 1.25
+    v1 = tmp_path / "v1"
+    own.write_text("4:memory:/x\n2:cpu,cpuacct:/docker/abc\n")
+    (v1 / "cpu" / "docker" / "abc").mkdir(parents=True)
+    (v1 / "cpu" / "docker" / "abc" / "cpu.cfs_quota_us").write_text("50000\n")
+    (v1 / "cpu" / "docker" / "abc" / "cpu.cfs_period_us").write_text("100000\n")
+    assert cpu_quota(v1, own) == 0.5
 
 
 # ----- in the pipeline, on a real model and video ------------------------------------------------

@@ -41,10 +41,10 @@ class Pinning:
     """Where the stage threads run. Each stage thread calls :meth:`apply` as it starts;
     :meth:`release` puts every pinned thread back on all the CPUs it had."""
 
-    def __init__(self, plan: dict[str, set[int]] | None, text: str):
-        self.plan, self.text = plan, text
+    def __init__(self, plan: dict[str, set[int]] | None, text: str, strict: bool = True):
+        self.plan, self.text, self.strict = plan, text, strict
         self._all = os.sched_getaffinity(0) if plan is not None else set()
-        self._pinned: list[int] = []  # native thread ids
+        self._pinned: set[int] = set()  # native ids of the live pinned threads
         self._lock = threading.Lock()
 
     @classmethod
@@ -52,7 +52,9 @@ class Pinning:
                model) -> "Pinning":
         """``auto_capacity``: the usable CPUs (or quota) when ``--streams auto`` runs, else None;
         ``model``: an :class:`edge_runtime.Model`."""
-        if pin is False or (pin is None and auto_capacity is None):
+        if pin is not None:
+            pin = bool(pin)
+        if pin is False or (pin is None and (auto_capacity is None or not threaded)):
             return cls(None, "not requested")
         if not threaded:
             return cls(None, "not pinned: the sequential loop has one thread")
@@ -67,26 +69,51 @@ class Pinning:
         if auto_capacity < 2:
             return cls(None, f"{AUTO_PREFIX}not pinned: {auto_capacity:g} usable CPU(s) (CPUs or cgroup quota)")
         plan, text = pin_plan(threads)
-        return cls(plan, AUTO_PREFIX + text + (" while one stream runs" if plan else ""))
+        return cls(plan, AUTO_PREFIX + text + (" while one stream runs" if plan else ""), strict=False)
 
     def apply(self, stage: str) -> None:
-        """Pin the calling thread as the plan says for ``stage`` (nothing once released)."""
+        """Pin the calling thread as the plan says for ``stage`` (nothing once released). A pin
+        the OS refuses (the allowed CPUs changed, a seccomp profile) raises with ``--pin``; by
+        default the run goes on unpinned and :attr:`text` says why."""
         with self._lock:
             if self.plan is None:
                 return
-            os.sched_setaffinity(0, self.plan[stage])  # 0: the calling thread
-            self._pinned.append(threading.get_native_id())
+            try:
+                os.sched_setaffinity(0, self.plan[stage])  # 0: the calling thread
+            except OSError as exc:
+                if self.strict:
+                    raise
+                self._unpin()
+                self.text = f"{AUTO_PREFIX}not pinned: the {stage} thread could not be pinned ({exc})"
+                return
+            self._pinned.add(threading.get_native_id())
+
+    def done(self) -> None:
+        """The calling stage thread is ending: forget it (its id may be reused)."""
+        with self._lock:
+            self._pinned.discard(threading.get_native_id())
 
     def release(self, why: str) -> None:
-        """Put the pinned threads back on every CPU they had (those that ended are skipped) and
-        pin no more; ``why`` is added to :attr:`text`."""
+        """Put the pinned threads back on every CPU they had, and those they started meanwhile
+        (a thread starts on its creator's CPUs: a video decoder reopened by the capture thread),
+        and pin no more; ``why`` is added to :attr:`text`."""
         with self._lock:
             if self.plan is None:
                 return
-            for tid in self._pinned:
-                try:
-                    os.sched_setaffinity(tid, self._all)
-                except ProcessLookupError:  # that thread has ended
-                    pass
-            self.plan, self._pinned = None, []
+            self._unpin()
             self.text += f"; released {why}"
+
+    def _unpin(self) -> None:
+        """Every live thread of this process on one of the plan's CPU sets back on all of them."""
+        sets = [cpus for cpus in self.plan.values() if cpus != self._all]
+        try:
+            tids = {int(tid) for tid in os.listdir("/proc/self/task")}  # this process's live threads
+        except OSError:  # no /proc: the stage threads alone
+            tids = set(self._pinned)
+        for tid in tids:
+            try:
+                if tid in self._pinned or os.sched_getaffinity(tid) in sets:
+                    os.sched_setaffinity(tid, self._all)
+            except OSError:  # ended meanwhile, or not ours to change
+                pass
+        self.plan, self._pinned = None, set()

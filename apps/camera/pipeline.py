@@ -236,6 +236,8 @@ class Pipeline:
             self._captured.put(_End())
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer, re-raised there
             self._captured.put(_End(exc))
+        finally:
+            self._pinning.done()
 
     def _stage(self, inbox: Handoff, outbox: Handoff, work, name: str) -> None:
         try:
@@ -252,6 +254,8 @@ class Pipeline:
         except BaseException as exc:  # noqa: BLE001 - a failed pin or work item, re-raised in the consumer
             self._fail(exc)
             outbox.put(_End(exc))
+        finally:
+            self._pinning.done()
 
     def _fail(self, exc: BaseException) -> None:
         """Keep the first error for the consumer (before anything can end the run without it), then stop."""
@@ -295,6 +299,8 @@ class Pipeline:
         except BaseException as exc:  # noqa: BLE001 - a failed pin or inference, re-raised in the consumer
             self._fail(exc)
             self._inferred.put(_End(exc))
+        finally:
+            self._pinning.done()
 
     # ----- running -----------------------------------------------------------------------
     def start(self) -> "Pipeline":

@@ -48,18 +48,42 @@ def usable_cpus() -> tuple[int, ...]:
     return tuple(range(os.cpu_count() or 1))
 
 
-def cpu_quota(root: Path = Path("/sys/fs/cgroup")) -> float | None:
-    """CPUs' worth of time a cgroup quota allows this process (docker --cpus), or None."""
+def cpu_quota(root: Path = Path("/sys/fs/cgroup"), own: Path = Path("/proc/self/cgroup")) -> float | None:
+    """CPUs' worth of time a cgroup quota allows this process (docker --cpus, systemd
+    CPUQuota=), or None: the lowest quota on the process's own cgroup (from ``own``) and its
+    ancestors, cgroup v2 or v1."""
+    v2, v1 = "/", "/"
     try:
-        quota, period = (root / "cpu.max").read_text().split()[:2]  # cgroup v2: "max 100000" or "200000 100000"
-        return None if quota == "max" else int(quota) / int(period)
+        for line in own.read_text().splitlines():
+            _, controllers, path = line.split(":", 2)
+            if controllers == "":
+                v2 = path
+            elif "cpu" in controllers.split(","):
+                v1 = path
     except (OSError, ValueError):
         pass
-    try:  # cgroup v1
-        quota = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
-        return None if quota <= 0 else quota / int((root / "cpu" / "cpu.cfs_period_us").read_text())
-    except (OSError, ValueError):
-        return None
+    quotas = []
+    for folder in _with_ancestors(root, v2):  # cgroup v2: "max 100000" or "200000 100000"
+        try:
+            quota, period = (folder / "cpu.max").read_text().split()[:2]
+            if quota != "max":
+                quotas.append(int(quota) / int(period))
+        except (OSError, ValueError):
+            pass
+    for folder in _with_ancestors(root / "cpu", v1):  # cgroup v1
+        try:
+            quota = int((folder / "cpu.cfs_quota_us").read_text())
+            if quota > 0:
+                quotas.append(quota / int((folder / "cpu.cfs_period_us").read_text()))
+        except (OSError, ValueError):
+            pass
+    return min(quotas) if quotas else None
+
+
+def _with_ancestors(root: Path, path: str) -> list[Path]:
+    """``root/path`` and each folder above it up to ``root`` itself."""
+    parts = [p for p in path.split("/") if p and p != ".."]
+    return [root.joinpath(*parts[:n]) for n in range(len(parts), -1, -1)]
 
 
 def busy_cpu_seconds(cpus: tuple[int, ...], stat: Path = Path("/proc/stat")) -> tuple[float, str]:
