@@ -182,8 +182,8 @@ def test_pin_no_pin_and_the_default_say_what_was_done(model, face_video, capsys)
         assert main(["detect", model, "--source", str(face_video), "--json", "--quiet", *options]) == 0
         return lines(capsys)[0][-1]["summary"]["pinning"]
 
-    assert pinning() == f"auto: inference on CPU {last}, capture and prepare on CPU " \
+    assert pinning() == f"auto: inference on CPU {last}; capture, prepare and decoding on CPU " \
         f"{','.join(map(str, sorted(os.sched_getaffinity(0) - {last})))} while one stream runs"
     assert pinning("--no-pin") == "not requested"
     assert pinning("--streams", "1") == "not requested"
-    assert pinning("--streams", "1", "--pin").startswith(f"inference on CPU {last}, ")
+    assert pinning("--streams", "1", "--pin").startswith(f"inference on CPU {last}; ")

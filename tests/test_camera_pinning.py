@@ -120,3 +120,14 @@ def test_release_also_frees_threads_a_pinned_thread_started():
     go.set()
     holder[0].join()
     assert child_cpus == [set(cpus)]
+
+
+def test_the_callers_thread_gets_its_own_cpus_back_on_release_and_on_restore():
+    cpus = _two_cpus()
+    own = os.sched_getaffinity(0)
+    for end in ("release", "restore"):
+        pinning = Pinning.choose(None, True, 1, 2.0, CPU)
+        pinning.apply_caller()
+        assert os.sched_getaffinity(0) == set(cpus[:-1])
+        pinning.release("at frame 5 for stream 2") if end == "release" else pinning.restore()
+        assert os.sched_getaffinity(0) == own, end

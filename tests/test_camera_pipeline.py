@@ -49,7 +49,8 @@ def test_pinned_stages_run_where_the_plan_says_and_give_the_same_results(blazefa
         pytest.skip("pinning needs Linux and two CPUs")
     plan, text = pin_plan(1)
     cpus = sorted(os.sched_getaffinity(0))
-    assert plan == {"infer": {cpus[-1]}, "capture": set(cpus[:-1]), "prepare": set(cpus[:-1])}
+    others = set(cpus[:-1])
+    assert plan == {"infer": {cpus[-1]}, "capture": others, "prepare": others, "caller": others}
     assert text.startswith(f"inference on CPU {cpus[-1]}")
     assert pin_plan(2)[0] is None and "--threads 1" in pin_plan(2)[1]
     seen = {}
@@ -71,11 +72,15 @@ def test_pinned_stages_run_where_the_plan_says_and_give_the_same_results(blazefa
     source = open_source(str(face_video))
     try:
         pipeline = Pipeline(blazeface, source, pin=True)
-        pinned = list(pipeline)
+        pinned, iterating = [], set()
+        for result in pipeline:  # the caller's thread decodes: pinned with capture and prepare
+            pinned.append(result)
+            iterating.add(frozenset(os.sched_getaffinity(0)))
     finally:
         source.close()
-    assert pipeline.pinning == text and seen["infer"] == {cpus[-1]} and seen["prepare"] == set(cpus[:-1])
-    assert os.sched_getaffinity(0) == caller  # the caller's thread is left as it was
+    assert pipeline.pinning == text and seen["infer"] == {cpus[-1]} and seen["prepare"] == others
+    assert iterating == {frozenset(others)}
+    assert os.sched_getaffinity(0) == caller  # the caller's thread gets its own CPUs back
     plain = results(blazeface, face_video, False)
     assert len(pinned) == len(plain) == 45
     for a, b in zip(pinned, plain):

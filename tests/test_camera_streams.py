@@ -387,7 +387,7 @@ def test_auto_pins_the_one_stream_and_releases_every_pinned_thread_for_the_secon
     before = {frozenset(c) for name, c in seen[:first_new] if name == "infer-0"}
     assert before == {frozenset({cpus[-1]})}  # pinned while alone
     assert all(c == set(cpus) for name, c in seen[first_new:]), seen[first_new:]  # both streams on every CPU
-    assert pipeline.pinning.startswith(f"auto: inference on CPU {cpus[-1]}, capture and prepare on CPU ")
+    assert pipeline.pinning.startswith(f"auto: inference on CPU {cpus[-1]}; capture, prepare and decoding on CPU ")
     assert pipeline.pinning.endswith(" while one stream runs; released at frame "
                                      f"{pipeline.pinning.rsplit('frame ', 1)[1].split()[0]} for stream 2")
     assert os.sched_getaffinity(0) == caller

@@ -35,7 +35,7 @@ def add_parsers(sub) -> None:
                         "capture order. auto (default): start with one and add one while the model is the "
                         "bottleneck and a CPU idles; the summary says what it did (docs/camera.md)")
     p.add_argument("--pin", action=argparse.BooleanOptionalAction, default=None,
-                   help="pin the inference thread to one CPU, capture and prepare to the others (Linux, "
+                   help="pin the inference thread to one CPU, capture, prepare and decoding to the others (Linux, "
                         "--threads 1). Default: only while --streams auto runs one stream; --no-pin never "
                         "(a device busy with other work); the summary says what was done")
     p.add_argument("--max-frames", type=int, default=None, help="stop after N processed frames")

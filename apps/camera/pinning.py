@@ -3,8 +3,8 @@ auto`` runs one stream.
 
 Why: on a small CPU the scheduler spreads the pipeline's busy threads (capture, prepare,
 inference, the caller's decoding) evenly over the cores, so inference, the slowest stage, gets
-only part of one. With one inference stream, keeping capture and prepare off the inference CPU
-gives it a core of its own: on 2 cores BlazeFace on vtest.avi went from 0.86x to 0.94x of the
+only part of one. With one inference stream, keeping capture, prepare and the caller's
+decoding off the inference CPU gives it a core of its own: on 2 cores BlazeFace on vtest.avi went from 0.86x to 0.94x of the
 model's own speed (docs/benchmarks.md). Once auto adds a second stream the streams need every
 CPU, so the pinning is released then.
 
@@ -22,10 +22,10 @@ AUTO_PREFIX = "auto: "
 
 
 def pin_plan(inference_threads: int) -> tuple[dict[str, set[int]] | None, str]:
-    """CPUs per stage: the inference thread on the last CPU this process may use, capture and
-    prepare on the others. The caller's thread (decoding, tracking, outputs) and any thread a
-    library starts are left as they are, so they may still share the inference CPU. Returns
-    ``(plan, description)``; the plan is None when pinning cannot help."""
+    """CPUs per stage: the inference thread on the last CPU this process may use; capture,
+    prepare and the caller's thread while it iterates the pipeline (decoding, tracking, outputs)
+    on the others. Threads a library starts from a stage thread start on that thread's CPUs.
+    Returns ``(plan, description)``; the plan is None when pinning cannot help."""
     if not hasattr(os, "sched_setaffinity"):
         return None, "not pinned: this OS has no sched_setaffinity (Linux only)"
     cpus = sorted(os.sched_getaffinity(0))
@@ -33,8 +33,9 @@ def pin_plan(inference_threads: int) -> tuple[dict[str, set[int]] | None, str]:
         return None, f"not pinned: this process may use only CPU {cpus}"
     if inference_threads != 1:
         return None, f"not pinned: inference runs on {inference_threads} threads (pinning needs --threads 1)"
-    plan = {"infer": {cpus[-1]}, "capture": set(cpus[:-1]), "prepare": set(cpus[:-1])}
-    return plan, f"inference on CPU {cpus[-1]}, capture and prepare on CPU {','.join(map(str, cpus[:-1]))}"
+    others = set(cpus[:-1])
+    plan = {"infer": {cpus[-1]}, "capture": others, "prepare": others, "caller": others}
+    return plan, f"inference on CPU {cpus[-1]}; capture, prepare and decoding on CPU {','.join(map(str, cpus[:-1]))}"
 
 
 class Pinning:
@@ -45,6 +46,7 @@ class Pinning:
         self.plan, self.text, self.strict = plan, text, strict
         self._all = os.sched_getaffinity(0) if plan is not None else set()
         self._pinned: set[int] = set()  # native ids of the live pinned threads
+        self._caller: tuple[int, set[int]] | None = None  # the caller's thread id and its own CPUs
         self._lock = threading.Lock()
 
     @classmethod
@@ -88,6 +90,29 @@ class Pinning:
                 return
             self._pinned.add(threading.get_native_id())
 
+    def apply_caller(self) -> None:
+        """Pin the calling thread, the one iterating the pipeline, as the plan says for
+        ``caller``; :meth:`restore` gives it back its own CPUs."""
+        with self._lock:
+            if self.plan is not None and self._caller is None:
+                self._caller = (threading.get_native_id(), os.sched_getaffinity(0))
+        self.apply("caller")
+
+    def restore(self) -> None:
+        """The caller's thread back on the CPUs it had before :meth:`apply_caller`."""
+        with self._lock:
+            self._restore_caller()
+
+    def _restore_caller(self) -> None:
+        if self._caller is not None:
+            tid, cpus = self._caller
+            self._caller = None
+            self._pinned.discard(tid)
+            try:
+                os.sched_setaffinity(tid, cpus)
+            except OSError:  # that thread has ended
+                pass
+
     def done(self) -> None:
         """The calling stage thread is ending: forget it (its id may be reused)."""
         with self._lock:
@@ -104,7 +129,9 @@ class Pinning:
             self.text += f"; released {why}"
 
     def _unpin(self) -> None:
-        """Every live thread of this process on one of the plan's CPU sets back on all of them."""
+        """Every live thread of this process on one of the plan's CPU sets back on all of them
+        (the caller's thread back on its own)."""
+        self._restore_caller()
         sets = [cpus for cpus in self.plan.values() if cpus != self._all]
         try:
             tids = {int(tid) for tid in os.listdir("/proc/self/task")}  # this process's live threads

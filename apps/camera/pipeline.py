@@ -328,6 +328,7 @@ class Pipeline:
                 handoff._cond.notify_all()
         for thread in self._threads + ([self._loading] if self._loading else []):
             thread.join(timeout=10)
+        self._pinning.restore()
 
     def _next_inferred(self):
         if not self.threaded:
@@ -367,6 +368,8 @@ class Pipeline:
     def __iter__(self):
         self.start()
         try:
+            if self.threaded:
+                self._pinning.apply_caller()
             while self.max_frames is None or self.frames < self.max_frames:
                 item = self._next_inferred()
                 if isinstance(item, _End):

@@ -42,7 +42,7 @@ class DetectOptions:
     track: bool = True
     summary_every_s: float = 10.0  # MQTT summary period
     threaded: bool = True  # False: the plain sequential loop (for comparison)
-    pin: bool | None = None  # inference thread alone on one CPU, capture and prepare on the others;
+    pin: bool | None = None  # inference thread alone on one CPU, the other stages on the others;
     # None: only while streams="auto" runs one stream (apps.camera.pinning)
     streams: int | str = "auto"  # interpreters running frames side by side, or "auto" (apps.camera.streams)
     progress: bool = True  # status line on stderr
