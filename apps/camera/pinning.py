@@ -4,9 +4,9 @@ auto`` runs one stream.
 Why: on a small CPU the scheduler spreads the pipeline's busy threads (capture, prepare,
 inference, the caller's decoding) evenly over the cores, so inference, the slowest stage, gets
 only part of one. With one inference stream, keeping capture, prepare and the caller's
-decoding off the inference CPU gives it a core of its own: on 2 cores BlazeFace on vtest.avi went from 0.86x to 0.94x of the
-model's own speed (docs/benchmarks.md). Once auto adds a second stream the streams need every
-CPU, so the pinning is released then.
+decoding off the inference CPU gives it a core of its own: on 2 cores BlazeFace on vtest.avi
+went from about 0.86x to 0.97x of the model's own speed (docs/benchmarks.md). Once auto adds a
+second stream the streams need every CPU, so the pinning is released then.
 
 ``pin``: True pins (``--pin``), False never does (``--no-pin``), None (the default) pins only
 while ``--streams auto`` runs one single-threaded stream on the CPU with at least 2 usable CPUs
