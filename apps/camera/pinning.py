@@ -18,6 +18,8 @@ from __future__ import annotations
 import os
 import threading
 
+from apps.camera.streams import runs_on_cpu
+
 AUTO_PREFIX = "auto: "
 
 
@@ -66,7 +68,7 @@ class Pinning:
         if pin:
             return cls(*pin_plan(threads))
         # the default with --streams auto: pin while one stream runs, where that can help
-        if not str(getattr(model, "device", "cpu")).startswith("cpu"):
+        if not runs_on_cpu(model):
             return cls(None, f"{AUTO_PREFIX}not pinned: the model runs on {model.accelerator}")
         if auto_capacity < 2:
             return cls(None, f"{AUTO_PREFIX}not pinned: {auto_capacity:g} usable CPU(s) (CPUs or cgroup quota)")

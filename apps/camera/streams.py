@@ -232,6 +232,12 @@ class AutoStreams:
         return f"auto: {streams} ({'; '.join(parts)})"
 
 
+def runs_on_cpu(model) -> bool:
+    """Whether ``model`` (an :class:`edge_runtime.Model`) runs on the CPU's cores, not on a GPU
+    or an accelerator: only then do more streams or pinned threads change its speed."""
+    return str(model.device).startswith("cpu")
+
+
 def why_one_stream(model, threaded: bool, pin: bool, cpus: float) -> str | None:
     """Why ``--streams auto`` keeps one stream from the start, or None when it may add more
     (``model``: an :class:`edge_runtime.Model`; ``cpus``: the usable CPUs, or the cgroup quota if lower)."""
@@ -239,7 +245,7 @@ def why_one_stream(model, threaded: bool, pin: bool, cpus: float) -> str | None:
         return "the sequential loop runs one"
     if pin:
         return "off with --pin"
-    if not str(model.device).startswith("cpu"):
+    if not runs_on_cpu(model):
         return f"the model runs on {model.accelerator}, not on the CPU's cores"
     if 2 * max(1, model.threads) > cpus:
         return f"a second stream of {model.threads} thread(s) would not fit {cpus:g} usable CPU(s)"
