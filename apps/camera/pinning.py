@@ -5,7 +5,7 @@ Why: on a small CPU the scheduler spreads the pipeline's busy threads (capture, 
 inference, the caller's decoding) evenly over the cores, so inference, the slowest stage, gets
 only part of one. With one inference stream, keeping capture, prepare and the caller's
 decoding off the inference CPU gives it a core of its own: on 2 cores BlazeFace on vtest.avi
-went from about 0.86x to 0.97x of the model's own speed (docs/benchmarks.md). Once auto adds a
+went from 0.80x to 0.96x of the model's own speed (docs/benchmarks.md). Once auto adds a
 second stream the streams need every CPU, so the pinning is released then.
 
 ``pin``: True pins (``--pin``), False never does (``--no-pin``), None (the default) pins only
